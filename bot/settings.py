@@ -1,0 +1,66 @@
+"""The one typed settings object. Every value can be set by an environment variable
+``HOTLINE_<NAME>`` (e.g. ``HOTLINE_DATABASE_URL``); nested values use ``__``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HOTLINE_", env_nested_delimiter="__", extra="ignore")
+
+    # --- the bot's HTTP server (chat API, ticket API, inventory, web chat) ---
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = ""  # how actions reach the bot; default http://host:port
+
+    # --- stores ---
+    database_url: str = f"sqlite:///{REPO_ROOT / 'var' / 'hotline.db'}"
+
+    # --- the dialogue ---
+    rasa_url: str = "http://127.0.0.1:5005"
+    rasa_port: int = 5005
+    action_port: int = 5055
+    rasa_timeout_s: float = 20.0
+    nlu_dir: Path = REPO_ROOT / "nlu"
+    models_dir: Path = REPO_ROOT / "models" / "dialogue"
+
+    # --- the line-test unit (the simulator by default; a real unit by URL) ---
+    linetest_url: str = "http://127.0.0.1:8090"
+    linetest_host: str = "127.0.0.1"
+    linetest_port: int = 8090
+    linetest_duration_s: float = 3.0  # how long the simulator takes for one test
+    line_test_max_wait_s: float = 20.0  # A8: the dialogue stops waiting after this
+
+    # --- numbers ---
+    local_area_code: str = "0571"  # A2: fixed-line numbers entered without area code
+
+    # --- operator seats (A3 note 1: transfer when the centre is open, else goodbye) ---
+    centre_open_hours: str = "00:00-24:00"  # local time, HH:MM-HH:MM
+    timezone: str = "Asia/Shanghai"
+
+    # --- the world ---
+    world_file: Path = REPO_ROOT / "bot" / "world" / "demo.yml"
+
+    # --- chat sessions ---
+    chat_idle_timeout_s: float = 900.0  # a silent chat counts as abandoned after this
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    demo_mode: bool = Field(default=False, description="load the demo world on start")
+
+    @property
+    def bot_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
