@@ -4,10 +4,14 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,6 +51,9 @@ class Settings(BaseSettings):
 
     # --- the world ---
     world_file: Path = REPO_ROOT / "bot" / "world" / "demo.yml"
+    # The world last loaded, copied here by `world load` so the line-test simulator
+    # (a separate process) follows the same world as the stores.
+    current_world_file: Path = REPO_ROOT / "var" / "world.yml"
 
     # --- chat sessions ---
     chat_idle_timeout_s: float = 900.0  # a silent chat counts as abandoned after this
@@ -56,6 +63,9 @@ class Settings(BaseSettings):
 
     demo_mode: bool = Field(default=False, description="load the demo world on start")
 
+    # The simulated line-test unit's test heads: tests beyond this many wait (A8).
+    linetest_heads: int = Field(default=4, ge=1)
+
     @property
     def bot_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
@@ -64,3 +74,12 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def _settings_key() -> "web.AppKey[Settings]":
+    from aiohttp import web
+
+    return web.AppKey("settings", Settings)
+
+
+SETTINGS_KEY = _settings_key()

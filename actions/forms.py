@@ -1,0 +1,277 @@
+"""Form validation: what a key, a text or silence means at each prompt.
+
+Every failure (silence, not understood, invalid key, bad number) is counted toward the
+dialogue's limit (slot ``max_failures``, A3); at the limit the form ends with
+``gave_up`` set and the rules decide what follows (transfer or goodbye).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Text
+
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.forms import FormValidationAction
+from rasa_sdk.types import DomainDict
+
+from actions.config import ActionConfig
+from actions.interpret import (
+    NOT_UNDERSTOOD,
+    SYMPTOM_LABELS,
+    YES_NO_INTENTS,
+    YES_NO_KEYS,
+    Rejection,
+    UserInput,
+    choose,
+    read_input,
+    symptom_from,
+)
+from actions.numbers import check_number, group_digits
+
+SlotDict = Dict[Text, Any]
+
+
+def language(tracker: Tracker) -> str:
+    return "en" if tracker.get_slot("language") == "en" else "zh"
+
+
+class HotlineForm(FormValidationAction):
+    """Shared failure counting for every prompt that waits for the caller."""
+
+    form_name = ""
+    # The fault number form keeps its count: A4's unknown prefixes count toward A3.
+    reset_count_on_completion = True
+
+    def name(self) -> Text:
+        return f"validate_{self.form_name}"
+
+    def user_input(self, tracker: Tracker) -> UserInput:
+        return read_input(tracker.latest_message)
+
+    def reject(
+        self, slot: str, rejection: Rejection, dispatcher: CollectingDispatcher, tracker: Tracker
+    ) -> SlotDict:
+        count = int(tracker.get_slot("failure_count") or 0) + 1
+        limit = int(tracker.get_slot("max_failures") or 3)
+        if count >= limit:
+            # A3: the limit is reached; the rules run action_failure_limit or end acceptance.
+            return {slot: None, "failure_count": 0, "gave_up": True, "requested_slot": None}
+        dispatcher.utter_message(response=rejection.response)
+        return {slot: None, "failure_count": count}
+
+    def accept(self, values: SlotDict, last: bool = False) -> SlotDict:
+        values = {**values, "gave_up": False}
+        if last and self.reset_count_on_completion:
+            values["failure_count"] = 0
+        return values
+
+
+class ValidateMainMenuForm(HotlineForm):
+    """A1: 1 fault reporting, 2 other services, 9 English, 8 Mandarin."""
+
+    form_name = "main_menu_form"
+
+    def validate_menu_choice(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> SlotDict:
+        choice = choose(
+            self.user_input(tracker),
+            {"1": "fault", "2": "other", "9": "en", "8": "zh"},
+            {
+                "report_fault": "fault",
+                "symptom_no_dial_tone": "fault",
+                "symptom_noise": "fault",
+                "symptom_cannot_call_out": "fault",
+                "symptom_cannot_receive": "fault",
+                "symptom_broadband_down": "fault",
+                "symptom_other": "fault",
+                "other_services": "other",
+                "choose_english": "en",
+                "choose_chinese": "zh",
+            },
+        )
+        if isinstance(choice, Rejection):
+            return self.reject("menu_choice", choice, dispatcher, tracker)
+        if choice in ("en", "zh"):
+            # The menu is said again in the chosen language; no failure counted.
+            return {"menu_choice": None, "language": choice}
+        return self.accept({"menu_choice": choice}, last=True)
+
+
+class ValidateFaultNumberForm(HotlineForm):
+    """A2: the fault number by keys or words, read back (V2), 1 confirms, 2 re-enters."""
+
+    form_name = "fault_number_form"
+    reset_count_on_completion = False
+
+    def validate_fault_number(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> SlotDict:
+        user_input = self.user_input(tracker)
+        if user_input.silent:
+            return self.reject("fault_number", Rejection("utter_no_input"), dispatcher, tracker)
+        rejected = _number_or_rejection(user_input)
+        if isinstance(rejected, Rejection):
+            return self.reject("fault_number", rejected, dispatcher, tracker)
+        return self.accept(
+            {"fault_number": rejected, "fault_number_display": group_digits(rejected)}
+        )
+
+    def validate_fault_number_confirmed(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> SlotDict:
+        choice = choose(self.user_input(tracker), YES_NO_KEYS, YES_NO_INTENTS)
+        if isinstance(choice, Rejection):
+            return self.reject("fault_number_confirmed", choice, dispatcher, tracker)
+        if choice is False:
+            # 2: enter again (V1). Not a failure.
+            return {"fault_number": None, "fault_number_confirmed": None}
+        return self.accept({"fault_number_confirmed": True}, last=True)
+
+
+def _number_or_rejection(user_input: UserInput) -> Any:
+    """A canonical number, or the reason it is not one (spoken to the caller)."""
+    digits = user_input.digits
+    if not digits:
+        return Rejection(NOT_UNDERSTOOD)
+    checked = check_number(digits, ActionConfig.from_env().local_area_code)
+    if checked.canonical:
+        return checked.canonical
+    if checked.error == "too_long":
+        return Rejection("utter_number_too_long", "too_long")
+    return Rejection("utter_number_too_short", checked.error or "invalid")
+
+
+class ValidateOfferHumanForm(HotlineForm):
+    """A7: a repeat caller may talk to a human (1) or not (2)."""
+
+    form_name = "offer_human_form"
+
+    def validate_wants_human(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> SlotDict:
+        choice = choose(self.user_input(tracker), YES_NO_KEYS, YES_NO_INTENTS)
+        if isinstance(choice, Rejection):
+            return self.reject("wants_human", choice, dispatcher, tracker)
+        return self.accept({"wants_human": bool(choice)}, last=True)
+
+
+class ValidateReportDetailsForm(HotlineForm):
+    """A8–A9: contact number and symptom (V5), read back (V6), 1 confirms, 2 re-enters."""
+
+    form_name = "report_details_form"
+
+    def validate_contact_number(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> SlotDict:
+        user_input = self.user_input(tracker)
+        if user_input.silent:
+            return self.reject("contact_number", Rejection("utter_no_input"), dispatcher, tracker)
+        number = _number_or_rejection(user_input)
+        if isinstance(number, Rejection):
+            return self.reject("contact_number", number, dispatcher, tracker)
+        values: SlotDict = {"contact_number": number, "contact_number_display": group_digits(number)}
+        # "13912345678 电话没有拨号音": number and symptom in one go.
+        symptom = symptom_from(UserInput(user_input.intent, user_input.text, "", False))
+        if not user_input.keys and not isinstance(symptom, Rejection) and user_input.intent.startswith("symptom_"):
+            values.update(_symptom_slots(symptom, user_input.text, language(tracker)))
+        return self.accept(values)
+
+    def validate_symptom_category(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> SlotDict:
+        if tracker.get_slot("symptom_label") and value in SYMPTOM_LABELS:
+            return {"symptom_category": value}  # filled together with the contact number
+        user_input = self.user_input(tracker)
+        symptom = symptom_from(user_input)
+        if isinstance(symptom, Rejection):
+            return self.reject("symptom_category", symptom, dispatcher, tracker)
+        return self.accept(_symptom_slots(symptom, user_input.text, language(tracker)))
+
+    def validate_details_confirmed(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> SlotDict:
+        choice = choose(self.user_input(tracker), YES_NO_KEYS, YES_NO_INTENTS)
+        if isinstance(choice, Rejection):
+            return self.reject("details_confirmed", choice, dispatcher, tracker)
+        if choice is False:
+            # A10 "2": enter again, from the contact number.
+            return {
+                "contact_number": None,
+                "contact_number_display": None,
+                "symptom_category": None,
+                "symptom_text": None,
+                "symptom_label": None,
+                "details_confirmed": None,
+            }
+        return self.accept({"details_confirmed": True}, last=True)
+
+
+def _symptom_slots(category: str, text: str, lang: str) -> SlotDict:
+    return {
+        "symptom_category": category,
+        "symptom_text": text,  # verbatim; empty for a keypad choice
+        "symptom_label": SYMPTOM_LABELS[category][lang] + (f"（{text}）" if text and lang == "zh" else f" ({text})" if text else ""),
+    }
+
+
+class ValidateLeaveMessageForm(HotlineForm):
+    """A11 V7: 1 leaves a message for the repairman, 2 does not."""
+
+    form_name = "leave_message_form"
+
+    def validate_wants_message(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> SlotDict:
+        intents = {**YES_NO_INTENTS, "leave_message": True}
+        choice = choose(self.user_input(tracker), YES_NO_KEYS, intents)
+        if isinstance(choice, Rejection):
+            return self.reject("wants_message", choice, dispatcher, tracker)
+        return self.accept({"wants_message": bool(choice)}, last=True)
+
+
+class ValidateVoiceMessageForm(HotlineForm):
+    """A11 V8/V10: the message (typed in chat, recorded on the phone), then 1/2/3."""
+
+    form_name = "voice_message_form"
+
+    def validate_voice_message(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> SlotDict:
+        user_input = self.user_input(tracker)
+        if user_input.intent == "recorded":
+            for entity in tracker.latest_message.get("entities") or []:
+                if entity.get("entity") == "recording_id":
+                    return self.accept({"voice_message": f"recording:{entity.get('value')}"})
+        if user_input.silent or user_input.keys or not user_input.text.strip():
+            return self.reject("voice_message", Rejection("utter_no_input"), dispatcher, tracker)
+        return self.accept({"voice_message": user_input.text.strip()[:1000]})
+
+    def validate_voice_message_decision(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> SlotDict:
+        choice = choose(
+            self.user_input(tracker),
+            {"1": "confirm", "2": "again", "3": "quit"},
+            {"affirm": "confirm", "retry": "again", "deny": "quit"},
+        )
+        if isinstance(choice, Rejection):
+            return self.reject("voice_message_decision", choice, dispatcher, tracker)
+        if choice == "again":
+            return {"voice_message": None, "voice_message_decision": None}
+        return self.accept({"voice_message_decision": choice}, last=True)
+
+
+class ValidateAnotherServiceForm(HotlineForm):
+    """V11: 1 other services (main menu), 2 quit."""
+
+    form_name = "another_service_form"
+
+    def validate_another_service(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> SlotDict:
+        intents = {**YES_NO_INTENTS, "other_services": True, "report_fault": True}
+        choice = choose(self.user_input(tracker), YES_NO_KEYS, intents)
+        if isinstance(choice, Rejection):
+            return self.reject("another_service", choice, dispatcher, tracker)
+        return self.accept({"another_service": bool(choice)}, last=True)

@@ -1,0 +1,83 @@
+"""The hotline input/output channel, loaded by the Rasa server (Python 3.10, Rasa's venv).
+
+Why not Rasa's REST channel: its output channel is named ``collector`` (so response
+variants with ``channel: voice`` never fire), it drops the response name and splits a
+response with ``text`` and ``custom`` into two messages. Here every prompt comes back as
+ONE message with its response name (``prompt``), text and custom payload, and the output
+channel is named after the caller's channel (``webchat``, ``voice``, ``console``), so
+designers can write channel-specific variants.
+
+Imports only Rasa and the standard library: nothing of the bot (Python 3.11) may load here.
+"""
+
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+
+KNOWN_CHANNELS = {"webchat", "voice", "console", "api"}
+
+
+class HotlineOutput(OutputChannel):
+    """Collects whole prompts (one dict per bot utterance) for one request."""
+
+    def __init__(self, channel_name: Text) -> None:
+        self._name = channel_name
+        self.messages: List[Dict[Text, Any]] = []
+
+    def name(self) -> Text:  # type: ignore[override]  # per-instance: the caller's channel
+        return self._name
+
+    async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
+        self.messages.append(
+            {
+                "prompt": message.get("utter_action"),
+                "text": message.get("text"),
+                "custom": message.get("custom"),
+                "buttons": message.get("buttons"),
+            }
+        )
+
+    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
+        self.messages.append({"prompt": None, "text": text, "custom": None, "buttons": None})
+
+
+class HotlineInput(InputChannel):
+    """``POST /webhooks/hotline/webhook`` with ``{"sender", "message", "metadata"}``."""
+
+    @classmethod
+    def name(cls) -> Text:
+        return "hotline"
+
+    def blueprint(
+        self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> Blueprint:
+        hook = Blueprint("hotline_webhook", __name__)
+
+        @hook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @hook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            body = request.json or {}
+            sender = body.get("sender")
+            text = body.get("message")
+            if not isinstance(sender, str) or not sender or not isinstance(text, str):
+                return response.json({"error": "sender and message are required"}, status=400)
+            metadata: Dict[Text, Any] = body.get("metadata") or {}
+            channel = metadata.get("channel")
+            channel = channel if channel in KNOWN_CHANNELS else "api"
+            collector = HotlineOutput(channel)
+            await on_new_message(
+                UserMessage(text, collector, sender, input_channel=channel, metadata=metadata)
+            )
+            return response.json({"messages": collector.messages})
+
+        return hook
+
+    def get_metadata(self, request: Request) -> Optional[Dict[Text, Any]]:
+        return (request.json or {}).get("metadata")
