@@ -1,4 +1,5 @@
-"""The Rasa action server (rasa_sdk 3.6, Python 3.10): thin actions over bot/ services."""
+"""The Rasa action server (rasa_sdk 3.6, Python 3.10): thin actions over bot/ services.
 
-from actions.flow import *  # noqa: F401,F403  (rasa_sdk registers Action subclasses on import)
-from actions.forms import *  # noqa: F401,F403
+Empty on purpose: `rasa run actions --actions actions` imports every submodule, and the
+bot (another virtualenv, without rasa_sdk) imports actions.numbers from here.
+"""

@@ -120,8 +120,7 @@ class ActionCheckLine(Action):
             count = int(tracker.get_slot("failure_count") or 0) + 1
             gave_up = count >= int(tracker.get_slot("max_failures") or 3)
             return [
-                SlotSet("line_status", "unknown_prefix"),
-                SlotSet("gave_up", gave_up),
+                SlotSet("line_status", "unknown_prefix_limit" if gave_up else "unknown_prefix"),
                 SlotSet("failure_count", 0 if gave_up else count),
                 SlotSet("fault_number", None),
                 SlotSet("fault_number_confirmed", None),
@@ -162,14 +161,13 @@ class ActionCheckLine(Action):
         message = (fault.get("repairman_message") or {}).get(lang)
         last_test = ((fault.get("last_test") or {}).get("summary") or {}).get(lang)
         if message:
-            kind, info = "repairman_message", message
+            status, info = "repeat_with_message", message
         elif last_test:
-            kind, info = "last_test", last_test
+            status, info = "repeat_with_test", last_test
         else:
-            kind, info = "nothing", None
+            status, info = "repeat", None
         return events + [
-            SlotSet("line_status", "repeat"),
-            SlotSet("repeat_info_kind", kind),
+            SlotSet("line_status", status),
             SlotSet("repeat_info", info),
             SlotSet("outcome", "repeat_informed"),
         ]
@@ -388,9 +386,9 @@ class ActionEndConversation(Action):
         step = current_step(tracker)
         if tracker.get_slot("report_stored"):
             outcome = "accepted"
-        elif tracker.get_slot("line_status") == "repeat":
+        elif str(tracker.get_slot("line_status") or "").startswith("repeat"):
             outcome = "repeat_informed"
-        elif tracker.get_slot("gave_up"):
+        elif tracker.get_slot("form_result") == "gave_up":
             outcome = "no_input"
         else:
             outcome = "ended"

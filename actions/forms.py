@@ -55,13 +55,16 @@ class HotlineForm(FormValidationAction):
         limit = int(tracker.get_slot("max_failures") or 3)
         if count >= limit:
             # A3: the limit is reached; the rules run action_failure_limit or end acceptance.
-            return {slot: None, "failure_count": 0, "gave_up": True, "requested_slot": None}
+            return {slot: None, "failure_count": 0, "form_result": "gave_up", "requested_slot": None}
         dispatcher.utter_message(response=rejection.response)
         return {slot: None, "failure_count": count}
 
-    def accept(self, values: SlotDict, last: bool = False) -> SlotDict:
-        values = {**values, "gave_up": False}
-        if last and self.reset_count_on_completion:
+    def accept(self, values: SlotDict, result: str = "") -> SlotDict:
+        """Take the values; ``result`` (the form is complete) is what the rules branch on."""
+        if not result:
+            return values
+        values = {**values, "form_result": result}
+        if self.reset_count_on_completion:
             values["failure_count"] = 0
         return values
 
@@ -95,7 +98,7 @@ class ValidateMainMenuForm(HotlineForm):
         if choice in ("en", "zh"):
             # The menu is said again in the chosen language; no failure counted.
             return {"menu_choice": None, "language": choice}
-        return self.accept({"menu_choice": choice}, last=True)
+        return self.accept({"menu_choice": choice}, result=str(choice))
 
 
 class ValidateFaultNumberForm(HotlineForm):
@@ -126,7 +129,7 @@ class ValidateFaultNumberForm(HotlineForm):
         if choice is False:
             # 2: enter again (V1). Not a failure.
             return {"fault_number": None, "fault_number_confirmed": None}
-        return self.accept({"fault_number_confirmed": True}, last=True)
+        return self.accept({"fault_number_confirmed": True}, result="done")
 
 
 def _number_or_rejection(user_input: UserInput) -> Any:
@@ -153,7 +156,7 @@ class ValidateOfferHumanForm(HotlineForm):
         choice = choose(self.user_input(tracker), YES_NO_KEYS, YES_NO_INTENTS)
         if isinstance(choice, Rejection):
             return self.reject("wants_human", choice, dispatcher, tracker)
-        return self.accept({"wants_human": bool(choice)}, last=True)
+        return self.accept({"wants_human": bool(choice)}, result="yes" if choice else "no")
 
 
 class ValidateReportDetailsForm(HotlineForm):
@@ -204,7 +207,7 @@ class ValidateReportDetailsForm(HotlineForm):
                 "symptom_label": None,
                 "details_confirmed": None,
             }
-        return self.accept({"details_confirmed": True}, last=True)
+        return self.accept({"details_confirmed": True}, result="done")
 
 
 def _symptom_slots(category: str, text: str, lang: str) -> SlotDict:
@@ -227,7 +230,7 @@ class ValidateLeaveMessageForm(HotlineForm):
         choice = choose(self.user_input(tracker), YES_NO_KEYS, intents)
         if isinstance(choice, Rejection):
             return self.reject("wants_message", choice, dispatcher, tracker)
-        return self.accept({"wants_message": bool(choice)}, last=True)
+        return self.accept({"wants_message": bool(choice)}, result="yes" if choice else "no")
 
 
 class ValidateVoiceMessageForm(HotlineForm):
@@ -259,7 +262,7 @@ class ValidateVoiceMessageForm(HotlineForm):
             return self.reject("voice_message_decision", choice, dispatcher, tracker)
         if choice == "again":
             return {"voice_message": None, "voice_message_decision": None}
-        return self.accept({"voice_message_decision": choice}, last=True)
+        return self.accept({"voice_message_decision": choice}, result=str(choice))
 
 
 class ValidateAnotherServiceForm(HotlineForm):
@@ -274,4 +277,4 @@ class ValidateAnotherServiceForm(HotlineForm):
         choice = choose(self.user_input(tracker), YES_NO_KEYS, intents)
         if isinstance(choice, Rejection):
             return self.reject("another_service", choice, dispatcher, tracker)
-        return self.accept({"another_service": bool(choice)}, last=True)
+        return self.accept({"another_service": bool(choice)}, result="yes" if choice else "no")

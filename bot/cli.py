@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="hotline: fault-reporting bot")
@@ -21,6 +23,29 @@ def _register() -> None:
     app.command("chat", help="Talk to the bot in this terminal.")(chat_command)
     app.command("serve", help="Run the bot's HTTP server.")(serve_command)
     app.command("run", help="Start the whole stack (Rasa, actions, line-test unit, bot).")(run_command)
+    app.command("train", help="Train the dialogue model if nlu/ changed.")(train_command)
+    app.command("test-dialogue", help="Run the Rasa test stories (nlu/tests).")(test_dialogue_command)
+    app.command("nlu-report", help="Summarise a `rasa test nlu` intent report.")(nlu_report_command)
+
+
+def train_command(force: bool = typer.Option(False, help="Train even if nlu/ did not change.")) -> None:
+    from bot.dialogue_model import ensure_trained
+    from bot.settings import get_settings
+
+    ensure_trained(get_settings(), force=force)
+
+
+def test_dialogue_command() -> None:
+    from bot.dialogue_model import test_dialogue
+    from bot.settings import get_settings
+
+    raise typer.Exit(test_dialogue(get_settings()))
+
+
+def nlu_report_command(report: Path) -> None:
+    from bot.dialogue_model import nlu_report
+
+    print(nlu_report(report))
 
 
 _register()

@@ -13,7 +13,7 @@ import structlog
 from actions.numbers import mask_number
 
 # Any run of 7+ digits (optionally with spaces/dashes) looks like a phone number.
-_NUMBER_RE = re.compile(r"(?<!\d)\d(?:[\s-]?\d){6,}(?!\d)")
+_NUMBER_RE = re.compile(r"(?<![\d-])(?!\d{4}-\d\d-\d\d)\d(?:[\s-]?\d){6,}(?!\d)")
 
 
 def mask_numbers_in(text: str) -> str:
@@ -22,7 +22,7 @@ def mask_numbers_in(text: str) -> str:
 
 def _mask_processor(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in list(event_dict.items()):
-        if isinstance(value, str):
+        if isinstance(value, str) and key != "timestamp":
             event_dict[key] = mask_numbers_in(value)
     return event_dict
 

@@ -45,6 +45,16 @@ class HotlineOutput(OutputChannel):
         self.messages.append({"prompt": None, "text": text, "custom": None, "buttons": None})
 
 
+async def _language_of(request: Request, sender: Text) -> Optional[Text]:
+    """The conversation's language slot, so channels pick labels and voices without
+    guessing. Read from the tracker store after the turn (one indexed read)."""
+    agent = getattr(request.app.ctx, "agent", None)
+    if agent is None or agent.tracker_store is None:
+        return None
+    tracker = await agent.tracker_store.retrieve(sender)
+    return tracker.get_slot("language") if tracker else None
+
+
 class HotlineInput(InputChannel):
     """``POST /webhooks/hotline/webhook`` with ``{"sender", "message", "metadata"}``."""
 
@@ -75,7 +85,9 @@ class HotlineInput(InputChannel):
             await on_new_message(
                 UserMessage(text, collector, sender, input_channel=channel, metadata=metadata)
             )
-            return response.json({"messages": collector.messages})
+            return response.json(
+                {"messages": collector.messages, "language": await _language_of(request, sender)}
+            )
 
         return hook
 

@@ -1,0 +1,125 @@
+"""The bot's aiohttp application: chat API, web chat, ticket API, inventory, health."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from bot.api import inventory, records, tickets
+from bot.api.errors import error_middleware
+from bot.chat import api as chat_api
+from bot.chat.dialogue import RasaDialogue
+from bot.chat.prompts import PromptCatalogue
+from bot.chat.service import ChatService, ConversationState
+from bot.metrics import CHAT_TURN_SECONDS, CHAT_TURNS, CONVERSATIONS_ABANDONED, metrics_handler
+from bot.settings import SETTINGS_KEY, Settings
+from bot.store import service as store
+from bot.store.db import DB_KEY, Database
+
+log = structlog.get_logger()
+STATIC_DIR = Path(__file__).parent / "web" / "static"
+HTTP_SESSION_KEY = web.AppKey("http_session", aiohttp.ClientSession)
+SWEEP_INTERVAL_S = 30.0
+
+
+def create_app(settings: Settings, db: Database | None = None) -> web.Application:
+    app = web.Application(middlewares=[error_middleware, _timing_middleware], client_max_size=64 * 1024)
+    app[SETTINGS_KEY] = settings
+    app[DB_KEY] = db or Database.from_settings(settings)
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_chat)
+    tickets.setup_routes(app)
+    inventory.setup_routes(app)
+    records.setup_routes(app)
+    chat_api.setup_routes(app)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/", _index)
+    app.router.add_static("/static/", STATIC_DIR)
+    return app
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    db = app[DB_KEY]
+    await asyncio.to_thread(db.upgrade)
+    yield
+    db.dispose()
+
+
+async def _chat(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS_KEY]
+    session = aiohttp.ClientSession()
+    app[HTTP_SESSION_KEY] = session
+    db = app[DB_KEY]
+
+    async def record_abandoned(conversation_id: str, state: ConversationState, channel: str, reason: str) -> None:
+        latest = await db.run(store.latest_outcome, conversation_id)
+        if latest and datetime.fromisoformat(latest["at"]).timestamp() >= state.last_input_at - 1:
+            return  # the conversation reached an outcome after the last input: not abandoned
+        step = state.last_step or "A1"
+        await db.run(
+            store.record_outcome,
+            store.OutcomeData(conversation_id, channel, state.language, "abandoned", step, reason),
+        )
+        CONVERSATIONS_ABANDONED.labels(step).inc()
+
+    service = ChatService(
+        RasaDialogue(session, settings.rasa_url, settings.rasa_timeout_s),
+        PromptCatalogue.load(settings.nlu_dir / "prompts.yml"),
+        channel="webchat",
+        action_health_url=f"http://127.0.0.1:{settings.action_port}/health",
+        session=session,
+        record_abandoned=record_abandoned,
+    )
+    app[chat_api.CHAT_SERVICE_KEY] = service
+
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL_S)
+            try:
+                await service.end_idle(settings.chat_idle_timeout_s)
+            except Exception:  # noqa: BLE001 - the sweeper must outlive a store hiccup
+                log.exception("chat.sweep_failed")
+
+    sweeper = asyncio.create_task(sweep())
+    yield
+    sweeper.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await sweeper
+    await session.close()
+
+
+@web.middleware
+async def _timing_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    if not request.path.startswith("/api/chat/"):
+        return await handler(request)
+    started = time.perf_counter()
+    response = await handler(request)
+    CHAT_TURN_SECONDS.observe(time.perf_counter() - started)
+    CHAT_TURNS.labels("webchat", str(response.status)).inc()
+    return response
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS_KEY]
+    service = request.app[chat_api.CHAT_SERVICE_KEY]
+    dialogue_ok = await service.dialogue_ready()
+    body = {
+        "status": "ok" if dialogue_ok else "degraded",
+        "dialogue": dialogue_ok,
+        "time": datetime.now(UTC).isoformat(),
+        "rasa_url": settings.rasa_url,
+    }
+    return web.json_response(body)
+
+
+async def _index(_: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC_DIR / "index.html")

@@ -1,0 +1,88 @@
+"""``POST /api/chat/{conversation_id}`` (design.md §4)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Literal
+
+import structlog
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from bot.api.errors import json_error
+from bot.chat.dialogue import DialogueUnavailable
+from bot.chat.service import ChatInput, ChatService
+
+log = structlog.get_logger()
+
+CHAT_SERVICE_KEY = web.AppKey("chat_service", ChatService)
+_CONVERSATION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+MAX_TEXT = 2000
+
+UNAVAILABLE = {
+    "zh": "对不起，智能客服暂时无法服务，您已确认的内容不会丢失，请稍后再试或拨打人工服务。",
+    "en": "Sorry, the assistant is temporarily unavailable. Nothing you confirmed is lost; "
+    "please try again shortly or call an operator.",
+}
+
+
+class ChatBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT)
+    dtmf: str | None = Field(default=None, pattern=r"^[0-9*#]{1,64}$")
+    event: Literal["start", "no_input", "end"] | None = None
+    language: Literal["zh", "en"] | None = None
+
+    @model_validator(mode="after")
+    def _one_input(self) -> ChatBody:
+        given = [k for k in ("text", "dtmf", "event") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("send exactly one of text, dtmf or event")
+        if self.text is not None and not self.text.strip():
+            raise ValueError("text is empty")
+        return self
+
+
+def _reason(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+async def post_chat(request: web.Request) -> web.Response:
+    conversation_id = request.match_info["conversation_id"]
+    if not _CONVERSATION_ID.match(conversation_id):
+        return json_error(400, "bad_conversation_id", "conversation id: 1–128 of A-Z a-z 0-9 _ . : -")
+    try:
+        raw = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return json_error(400, "malformed_json", "the body is not valid JSON")
+    if not isinstance(raw, dict):
+        return json_error(400, "bad_body", "the body must be a JSON object")
+    try:
+        body = ChatBody.model_validate(raw)
+    except ValidationError as exc:
+        return json_error(400, "bad_input", _reason(exc))
+    service = request.app[CHAT_SERVICE_KEY]
+    chat_input = ChatInput(text=body.text, dtmf=body.dtmf, event=body.event, language=body.language)
+    if body.event == "end":
+        await service.end(conversation_id, reason="user_left")
+        return web.json_response({"conversation_id": conversation_id, "messages": [], "ended": True,
+                                  "handoff": None, "expect": {"kind": "none"}})
+    try:
+        reply = await service.turn(conversation_id, chat_input)
+    except DialogueUnavailable as exc:
+        log.error("chat.dialogue_unavailable", conversation_id=conversation_id, error=str(exc))
+        lang = service.language_of(conversation_id)
+        return web.json_response(
+            {"error": "dialogue_unavailable", "reason": UNAVAILABLE[lang], "language": lang}, status=503
+        )
+    return web.json_response(reply.as_json())
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_post("/api/chat/{conversation_id}", post_chat)

@@ -1,0 +1,187 @@
+"""One chat turn: the user's input becomes a dialogue message, the bot's utterances come
+back as prompts with their expectations. Shared by the web chat, the console and (later)
+the phone: channels decide nothing about the flow."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import aiohttp
+import structlog
+
+from bot.chat.dialogue import DialogueTurn, DialogueUnavailable, RasaDialogue, dtmf_message, event_message
+from bot.chat.prompts import Language, PromptCatalogue
+
+log = structlog.get_logger()
+
+Event = Literal["start", "no_input", "end"]
+# Safety net for A8: the dialogue decides when to stop waiting; this only bounds a turn.
+MAX_WAIT_POLLS = 120
+
+
+@dataclass(frozen=True)
+class ChatInput:
+    text: str | None = None
+    dtmf: str | None = None
+    event: Event | None = None
+    language: Language | None = None
+
+    def as_dialogue_message(self) -> str:
+        if self.dtmf is not None:
+            return dtmf_message(self.dtmf)
+        if self.event is not None:
+            return event_message(self.event)
+        return self.text or ""
+
+    def describe(self) -> str:
+        return f"dtmf:{len(self.dtmf)}" if self.dtmf is not None else (self.event or "text")
+
+
+@dataclass
+class ConversationState:
+    """What the bot remembers of a chat between turns (for abandonment, A-step outcomes)."""
+
+    language: Language = "zh"
+    last_step: str | None = None
+    last_input_at: float = field(default_factory=time.time)
+    ended: bool = False
+
+
+@dataclass
+class ChatReply:
+    conversation_id: str
+    messages: list[dict[str, Any]]
+    expect: dict[str, Any]
+    ended: bool
+    handoff: dict[str, Any] | None
+    language: Language
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "conversation_id": self.conversation_id,
+            "messages": self.messages,
+            "expect": self.expect,
+            "ended": self.ended,
+            "handoff": self.handoff,
+            "language": self.language,
+        }
+
+
+class ActionServerDown(DialogueUnavailable):
+    pass
+
+
+class AbandonRecorder(Protocol):
+    """Stores "abandoned at step X" unless the conversation already has a later outcome."""
+
+    async def __call__(self, conversation_id: str, state: ConversationState, channel: str, reason: str) -> None: ...
+
+
+class ChatService:
+    def __init__(
+        self,
+        dialogue: RasaDialogue,
+        prompts: PromptCatalogue,
+        channel: str,
+        action_health_url: str,
+        session: aiohttp.ClientSession,
+        record_abandoned: AbandonRecorder | None = None,
+    ) -> None:
+        self._dialogue = dialogue
+        self._prompts = prompts
+        self._channel = channel
+        self._action_health_url = action_health_url
+        self._session = session
+        self._record_abandoned = record_abandoned
+        self.conversations: dict[str, ConversationState] = {}
+
+    async def dialogue_ready(self) -> bool:
+        return await self._dialogue.ready()
+
+    def language_of(self, conversation_id: str) -> Language:
+        state = self.conversations.get(conversation_id)
+        return state.language if state else "zh"
+
+    async def end(self, conversation_id: str, reason: str) -> None:
+        """The user left (closed the page, hung up) or went silent for good."""
+        state = self.conversations.pop(conversation_id, None)
+        if state is None or state.ended or self._record_abandoned is None:
+            return
+        await self._record_abandoned(conversation_id, state, self._channel, reason)
+
+    async def end_idle(self, idle_s: float) -> int:
+        cutoff = time.time() - idle_s
+        idle = [cid for cid, st in self.conversations.items() if st.last_input_at < cutoff]
+        for cid in idle:
+            await self.end(cid, reason="idle")
+        return len(idle)
+
+    async def turn(self, conversation_id: str, chat_input: ChatInput) -> ChatReply:
+        state = self.conversations.setdefault(conversation_id, ConversationState())
+        if chat_input.event == "start":
+            state.ended = False
+            if chat_input.language:
+                state.language = chat_input.language
+        state.last_input_at = time.time()
+        metadata = {"channel": self._channel, "language": state.language}
+        log.info("chat.turn", conversation_id=conversation_id, input=chat_input.describe())
+        turn = await self._dialogue.send(conversation_id, chat_input.as_dialogue_message(), metadata)
+        utterances = list(turn.utterances)
+        if not utterances and chat_input.event != "end":
+            await self._check_action_server()
+        # A8: while the line test runs the dialogue says "please wait"; ask again until it moves on.
+        polls = 0
+        while utterances and self._is_wait(utterances[-1].prompt) and polls < MAX_WAIT_POLLS:
+            wait_ms = self._prompts.get(utterances[-1].prompt).expect.poll_after_ms or 1000
+            await asyncio.sleep(wait_ms / 1000)
+            turn = await self._dialogue.send(conversation_id, event_message("line_test_poll"), metadata)
+            utterances += turn.utterances
+            polls += 1
+        if turn.language in ("zh", "en"):
+            state.language = turn.language  # type: ignore[assignment]
+        return self._reply(conversation_id, state, utterances, turn)
+
+    def _is_wait(self, prompt: str | None) -> bool:
+        return self._prompts.get(prompt).expect.kind == "wait"
+
+    async def _check_action_server(self) -> None:
+        try:
+            async with self._session.get(self._action_health_url, timeout=aiohttp.ClientTimeout(total=2)) as r:
+                if r.status == 200:
+                    return
+        except (aiohttp.ClientError, TimeoutError):
+            pass
+        raise ActionServerDown("the action server does not answer")
+
+    def _reply(
+        self, conversation_id: str, state: ConversationState, utterances: list[Any], turn: DialogueTurn
+    ) -> ChatReply:
+        messages: list[dict[str, Any]] = []
+        handoff: dict[str, Any] | None = None
+        ended = False
+        for u in utterances:
+            if u.custom and isinstance(u.custom.get("handoff"), dict):
+                handoff = u.custom["handoff"]
+                continue
+            spec = self._prompts.get(u.prompt)
+            ended = ended or spec.ends
+            if not u.text:
+                continue  # e.g. the silent A8 wait
+            messages.append(
+                {
+                    "prompt": u.prompt,
+                    "spec": spec.spec,
+                    "step": spec.step,
+                    "text": u.text,
+                    "expect": self._prompts.expectation(u.prompt, state.language),
+                }
+            )
+            if spec.step:
+                state.last_step = spec.step
+        ended = ended or handoff is not None
+        state.ended = ended
+        expect = messages[-1]["expect"] if messages and not ended else self._prompts.expectation(None, state.language)
+        return ChatReply(conversation_id, messages, expect, ended, handoff, state.language)

@@ -1,0 +1,66 @@
+"""`python -m bot serve` (the bot alone) and `python -m bot run` (the whole stack)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+
+import typer
+from aiohttp import web
+
+from bot.app import create_app
+from bot.logging import configure_logging
+from bot.settings import REPO_ROOT, get_settings
+
+
+def serve_command() -> None:
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+
+
+def run_command(
+    world: Path = typer.Option(None, help="World file to load first (default: the demo world)."),
+    no_world: bool = typer.Option(False, "--no-world", help="Keep the world already loaded."),
+) -> None:
+    from bot.stack import Stack
+    from bot.world.cli import load_world_file
+
+    settings = get_settings()
+    if not no_world:
+        load_world_file(world or settings.world_file, reset=False, settings=settings)
+    log_dir = REPO_ROOT / "var" / "log"
+    stack = Stack.build(settings, log_dir)
+
+    def _stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    print("starting Rasa, the action server, the line-test unit and the bot …", file=sys.stderr)
+    stack.start()
+    try:
+        stack.wait_ready()
+        s = settings
+        print(
+            f"""
+hotline is running (logs in {log_dir}):
+  web chat          {s.bot_url}/
+  chat API          POST {s.bot_url}/api/chat/<conversation-id>
+  ticket API        {s.bot_url}/tmf-api/troubleTicket/v5/troubleTicket
+  metrics / health  {s.bot_url}/metrics  {s.bot_url}/healthz
+  Rasa              {s.rasa_url}   actions http://127.0.0.1:{s.action_port}
+  line-test unit    {s.linetest_url}
+  terminal chat     .venv/bin/python -m bot chat
+Press Ctrl-C to stop.""",
+            file=sys.stderr,
+        )
+        while all(svc.process and svc.process.poll() is None for svc in stack.services):
+            time.sleep(1)
+        dead = [svc.name for svc in stack.services if svc.process and svc.process.poll() is not None]
+        print(f"stopping: {', '.join(dead)} exited (see {log_dir})", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("\nstopping …", file=sys.stderr)
+    finally:
+        stack.stop()

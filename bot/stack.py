@@ -1,0 +1,139 @@
+"""Start and stop the whole stack: Rasa server, action server, line-test unit, bot.
+
+Used by `make run` (python -m bot run) and by the end-to-end tests, so both run the
+same processes the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.dialogue_model import REPO_ROOT, ensure_trained, rasa_bin, rasa_env
+from bot.settings import Settings
+
+
+@dataclass
+class Service:
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    health_url: str
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    log_dir: Path
+    services: list[Service] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, settings: Settings, log_dir: Path) -> Stack:
+        model = ensure_trained(settings)
+        s = settings
+        action_url = f"http://127.0.0.1:{s.action_port}"
+        hotline_env = {
+            **os.environ,
+            "HOTLINE_DATABASE_URL": s.database_url,
+            "HOTLINE_PORT": str(s.port),
+            "HOTLINE_HOST": s.host,
+            "HOTLINE_RASA_URL": s.rasa_url,
+            "HOTLINE_ACTION_PORT": str(s.action_port),
+            "HOTLINE_LINETEST_URL": s.linetest_url,
+            "HOTLINE_LINETEST_PORT": str(s.linetest_port),
+            "HOTLINE_LINETEST_DURATION_S": str(s.linetest_duration_s),
+            "HOTLINE_WORLD_FILE": str(s.world_file),
+            "HOTLINE_CURRENT_WORLD_FILE": str(s.current_world_file),
+            "HOTLINE_LOCAL_AREA_CODE": s.local_area_code,
+            "HOTLINE_CENTRE_OPEN_HOURS": s.centre_open_hours,
+        }
+        tracker_db = Path(s.tracker_db)
+        tracker_db.parent.mkdir(parents=True, exist_ok=True)
+        rasa_common = {
+            **rasa_env(),
+            "HOTLINE_ACTION_URL": f"{action_url}/webhook",
+            "HOTLINE_TRACKER_DIALECT": "sqlite",
+            "HOTLINE_TRACKER_DB": str(tracker_db),
+        }
+        actions_env = {
+            **rasa_common,
+            "SANIC_HOST": "127.0.0.1",  # rasa run actions binds 0.0.0.0 otherwise
+            "HOTLINE_BOT_URL": s.bot_url,
+            "HOTLINE_LINETEST_URL": s.linetest_url,
+            "HOTLINE_LOCAL_AREA_CODE": s.local_area_code,
+            "HOTLINE_LINE_TEST_MAX_WAIT_S": str(s.line_test_max_wait_s),
+        }
+        py = sys.executable
+        services = [
+            Service("linetest", [py, "-m", "bot", "linetest", "serve"], hotline_env,
+                    f"{s.linetest_url}/healthz"),
+            Service("actions", [str(rasa_bin()), "run", "actions", "--actions", "actions",
+                                "--port", str(s.action_port)], actions_env, f"{action_url}/health"),
+            Service("rasa", [str(rasa_bin()), "run", "--model", str(model),
+                             "--endpoints", str(s.nlu_dir / "endpoints.yml"),
+                             "--credentials", str(s.nlu_dir / "credentials.yml"),
+                             "--interface", "127.0.0.1", "--port", str(s.rasa_port)],
+                    rasa_common, f"{s.rasa_url}/webhooks/hotline/"),
+            Service("bot", [py, "-m", "bot", "serve"], hotline_env, f"{s.bot_url}/healthz"),
+        ]
+        return cls(settings, log_dir, services)
+
+    def start(self, only: set[str] | None = None) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for svc in self.services:
+            if only is not None and svc.name not in only:
+                continue
+            svc.log_path = self.log_dir / f"{svc.name}.log"
+            log = svc.log_path.open("ab")
+            svc.process = subprocess.Popen(
+                svc.args, cwd=REPO_ROOT, env=svc.env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches us; we stop the children in order
+            )
+
+    def wait_ready(self, timeout_s: float = 240.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        for svc in self.services:
+            if svc.process is None:
+                continue
+            while not _answers(svc.health_url):
+                if svc.process.poll() is not None:
+                    raise RuntimeError(f"{svc.name} exited ({svc.process.returncode}); see {svc.log_path}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{svc.name} did not answer {svc.health_url}; see {svc.log_path}")
+                time.sleep(0.5)
+
+    def stop(self, names: set[str] | None = None) -> None:
+        running = [s for s in reversed(self.services) if s.process and s.process.poll() is None
+                   and (names is None or s.name in names)]
+        for svc in running:
+            assert svc.process is not None
+            os.killpg(svc.process.pid, signal.SIGTERM)
+        for svc in running:
+            assert svc.process is not None
+            try:
+                svc.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(svc.process.pid, signal.SIGKILL)
+                svc.process.wait()
+
+    def restart(self, name: str) -> None:
+        self.stop({name})
+        self.start({name})
+        self.wait_ready()
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return bool(resp.status < 500)
+    except (urllib.error.URLError, OSError):
+        return False

@@ -1,0 +1,97 @@
+"""The dialogue's files agree with each other (what `rasa data validate` cannot see):
+every response has a prompt entry (its input expectation), every prompt entry is a
+response, every form slot has an ask-response, every response the actions speak exists,
+and every intent is used somewhere. Runs without Rasa."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot.chat.prompts import PromptCatalogue
+
+NLU = Path(__file__).resolve().parents[2] / "nlu"
+ACTIONS = Path(__file__).resolve().parents[2] / "actions"
+
+
+def _load_dir(path: Path) -> list[dict]:
+    return [yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted(path.rglob("*.yml"))]
+
+
+@pytest.fixture(scope="module")
+def domain() -> dict:
+    merged: dict = {"intents": [], "responses": {}, "slots": {}, "forms": {}, "actions": []}
+    for part in _load_dir(NLU / "domain"):
+        for key in merged:
+            value = part.get(key)
+            if isinstance(merged[key], list) and value:
+                merged[key] += value
+            elif isinstance(merged[key], dict) and value:
+                merged[key].update(value)
+    return merged
+
+
+@pytest.fixture(scope="module")
+def rules_and_stories() -> str:
+    return "\n".join(p.read_text(encoding="utf-8") for p in (NLU / "data").rglob("*.yml"))
+
+
+@pytest.fixture(scope="module")
+def action_code() -> str:
+    return "\n".join(p.read_text(encoding="utf-8") for p in ACTIONS.glob("*.py"))
+
+
+def test_every_response_has_a_prompt_entry_and_back(domain: dict) -> None:
+    catalogue = PromptCatalogue.load(NLU / "prompts.yml")
+    responses = set(domain["responses"])
+    assert responses - catalogue.names() == set(), "responses without an input expectation in prompts.yml"
+    assert catalogue.names() - responses == set(), "prompts.yml names responses that do not exist"
+
+
+def test_every_response_has_both_languages(domain: dict) -> None:
+    for name, variants in domain["responses"].items():
+        if all("custom" in v and "text" not in v for v in variants):
+            continue
+        english = [v for v in variants if v.get("condition") == [{"type": "slot", "name": "language", "value": "en"}]]
+        default = [v for v in variants if not v.get("condition")]
+        assert english and default, f"{name} needs a Mandarin default and an English variant"
+
+
+def test_every_form_slot_is_asked(domain: dict) -> None:
+    for form in domain["forms"].values():
+        for slot in form["required_slots"]:
+            assert f"utter_ask_{slot}" in domain["responses"], f"no utter_ask_{slot}"
+            assert slot in domain["slots"]
+
+
+def test_every_response_is_spoken_somewhere(domain: dict, rules_and_stories: str, action_code: str) -> None:
+    asked = {f"utter_ask_{s}" for f in domain["forms"].values() for s in f["required_slots"]}
+    for name in domain["responses"]:
+        used = name in asked or re.search(rf"\b{name}\b", rules_and_stories) or f'"{name}"' in action_code
+        assert used, f"{name} is never said"
+
+
+def test_responses_the_actions_speak_exist(domain: dict, action_code: str) -> None:
+    for name in re.findall(r'response="(utter_\w+)"', action_code) + re.findall(r'Rejection\("(utter_\w+)"', action_code):
+        assert name in domain["responses"], name
+
+
+def test_every_intent_is_used(domain: dict, rules_and_stories: str, action_code: str) -> None:
+    for intent in domain["intents"]:
+        assert re.search(rf"\b{intent}\b", rules_and_stories) or f'"{intent}"' in action_code, intent
+
+
+def test_nlu_intents_are_in_the_domain_and_have_enough_examples(domain: dict) -> None:
+    events = {"start", "dtmf", "no_input", "line_test_poll", "recorded"}
+    counts: dict[str, int] = {}
+    for part in _load_dir(NLU / "data" / "nlu"):
+        for item in part.get("nlu", []):
+            if "intent" in item:
+                examples = [e for e in item["examples"].splitlines() if e.strip().startswith("- ")]
+                counts[item["intent"]] = counts.get(item["intent"], 0) + len(examples)
+    assert set(counts) <= set(domain["intents"])
+    for intent in set(domain["intents"]) - events:
+        assert counts.get(intent, 0) >= 15, f"{intent}: {counts.get(intent, 0)} examples"
