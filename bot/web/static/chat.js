@@ -1,0 +1,584 @@
+// hotline web chat: one page talking to POST /api/chat/{conversation_id} (design §4).
+// The dialogue decides everything; this page only renders what the bot says and turns
+// what the user does (keys, text, silence, leaving) into one chat request.
+//
+// How the last message's `expect` drives the page:
+//   digits     keypad shown; keys compose a number in the display; # sends {"dtmf": "…#"}
+//   choice     one big button per expect.choices; a button or keypad key sends {"dtmf": key}
+//   text       text box; keypad usable only when expect.keys is non-empty (single keys,
+//              or composing when "#" is among them)
+//   recording  text box (a typed message stands for the voice message)
+//   none       nothing expected; keys disabled (text still allowed unless the chat ended)
+// A typed line of only 0-9*# is sent as dtmf (with "#" appended for a digits prompt),
+// the same rule as the console (`python -m bot chat`).
+// No-input timer: expect.no_input_timeout_ms after the last answer or the user's last
+// activity, sends {"event": "no_input"} (or, with digits half typed, sends those digits
+// without "#", as the phone's inter-digit timeout would).
+
+const STORAGE_KEY = "hotline.chat.v1";
+const LANG_KEY = "hotline.uiLang";
+const MAX_TEXT = 2000;
+const DTMF_RE = /^[0-9*#]+$/;
+
+const I18N = {
+  zh: {
+    htmlLang: "zh-CN",
+    title: "故障申告 · 1000客服",
+    langToggle: "English",
+    langToggleLabel: "Switch to English",
+    log: "对话记录",
+    typing: "正在处理，请稍候…",
+    handoff: "正在为您转接人工服务…",
+    queuePosition: "排队位置：",
+    positionValue: (n) => `第 ${n} 位`,
+    choices: "请选择",
+    keypad: "拨号键盘",
+    showKeypad: "拨号键盘",
+    hideKeypad: "收起键盘",
+    digitsLabel: "已输入的号码",
+    backspace: "⌫ 删除",
+    textLabel: "输入文字",
+    textPlaceholder: "请输入文字…",
+    send: "发送",
+    ended: "本次对话已结束。",
+    restart: "重新开始",
+    you: "您",
+    bot: "客服",
+    keyPressed: (k, label) => (label ? `按键 ${k}（${label}）` : `按键 ${k}`),
+    hintDigits: (min, max) =>
+      min && max ? `请用键盘输入 ${min}–${max} 位号码，按 # 确认` : "请用键盘输入号码，按 # 确认",
+    hintChoice: "请点按下面的按钮，或用键盘按键",
+    hintText: "请输入文字后点“发送”",
+    hintTextKeys: "请输入文字，或使用拨号键盘",
+    hintRecording: "请输入您的留言，然后点“发送”",
+    hintNone: "",
+    tooLong: `文字太长，最多 ${MAX_TEXT} 个字。`,
+    badRequest: "无法发送：",
+  },
+  en: {
+    htmlLang: "en",
+    title: "Fault reporting · 1000",
+    langToggle: "中文",
+    langToggleLabel: "切换到中文",
+    log: "Conversation",
+    typing: "Working on it, please wait…",
+    handoff: "Connecting you to an operator…",
+    queuePosition: "Place in queue: ",
+    positionValue: (n) => `${n}`,
+    choices: "Choose",
+    keypad: "Keypad",
+    showKeypad: "Keypad",
+    hideKeypad: "Hide keypad",
+    digitsLabel: "Number entered",
+    backspace: "⌫ Delete",
+    textLabel: "Type a message",
+    textPlaceholder: "Type a message…",
+    send: "Send",
+    ended: "This conversation has ended.",
+    restart: "Start again",
+    you: "You",
+    bot: "Service",
+    keyPressed: (k, label) => (label ? `Key ${k} (${label})` : `Key ${k}`),
+    hintDigits: (min, max) =>
+      min && max ? `Enter ${min}–${max} digits on the keypad, then press #` : "Enter the number on the keypad, then press #",
+    hintChoice: "Tap a button below, or use the keypad",
+    hintText: "Type your answer and tap Send",
+    hintTextKeys: "Type your answer, or use the keypad",
+    hintRecording: "Type your message and tap Send",
+    hintNone: "",
+    tooLong: `The text is too long (at most ${MAX_TEXT} characters).`,
+    badRequest: "Could not send: ",
+  },
+};
+
+const $ = (id) => document.getElementById(id);
+const el = {
+  title: $("title"),
+  langToggle: $("lang-toggle"),
+  banner: $("error-banner"),
+  bannerReason: $("error-reason"),
+  retry: $("retry-button"),
+  conversation: $("conversation"),
+  messages: $("messages"),
+  typing: $("typing"),
+  handoff: $("handoff-banner"),
+  handoffPosition: $("handoff-position"),
+  hint: $("expect-hint"),
+  choices: $("choices"),
+  digitEntry: $("digit-entry"),
+  digitDisplay: $("digit-display"),
+  backspace: $("digit-backspace"),
+  keypadToggle: $("keypad-toggle"),
+  keypad: $("keypad"),
+  form: $("text-form"),
+  input: $("text-input"),
+  send: $("send-button"),
+  inputError: $("input-error"),
+  ended: $("ended-panel"),
+  restart: $("restart-button"),
+};
+
+// ---------------------------------------------------------------- state
+
+function newId() {
+  if (globalThis.crypto && typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  // randomUUID needs a secure context; plain http on a LAN address is not one.
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+function initialUiLang() {
+  const q = new URLSearchParams(location.search).get("lang");
+  if (q === "en" || q === "zh") return q;
+  try {
+    const saved = localStorage.getItem(LANG_KEY);
+    if (saved === "en" || saved === "zh") return saved;
+  } catch { /* storage may be blocked */ }
+  return "zh";
+}
+
+function freshConversation() {
+  return {
+    id: newId(),
+    started: false,     // the start event got an answer
+    transcript: [],     // [{who: "bot"|"user", text, prompt?, spec?, step?}]
+    expect: null,
+    ended: false,
+    handoff: null,
+    dialogueLang: null, // the bot's language, from the last answer
+  };
+}
+
+function loadConversation() {
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(STORAGE_KEY) || "null");
+    if (saved && typeof saved.id === "string" && Array.isArray(saved.transcript)) return saved;
+  } catch { /* ignore */ }
+  return freshConversation();
+}
+
+function saveConversation() {
+  try { sessionStorage.setItem(STORAGE_KEY, JSON.stringify(conv)); } catch { /* ignore */ }
+}
+
+let uiLang = initialUiLang();
+let conv = loadConversation();
+let busy = false;
+let pending = null;       // the request to resend after an outage
+let digits = "";          // the number being composed on the keypad
+let keypadOpen = false;   // the user opened the keypad by hand
+let noInputTimer = null;
+
+const t = (key) => I18N[uiLang][key];
+const apiUrl = () => `/api/chat/${encodeURIComponent(conv.id)}`;
+
+// ---------------------------------------------------------------- labels
+
+function applyLabels() {
+  document.documentElement.lang = t("htmlLang");
+  document.title = t("title");
+  for (const node of document.querySelectorAll("[data-i18n]")) {
+    const v = t(node.dataset.i18n);
+    if (typeof v === "string") node.textContent = v;
+  }
+  for (const node of document.querySelectorAll("[data-i18n-placeholder]")) {
+    node.placeholder = t(node.dataset.i18nPlaceholder);
+  }
+  for (const node of document.querySelectorAll("[data-i18n-aria-label]")) {
+    node.setAttribute("aria-label", t(node.dataset.i18nAriaLabel));
+  }
+  el.langToggle.textContent = t("langToggle");
+  el.langToggle.lang = uiLang === "zh" ? "en" : "zh-CN";
+  el.langToggle.setAttribute("aria-label", t("langToggleLabel"));
+  el.backspace.setAttribute("aria-label", t("backspace"));
+  renderExpect();
+  renderHandoff();
+}
+
+function setUiLang(lang) {
+  uiLang = lang;
+  try { localStorage.setItem(LANG_KEY, lang); } catch { /* ignore */ }
+  applyLabels();
+}
+
+// ---------------------------------------------------------------- rendering
+
+function addBubble(entry, { save = true } = {}) {
+  const li = document.createElement("li");
+  li.className = `msg msg-${entry.who}`;
+  li.dataset.testid = entry.who === "bot" ? "bot-message" : "user-message";
+  if (entry.who === "bot") {
+    li.dataset.prompt = entry.prompt || "";
+    li.dataset.spec = entry.spec || "";
+    li.dataset.step = entry.step || "";
+    const tag = [entry.spec, entry.prompt, entry.step].filter(Boolean).join(" · ");
+    if (tag) li.title = tag;
+  }
+  const who = document.createElement("span");
+  who.className = "visually-hidden";
+  who.textContent = `${entry.who === "bot" ? t("bot") : t("you")}: `;
+  const body = document.createElement("span");
+  body.className = "msg-text";
+  body.textContent = entry.text;
+  li.append(who, body);
+  el.messages.append(li);
+  if (save) conv.transcript.push(entry);
+  scrollToEnd();
+}
+
+function scrollToEnd() {
+  el.conversation.scrollTop = el.conversation.scrollHeight;
+}
+
+function keypadMode() {
+  const e = conv.expect;
+  if (conv.ended || !e) return "off";
+  if (e.kind === "digits") return "compose";
+  if (e.kind === "choice") return "single";
+  if (e.kind === "text" && Array.isArray(e.keys) && e.keys.length) {
+    return e.keys.includes("#") ? "compose" : "single";
+  }
+  return "off";
+}
+
+function renderExpect() {
+  const e = conv.expect;
+  const kind = conv.ended ? "none" : (e && e.kind) || "none";
+  const mode = keypadMode();
+
+  // hint
+  let hint = "";
+  if (kind === "digits") hint = t("hintDigits")(e.min_digits, e.max_digits);
+  else if (kind === "choice") hint = t("hintChoice");
+  else if (kind === "text") hint = mode === "off" ? t("hintText") : t("hintTextKeys");
+  else if (kind === "recording") hint = t("hintRecording");
+  el.hint.textContent = hint;
+  el.hint.hidden = !hint;
+  el.hint.dataset.kind = kind;
+
+  // choice buttons
+  el.choices.replaceChildren();
+  if (kind === "choice" && Array.isArray(e.choices)) {
+    for (const c of e.choices) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "btn choice";
+      b.dataset.key = c.key;
+      b.setAttribute("data-testid", `choice-${c.key}`);
+      const k = document.createElement("span");
+      k.className = "choice-key";
+      k.textContent = c.key;
+      const l = document.createElement("span");
+      l.className = "choice-label";
+      l.textContent = c.label;
+      b.append(k, l);
+      b.addEventListener("click", () => sendKey(c.key));
+      el.choices.append(b);
+    }
+  }
+  el.choices.hidden = el.choices.childElementCount === 0;
+
+  // keypad: always open for number entry, on demand otherwise
+  const allowed = kind === "text" && mode !== "off" ? new Set(e.keys) : null;
+  for (const key of el.keypad.querySelectorAll(".key")) {
+    key.disabled = mode === "off" || busy || (allowed !== null && !allowed.has(key.dataset.key));
+  }
+  const showKeypad = mode === "compose" || (mode !== "off" && keypadOpen);
+  el.keypad.hidden = !showKeypad;
+  el.keypadToggle.hidden = mode === "off" || mode === "compose";
+  el.keypadToggle.textContent = showKeypad ? t("hideKeypad") : t("showKeypad");
+  el.keypadToggle.setAttribute("aria-expanded", String(showKeypad));
+  el.digitEntry.hidden = mode !== "compose";
+  el.digitDisplay.textContent = digits;
+  el.backspace.disabled = !digits || busy;
+
+  // text box
+  el.form.hidden = conv.ended;
+  el.input.disabled = conv.ended;
+  el.send.disabled = conv.ended || busy;
+  el.choices.querySelectorAll("button").forEach((b) => { b.disabled = busy; });
+
+  el.ended.hidden = !conv.ended;
+  document.body.dataset.expect = kind;
+  document.body.dataset.busy = String(busy);
+}
+
+function renderHandoff() {
+  const h = conv.handoff;
+  el.handoff.hidden = !h || conv.ended;
+  if (h) el.handoffPosition.textContent = h.position == null ? "" : t("positionValue")(h.position);
+}
+
+function showInputError(text) {
+  el.inputError.textContent = text;
+  el.inputError.hidden = !text;
+}
+
+function showBanner(reason) {
+  el.bannerReason.textContent = reason || "";
+  el.bannerReason.hidden = !reason;
+  el.banner.hidden = false;
+}
+
+function hideBanner() {
+  el.banner.hidden = true;
+}
+
+function setBusy(value) {
+  busy = value;
+  el.typing.hidden = !value;
+  el.messages.setAttribute("aria-busy", String(value));
+  renderExpect();
+  if (value) scrollToEnd();
+}
+
+// ---------------------------------------------------------------- no-input timer
+
+function stopNoInput() {
+  if (noInputTimer !== null) clearTimeout(noInputTimer);
+  noInputTimer = null;
+}
+
+function armNoInput() {
+  stopNoInput();
+  const e = conv.expect;
+  if (conv.ended || busy || pending || !e || e.kind === "none") return;
+  const ms = Number(e.no_input_timeout_ms) || 0;
+  if (ms <= 0) return;
+  noInputTimer = setTimeout(onNoInput, ms);
+}
+
+function onNoInput() {
+  noInputTimer = null;
+  if (busy || conv.ended) return;
+  if (el.input.value.trim()) { armNoInput(); return; } // still typing a sentence
+  if (digits) {
+    const partial = digits;
+    digits = "";
+    send({ dtmf: partial }, partial);
+    return;
+  }
+  send({ event: "no_input" }, null);
+}
+
+function userActivity() {
+  if (noInputTimer !== null) armNoInput();
+}
+
+// ---------------------------------------------------------------- sending
+
+async function send(payload, bubbleText) {
+  if (busy || conv.ended) return;
+  stopNoInput();
+  showInputError("");
+  if (bubbleText) addBubble({ who: "user", text: bubbleText });
+  saveConversation();
+  await post(payload);
+}
+
+async function post(payload) {
+  pending = null;
+  setBusy(true);
+  let res;
+  let data = null;
+  try {
+    res = await fetch(apiUrl(), {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify(payload),
+    });
+    try { data = await res.json(); } catch { data = null; }
+  } catch {
+    res = null; // network error
+  }
+  setBusy(false);
+
+  if (res && res.ok && data && Array.isArray(data.messages)) {
+    hideBanner();
+    if (payload.event === "start") conv.started = true;
+    onAnswer(data);
+    return;
+  }
+  if (res && res.status === 400 && !(data && data.error === "conversation_ended")) {
+    hideBanner();
+    showInputError(t("badRequest") + ((data && data.reason) || res.statusText));
+    armNoInput();
+    return;
+  }
+  if (res && (res.status === 404 || res.status === 409 || (data && data.error === "conversation_ended"))) {
+    // The bot no longer knows this conversation (e.g. it ended while the page was away).
+    hideBanner();
+    conv.ended = true;
+    conv.expect = null;
+    saveConversation();
+    renderExpect();
+    renderHandoff();
+    return;
+  }
+  // 503, other server errors, network failure: keep the request for "Try again".
+  pending = payload;
+  showBanner((data && data.reason) || (res ? `HTTP ${res.status}` : ""));
+}
+
+function onAnswer(data) {
+  for (const m of data.messages) {
+    addBubble({ who: "bot", text: m.text || "", prompt: m.prompt, spec: m.spec, step: m.step });
+  }
+  conv.expect = data.expect || (data.messages.length ? data.messages[data.messages.length - 1].expect : null);
+  conv.ended = Boolean(data.ended);
+  conv.handoff = data.handoff || null;
+  digits = "";
+  keypadOpen = false;
+  // Follow the dialogue when the user switched its language in the bot's menu (key 9).
+  if (data.language && conv.dialogueLang && data.language !== conv.dialogueLang && I18N[data.language]) {
+    setUiLang(data.language);
+  }
+  if (data.language) conv.dialogueLang = data.language;
+  saveConversation();
+  renderExpect();
+  renderHandoff();
+  scrollToEnd(); // the composer may have grown (keypad) and hidden the newest message
+  armNoInput();
+}
+
+function choiceLabel(key) {
+  const e = conv.expect;
+  const c = e && Array.isArray(e.choices) ? e.choices.find((x) => x.key === key) : null;
+  return c ? c.label : "";
+}
+
+function sendKey(key) {
+  send({ dtmf: key }, t("keyPressed")(key, choiceLabel(key)));
+}
+
+function pressKey(key) {
+  const mode = keypadMode();
+  if (busy || mode === "off") return;
+  if (mode === "single") { sendKey(key); return; }
+  if (key === "#") {
+    const number = digits;
+    digits = "";
+    send({ dtmf: `${number}#` }, `${number}#`);
+    return;
+  }
+  const max = conv.expect && conv.expect.max_digits;
+  if (max && digits.length >= max + 4) return; // a runaway entry; the bot validates length
+  digits += key;
+  renderExpect();
+  userActivity();
+}
+
+function submitText() {
+  const raw = el.input.value.trim();
+  if (!raw || busy || conv.ended) return;
+  if (raw.length > MAX_TEXT) { showInputError(t("tooLong")); return; }
+  el.input.value = "";
+  const compact = raw.replace(/[\s-]/g, "");
+  if (DTMF_RE.test(compact)) {
+    // Typed keys are keys: the dialogue reads keypad input as dtmf, never as text.
+    const kind = conv.expect && conv.expect.kind;
+    const dtmf = kind === "digits" && !compact.endsWith("#") ? `${compact}#` : compact;
+    const label = compact.length === 1 ? t("keyPressed")(compact, choiceLabel(compact)) : dtmf;
+    send({ dtmf }, label);
+    return;
+  }
+  send({ text: raw }, raw);
+}
+
+function start() {
+  const payload = { event: "start", language: uiLang };
+  send(payload, null);
+}
+
+function restart() {
+  stopNoInput();
+  pending = null;
+  hideBanner();
+  showInputError("");
+  conv = freshConversation();
+  digits = "";
+  keypadOpen = false;
+  el.messages.replaceChildren();
+  saveConversation();
+  renderExpect();
+  renderHandoff();
+  start();
+  el.input.focus({ preventScroll: true });
+}
+
+// ---------------------------------------------------------------- wiring
+
+el.keypad.addEventListener("click", (ev) => {
+  const b = ev.target.closest("button.key");
+  if (b && !b.disabled) pressKey(b.dataset.key);
+});
+el.backspace.addEventListener("click", () => {
+  digits = digits.slice(0, -1);
+  renderExpect();
+  userActivity();
+});
+el.keypadToggle.addEventListener("click", () => {
+  keypadOpen = el.keypad.hidden;
+  renderExpect();
+});
+el.form.addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  submitText();
+});
+el.input.addEventListener("input", userActivity);
+el.langToggle.addEventListener("click", () => setUiLang(uiLang === "zh" ? "en" : "zh"));
+el.retry.addEventListener("click", () => {
+  if (!pending || busy) return;
+  post(pending);
+});
+el.restart.addEventListener("click", restart);
+
+// Physical keyboard: digits, * and # go to the keypad when the text box is not focused.
+document.addEventListener("keydown", (ev) => {
+  if (ev.target === el.input || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+  if (/^[0-9*#]$/.test(ev.key) && keypadMode() !== "off") {
+    ev.preventDefault();
+    pressKey(ev.key);
+  } else if (ev.key === "Backspace" && digits) {
+    ev.preventDefault();
+    digits = digits.slice(0, -1);
+    renderExpect();
+  } else if (ev.key === "Enter" && keypadMode() === "compose" && digits) {
+    ev.preventDefault();
+    pressKey("#");
+  }
+});
+
+// The user left: tell the bot (a reload keeps the id and carries on from sessionStorage).
+window.addEventListener("pagehide", (ev) => {
+  if (ev.persisted || !conv.started || conv.ended) return;
+  const body = new Blob([JSON.stringify({ event: "end" })], { type: "application/json" });
+  try { navigator.sendBeacon(apiUrl(), body); } catch { /* nothing to do */ }
+});
+
+// ---------------------------------------------------------------- boot
+
+function boot() {
+  for (const entry of conv.transcript) addBubble(entry, { save: false });
+  applyLabels();
+  scrollToEnd();
+  if (!conv.started && !conv.ended) {
+    conv.transcript = [];
+    el.messages.replaceChildren();
+    start();
+  } else {
+    armNoInput();
+  }
+  document.body.dataset.ready = "true";
+}
+
+boot();
+
+// For tests and debugging only.
+window.hotlineChat = {
+  get conversationId() { return conv.id; },
+  get expect() { return conv.expect; },
+};

@@ -1,0 +1,127 @@
+"""The whole stack for end-to-end tests: the real Rasa server, action server, line-test
+simulator and bot, on free ports, with a store and a world of their own."""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.serve import load_world_file
+from bot.settings import REPO_ROOT, Settings
+from bot.stack import Stack
+
+WORLD = REPO_ROOT / "tests" / "fixtures" / "worlds" / "e2e.yml"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Reply:
+    status: int
+    body: dict[str, Any]
+
+    @property
+    def prompts(self) -> list[str]:
+        return [m["prompt"] for m in self.body.get("messages", [])]
+
+    @property
+    def specs(self) -> list[str | None]:
+        return [m["spec"] for m in self.body.get("messages", [])]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(m["text"] for m in self.body.get("messages", []))
+
+
+class Client:
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    def request(self, method: str, path: str, body: Any = None, raw: bytes | None = None) -> Reply:
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        req = urllib.request.Request(self.base + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=120) as resp:
+                return Reply(resp.status, json.loads(resp.read() or b"{}"))
+        except urllib.error.HTTPError as err:
+            return Reply(err.code, json.loads(err.read() or b"{}"))
+
+    def tickets(self, **params: str) -> list[dict[str, Any]]:
+        query = "&".join(f"{k.replace('_', '.')}={v}" for k, v in params.items())
+        return self.request("GET", f"/tmf-api/troubleTicket/v5/troubleTicket?{query}").body  # type: ignore[return-value]
+
+    def outcomes(self, conversation_id: str) -> list[dict[str, Any]]:
+        items = self.request("GET", f"/api/outcomes?conversation_id={conversation_id}").body
+        return items if isinstance(items, list) else items.get("items", [])  # type: ignore[return-value]
+
+
+class Conversation:
+    """One chat, as a user would have it: start, then keys, text or silence."""
+
+    def __init__(self, client: Client, language: str | None = None) -> None:
+        self.client = client
+        self.id = f"e2e-{uuid.uuid4().hex[:12]}"
+        self.last = self.send({"event": "start", **({"language": language} if language else {})})
+
+    def send(self, body: dict[str, Any]) -> Reply:
+        self.last = self.client.request("POST", f"/api/chat/{self.id}", body)
+        assert self.last.status == 200, self.last.body
+        return self.last
+
+    def keys(self, digits: str) -> Reply:
+        return self.send({"dtmf": digits})
+
+    def say(self, text: str) -> Reply:
+        return self.send({"text": text})
+
+    def silence(self) -> Reply:
+        return self.send({"event": "no_input"})
+
+
+@pytest.fixture(scope="session")
+def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    tmp = tmp_path_factory.mktemp("stack")
+    bot, rasa, actions, linetest = (free_port() for _ in range(4))
+    return Settings(
+        port=bot, rasa_port=rasa, rasa_url=f"http://127.0.0.1:{rasa}", action_port=actions,
+        linetest_port=linetest, linetest_url=f"http://127.0.0.1:{linetest}",
+        database_url=f"sqlite:///{tmp / 'hotline.db'}", tracker_db=tmp / "tracker.db",
+        current_world_file=tmp / "world.yml", world_file=WORLD,
+        linetest_duration_s=1.0, line_test_max_wait_s=4.0, local_area_code="0571",
+    )
+
+
+@pytest.fixture(scope="session")
+def stack(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    load_world_file(WORLD, reset=True, settings=stack_settings)
+    running = Stack.build(stack_settings, tmp_path_factory.mktemp("logs"))
+    running.start()
+    try:
+        running.wait_ready(timeout_s=400)
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def client(stack: Stack) -> Client:
+    return Client(stack.settings.bot_url)
+
+
+def log_of(stack: Stack, name: str) -> str:
+    svc = next(s for s in stack.services if s.name == name)
+    return Path(svc.log_path).read_text(errors="replace")[-4000:] if svc.log_path else ""
