@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     rasa_timeout_s: float = 20.0
     nlu_dir: Path = REPO_ROOT / "nlu"
     models_dir: Path = REPO_ROOT / "models" / "dialogue"
+    tracker_db: Path = REPO_ROOT / "var" / "rasa-tracker.db"  # Rasa's conversations (SQLite)
 
     # --- the line-test unit (the simulator by default; a real unit by URL) ---
     linetest_url: str = "http://127.0.0.1:8090"

@@ -1,0 +1,351 @@
+"""The stored data (SQLModel tables, SQLAlchemy 2).
+
+Tickets follow TMF621 in names and states (design.md §3.8); everything a conversation
+records on the way (reports, line tests, attachments, outcomes, handoffs) hangs off them.
+The inventory tables hold what the world file says about the network (§3.10) and are
+replaced wholesale whenever a world is loaded.
+
+All timestamps are stored in UTC (:class:`UTCDateTime`) and come back aware, in UTC.
+
+No ``from __future__ import annotations`` here: SQLModel reads the annotations at
+class-creation time.
+"""
+
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Dialect, Text, TypeDecorator, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+# Named constraints, so later migrations can drop or alter them (SQLite batch mode
+# recreates tables and needs the names).
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def utc(value: datetime) -> datetime:
+    """SQLite drops the zone on the way back; every stored time is UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stored as UTC on every backend. SQLite keeps no zone and SQLAlchemy would store
+    the wall-clock time of an aware value as is (18:00+08:00 → "18:00"), so values are
+    converted to UTC on the way in (naive ones are taken as UTC) and marked UTC on the
+    way out."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else utc(value)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else utc(value)
+
+
+def _when(**kw: Any) -> Any:
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, **kw)
+
+
+def _maybe_when() -> Any:
+    return Field(default=None, sa_type=UTCDateTime)
+
+
+# --------------------------------------------------------------------------- tickets
+
+
+class TicketStatus(str, Enum):
+    """TMF621 TroubleTicketStatusType."""
+
+    acknowledged = "acknowledged"
+    inProgress = "inProgress"
+    pending = "pending"
+    held = "held"
+    resolved = "resolved"
+    closed = "closed"
+    rejected = "rejected"
+    cancelled = "cancelled"
+
+
+# A6: a repeat report is one made on a ticket that is still open.
+OPEN_STATUSES: frozenset[str] = frozenset({"acknowledged", "inProgress", "pending", "held"})
+
+
+class TicketOrigin(str, Enum):
+    conversation = "conversation"  # A10: a caller's report, through the dialogue
+    world = "world"  # an open fault listed in the world file
+    api = "api"  # POST /troubleTicket
+
+
+class TicketBase(SQLModel):
+    name: str = Field(max_length=200)
+    description: str = Field(sa_type=Text)
+    severity: str = Field(max_length=40)
+    priority: str = Field(default="Medium", max_length=40)
+    ticket_type: str = Field(default="fault", max_length=40)
+    channel: str = Field(default="api", max_length=40)
+    fault_number: str | None = Field(default=None, max_length=20, index=True)
+    contact_number: str | None = Field(default=None, max_length=20)
+    symptom_category: str | None = Field(default=None, max_length=40)
+    symptom_text: str | None = Field(default=None, sa_type=Text)
+    branch: str | None = Field(default=None, max_length=100)
+    language: str | None = Field(default=None, max_length=8)
+
+
+class Ticket(TicketBase, table=True):
+    # A retried create from the same conversation for the same line must find the
+    # ticket it already made (A10 is recorded once). NULL conversation ids (world and
+    # API tickets) never collide: NULLs are distinct in unique constraints.
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "fault_number", name="uq_ticket_conversation_fault"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    status: str = Field(default=TicketStatus.acknowledged.value, max_length=20, index=True)
+    status_change_reason: str | None = Field(default=None, sa_type=Text)
+    status_change_date: datetime = _when()
+    creation_date: datetime = _when()
+    last_update: datetime = _when()
+    expected_resolution_date: datetime | None = _maybe_when()
+    resolution_date: datetime | None = _maybe_when()
+    origin: str = Field(default=TicketOrigin.api.value, max_length=20)
+    world_fault_id: str | None = Field(default=None, max_length=64, unique=True)
+    conversation_id: str | None = Field(default=None, max_length=128, index=True)
+
+
+class TicketStatusChange(SQLModel, table=True):
+    __tablename__ = "ticket_status_change"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: str = Field(foreign_key="ticket.id", ondelete="CASCADE", index=True, max_length=40)
+    from_status: str | None = Field(default=None, max_length=20)
+    to_status: str = Field(max_length=20)
+    reason: str | None = Field(default=None, sa_type=Text)
+    author: str = Field(default="system", max_length=100)
+    at: datetime = _when()
+
+
+class TicketNote(SQLModel, table=True):
+    __tablename__ = "ticket_note"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: str = Field(foreign_key="ticket.id", ondelete="CASCADE", index=True, max_length=40)
+    author: str = Field(default="system", max_length=100)
+    text: str = Field(sa_type=Text)
+    at: datetime = _when()
+
+
+class ReportKind(str, Enum):
+    new = "new"
+    repeat = "repeat"
+
+
+class Report(SQLModel, table=True):
+    """One report made on a ticket; report_count is the number of these (A6 note 2)."""
+
+    # A conversation reports a given fault once, however often the action retries.
+    __table_args__ = (UniqueConstraint("ticket_id", "conversation_id", name="uq_report_ticket_conversation"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: str = Field(foreign_key="ticket.id", ondelete="CASCADE", index=True, max_length=40)
+    kind: str = Field(max_length=10)
+    at: datetime = _when()
+    channel: str = Field(max_length=40)
+    language: str | None = Field(default=None, max_length=8)
+    conversation_id: str | None = Field(default=None, max_length=128)
+    contact_number: str | None = Field(default=None, max_length=20)
+    symptom_category: str | None = Field(default=None, max_length=40)
+    symptom_text: str | None = Field(default=None, sa_type=Text)
+
+
+class LineTest(SQLModel, table=True):
+    __tablename__ = "line_test"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: str | None = Field(
+        default=None, foreign_key="ticket.id", ondelete="CASCADE", index=True, max_length=40
+    )
+    fault_number: str = Field(max_length=20, index=True)
+    test_id: str = Field(max_length=64)  # the unit's own id for the test
+    result: str = Field(max_length=40)
+    summary_zh: str = Field(default="", sa_type=Text)
+    summary_en: str = Field(default="", sa_type=Text)
+    measurements: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    started_at: datetime | None = _maybe_when()
+    finished_at: datetime = _when()
+
+
+class Attachment(SQLModel, table=True):
+    """A11: the caller's message for the repairman (typed in chat; audio later)."""
+
+    # Idempotency of a typed message without indexing the text itself (too long for
+    # a PostgreSQL b-tree entry): its SHA-256 is the key.
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "conversation_id", "content_hash", name="uq_attachment_content"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: str = Field(foreign_key="ticket.id", ondelete="CASCADE", index=True, max_length=40)
+    kind: str = Field(default="voiceMessage", max_length=40)
+    mime_type: str = Field(max_length=100)
+    text: str | None = Field(default=None, sa_type=Text)
+    file_path: str | None = Field(default=None, max_length=500)
+    content_hash: str | None = Field(default=None, max_length=64)
+    conversation_id: str | None = Field(default=None, max_length=128)
+    created: datetime = _when()
+
+
+class RepairmanMessage(SQLModel, table=True):
+    """A6: what the repairman left on a fault for the next caller."""
+
+    __tablename__ = "repairman_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: str = Field(foreign_key="ticket.id", ondelete="CASCADE", index=True, max_length=40)
+    zh: str = Field(sa_type=Text)
+    en: str = Field(sa_type=Text)
+    at: datetime = _when()
+
+
+# ---------------------------------------------------------------- conversations
+
+
+class Outcome(str, Enum):
+    accepted = "accepted"  # A10: report recorded
+    informed_repaired = "informed_repaired"  # A5: V4, repaired variant
+    informed_engineering = "informed_engineering"  # A5: V4, engineering variant
+    repeat_informed = "repeat_informed"  # A6–A7: message / last test played, no human wanted
+    handed_off = "handed_off"  # A3, A6, A7: transferred to a human
+    abandoned = "abandoned"  # caller left mid-flow
+    no_input = "no_input"  # A3, A9: nothing entered
+    ended = "ended"  # finished for another reason
+
+
+class ConversationOutcome(SQLModel, table=True):
+    """How a conversation ended, for statistics (T3: at which step a report was settled).
+
+    Several rows per conversation are allowed: a caller can do two things in one call.
+    """
+
+    __tablename__ = "conversation_outcome"
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: str = Field(max_length=128, index=True)
+    channel: str = Field(max_length=40)
+    language: str = Field(max_length=8)
+    outcome: str = Field(max_length=40)
+    step: str = Field(max_length=8)
+    reason: str | None = Field(default=None, sa_type=Text)
+    ticket_id: str | None = Field(default=None, max_length=40)  # no FK: outlives a world reload
+    fault_number: str | None = Field(default=None, max_length=20)
+    at: datetime = _when()
+
+
+class HandoffQueue(str, Enum):
+    junior = "junior"
+    senior = "senior"  # J3: big customers go straight here
+
+
+class HandoffState(str, Enum):
+    queued = "queued"
+    taken = "taken"
+    abandoned = "abandoned"
+    done = "done"
+
+
+class Handoff(SQLModel, table=True):
+    """A caller waiting for a human seat (J1); the operator desk picks these up."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: str = Field(max_length=128, index=True)
+    channel: str = Field(max_length=40)
+    language: str = Field(max_length=8)
+    reason: str = Field(sa_type=Text)
+    fault_number: str | None = Field(default=None, max_length=20)
+    ticket_id: str | None = Field(default=None, max_length=40)
+    line_test: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    transcript: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    queue: str = Field(default=HandoffQueue.junior.value, max_length=20, index=True)
+    state: str = Field(default=HandoffState.queued.value, max_length=20, index=True)
+    created: datetime = _when()
+
+
+# -------------------------------------------------------------------- inventory
+
+
+class ExchangeRow(SQLModel, table=True):
+    """A4: an exchange prefix (局向); a number under no known prefix is invalid."""
+
+    __tablename__ = "exchange"
+
+    prefix: str = Field(primary_key=True, max_length=20)
+    name: str = Field(max_length=200)
+    branch: str = Field(max_length=100)
+
+
+class LineRow(SQLModel, table=True):
+    __tablename__ = "subscriber_line"
+
+    number: str = Field(primary_key=True, max_length=20)
+    owner: str = Field(max_length=200)
+    big_customer: bool = False
+    customer_type: str = Field(default="residential", max_length=40)
+    branch: str | None = Field(default=None, max_length=100)
+    repaired: bool = False  # A5
+    line_test: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+
+
+class EngineeringWorkRow(SQLModel, table=True):
+    __tablename__ = "engineering_work"
+
+    id: str = Field(primary_key=True, max_length=64)
+    description_zh: str = Field(sa_type=Text)
+    description_en: str = Field(sa_type=Text)
+    until: datetime | None = _maybe_when()
+
+
+class EngineeringWorkTarget(SQLModel, table=True):
+    """A prefix or a single line affected by a work (A5)."""
+
+    __tablename__ = "engineering_work_target"
+
+    id: int | None = Field(default=None, primary_key=True)
+    work_id: str = Field(foreign_key="engineering_work.id", ondelete="CASCADE", index=True, max_length=64)
+    kind: str = Field(max_length=10)  # "prefix" | "line"
+    value: str = Field(max_length=20, index=True)
+
+
+class MeasurementCentreRow(SQLModel, table=True):
+    __tablename__ = "measurement_centre"
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    branch: str = Field(max_length=100)
+    completion_deadline_hours: float = 24
+
+
+class FaultClassRow(SQLModel, table=True):
+    __tablename__ = "fault_class"
+
+    name: str = Field(primary_key=True, max_length=100)
+
+
+INVENTORY_TABLES: tuple[type[SQLModel], ...] = (
+    EngineeringWorkTarget,
+    EngineeringWorkRow,
+    LineRow,
+    ExchangeRow,
+    MeasurementCentreRow,
+    FaultClassRow,
+)
