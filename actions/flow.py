@@ -29,7 +29,7 @@ FORM_STEPS = {
     "voice_message_form": "A11",
     "another_service_form": "A11",
 }
-UNAVAILABLE_SUMMARY = {"zh": "本次未能完成线路测试", "en": "the line test could not be completed"}
+UNAVAILABLE_SUMMARY = {"zh": "本次未能完成线路测试。", "en": "The line test could not be completed this time."}
 SETTINGS_SLOTS = ("max_failures", "on_max_failures", "repeat_report_limit")
 
 

@@ -7,7 +7,8 @@ dialogue's limit (slot ``max_failures``, A3); at the limit the form ends with
 
 from __future__ import annotations
 
-from typing import Any, Dict, Text
+from functools import wraps
+from typing import Any, Callable, Dict, Text
 
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
@@ -35,15 +36,30 @@ def language(tracker: Tracker) -> str:
     return "en" if tracker.get_slot("language") == "en" else "zh"
 
 
+Validator = Callable[..., SlotDict]
+
+
+def on_input(method: Validator) -> Validator:
+    """Validate only what the caller just gave. A slot an action cleared (A4 clears the
+    number, "2" clears the details) also reaches validation, with None: re-reading the
+    caller's last key as an answer to the new question would be wrong."""
+
+    @wraps(method)
+    def wrapper(self: Any, value: Any, *args: Any) -> SlotDict:
+        return {} if value is None else method(self, value, *args)
+
+    return wrapper
+
+
 class HotlineForm(FormValidationAction):
     """Shared failure counting for every prompt that waits for the caller."""
 
-    form_name = ""
+    FORM = ""
     # The fault number form keeps its count: A4's unknown prefixes count toward A3.
     reset_count_on_completion = True
 
     def name(self) -> Text:
-        return f"validate_{self.form_name}"
+        return f"validate_{self.FORM}"
 
     def user_input(self, tracker: Tracker) -> UserInput:
         return read_input(tracker.latest_message)
@@ -72,8 +88,9 @@ class HotlineForm(FormValidationAction):
 class ValidateMainMenuForm(HotlineForm):
     """A1: 1 fault reporting, 2 other services, 9 English, 8 Mandarin."""
 
-    form_name = "main_menu_form"
+    FORM = "main_menu_form"
 
+    @on_input
     def validate_menu_choice(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> SlotDict:
@@ -104,9 +121,10 @@ class ValidateMainMenuForm(HotlineForm):
 class ValidateFaultNumberForm(HotlineForm):
     """A2: the fault number by keys or words, read back (V2), 1 confirms, 2 re-enters."""
 
-    form_name = "fault_number_form"
+    FORM = "fault_number_form"
     reset_count_on_completion = False
 
+    @on_input
     def validate_fault_number(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> SlotDict:
@@ -120,6 +138,7 @@ class ValidateFaultNumberForm(HotlineForm):
             {"fault_number": rejected, "fault_number_display": group_digits(rejected)}
         )
 
+    @on_input
     def validate_fault_number_confirmed(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> SlotDict:
@@ -148,8 +167,9 @@ def _number_or_rejection(user_input: UserInput) -> Any:
 class ValidateOfferHumanForm(HotlineForm):
     """A7: a repeat caller may talk to a human (1) or not (2)."""
 
-    form_name = "offer_human_form"
+    FORM = "offer_human_form"
 
+    @on_input
     def validate_wants_human(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> SlotDict:
@@ -162,8 +182,9 @@ class ValidateOfferHumanForm(HotlineForm):
 class ValidateReportDetailsForm(HotlineForm):
     """A8–A9: contact number and symptom (V5), read back (V6), 1 confirms, 2 re-enters."""
 
-    form_name = "report_details_form"
+    FORM = "report_details_form"
 
+    @on_input
     def validate_contact_number(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> SlotDict:
@@ -180,6 +201,7 @@ class ValidateReportDetailsForm(HotlineForm):
             values.update(_symptom_slots(symptom, user_input.text, language(tracker)))
         return self.accept(values)
 
+    @on_input
     def validate_symptom_category(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> SlotDict:
@@ -191,6 +213,7 @@ class ValidateReportDetailsForm(HotlineForm):
             return self.reject("symptom_category", symptom, dispatcher, tracker)
         return self.accept(_symptom_slots(symptom, user_input.text, language(tracker)))
 
+    @on_input
     def validate_details_confirmed(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> SlotDict:
@@ -211,18 +234,18 @@ class ValidateReportDetailsForm(HotlineForm):
 
 
 def _symptom_slots(category: str, text: str, lang: str) -> SlotDict:
-    return {
-        "symptom_category": category,
-        "symptom_text": text,  # verbatim; empty for a keypad choice
-        "symptom_label": SYMPTOM_LABELS[category][lang] + (f"（{text}）" if text and lang == "zh" else f" ({text})" if text else ""),
-    }
+    label = SYMPTOM_LABELS[category][lang]
+    if category == "other" and text:
+        label += f"（{text}）" if lang == "zh" else f" ({text})"  # "other": the caller's words matter
+    return {"symptom_category": category, "symptom_text": text, "symptom_label": label}
 
 
 class ValidateLeaveMessageForm(HotlineForm):
     """A11 V7: 1 leaves a message for the repairman, 2 does not."""
 
-    form_name = "leave_message_form"
+    FORM = "leave_message_form"
 
+    @on_input
     def validate_wants_message(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> SlotDict:
@@ -236,8 +259,9 @@ class ValidateLeaveMessageForm(HotlineForm):
 class ValidateVoiceMessageForm(HotlineForm):
     """A11 V8/V10: the message (typed in chat, recorded on the phone), then 1/2/3."""
 
-    form_name = "voice_message_form"
+    FORM = "voice_message_form"
 
+    @on_input
     def validate_voice_message(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> SlotDict:
@@ -250,6 +274,7 @@ class ValidateVoiceMessageForm(HotlineForm):
             return self.reject("voice_message", Rejection("utter_no_input"), dispatcher, tracker)
         return self.accept({"voice_message": user_input.text.strip()[:1000]})
 
+    @on_input
     def validate_voice_message_decision(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> SlotDict:
@@ -268,8 +293,9 @@ class ValidateVoiceMessageForm(HotlineForm):
 class ValidateAnotherServiceForm(HotlineForm):
     """V11: 1 other services (main menu), 2 quit."""
 
-    form_name = "another_service_form"
+    FORM = "another_service_form"
 
+    @on_input
     def validate_another_service(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> SlotDict:

@@ -76,3 +76,17 @@ def test_a11_typed_message_then_record_again(dispatcher):
         "voice_message": None, "voice_message_decision": None}
     assert form.validate_voice_message_decision("x", dispatcher, keys("3"), {}) == {
         "voice_message_decision": "quit", "form_result": "quit", "failure_count": 0}
+
+
+def test_the_sdk_runs_a_form_validation_end_to_end(dispatcher):
+    """Through rasa_sdk's own run(): extraction, validation and the slot events it returns."""
+    import asyncio
+
+    domain = {"forms": {"main_menu_form": {"required_slots": ["menu_choice"]}},
+              "slots": {"menu_choice": {"type": "text", "mappings": [{"type": "from_text"}]}}}
+    t = keys("1", slots={"menu_choice": '/dtmf{"digits":"1"}', "requested_slot": "menu_choice"},
+             active_loop="main_menu_form")
+    t.events.append({"event": "slot", "name": "menu_choice", "value": '/dtmf{"digits":"1"}'})
+    events = asyncio.run(ValidateMainMenuForm().run(dispatcher, t, domain))
+    values = {e["name"]: e["value"] for e in events if e["event"] == "slot"}
+    assert values["menu_choice"] == "fault" and values["form_result"] == "fault"
