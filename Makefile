@@ -46,7 +46,7 @@ run: setup train
 	$(PY) -m bot run
 
 # ---- tests ----
-test: setup train validate test-dialogue
+test: setup lint train validate test-dialogue
 	$(RASA_VENV)/bin/python -m pytest -q -p no:cacheprovider --confcutdir=tests/actions tests/actions
 	$(PY) -m pytest -q -p no:cacheprovider tests --ignore=tests/actions
 

@@ -15,7 +15,7 @@ class ActionConfig:
     http_timeout_s: float
 
     @classmethod
-    def from_env(cls) -> "ActionConfig":
+    def from_env(cls) -> ActionConfig:
         return cls(
             bot_url=os.environ.get("HOTLINE_BOT_URL", "http://127.0.0.1:8080").rstrip("/"),
             linetest_url=os.environ.get("HOTLINE_LINETEST_URL", "http://127.0.0.1:8090").rstrip("/"),

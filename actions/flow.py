@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Dict, List, Optional, Text
+from typing import Any
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActiveLoop, AllSlotsReset, EventType, SlotSet
@@ -15,7 +15,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.forms import language
 from actions.numbers import mask_number
-from actions.services import NotFound, ServiceError, Services
+from actions.services import ServiceError, Services
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +44,12 @@ def current_step(tracker: Tracker) -> str:
     return "A1"
 
 
-def end_loop() -> List[EventType]:
+def end_loop() -> list[EventType]:
     return [ActiveLoop(None), SlotSet("requested_slot", None)]
 
 
 async def record_outcome(
-    tracker: Tracker, outcome: str, step: str, reason: Optional[str] = None
+    tracker: Tracker, outcome: str, step: str, reason: str | None = None
 ) -> None:
     """Outcomes feed the statistics (T3); losing one must not break the conversation."""
     try:
@@ -69,10 +69,10 @@ async def record_outcome(
         logger.error("outcome not recorded: %s", exc)
 
 
-def fresh_start(tracker: Tracker, lang: Optional[str] = None) -> List[EventType]:
+def fresh_start(tracker: Tracker, lang: str | None = None) -> list[EventType]:
     """Clear the flow's slots, keep the language and the designer's settings."""
     keep = {name: tracker.get_slot(name) for name in SETTINGS_SLOTS}
-    events: List[EventType] = [*end_loop(), AllSlotsReset()]
+    events: list[EventType] = [*end_loop(), AllSlotsReset()]
     events += [SlotSet(name, value) for name, value in keep.items() if value is not None]
     events.append(SlotSet("language", lang or language(tracker)))
     return events
@@ -81,10 +81,10 @@ def fresh_start(tracker: Tracker, lang: Optional[str] = None) -> List[EventType]
 class ActionStartConversation(Action):
     """A1: a new conversation (or a restart); the channel may pass the language."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_start_conversation"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         requested = (tracker.latest_message.get("metadata") or {}).get("language")
         return fresh_start(tracker, requested if requested in ("zh", "en") else None)
 
@@ -92,20 +92,20 @@ class ActionStartConversation(Action):
 class ActionBackToMenu(Action):
     """A5/V11: back to the main menu with a clean slate."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_back_to_menu"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         return fresh_start(tracker)
 
 
 class ActionCheckLine(Action):
     """A4–A6: exchange prefix, repaired or engineering works, repeat report or new."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_check_line"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         number = tracker.get_slot("fault_number")
         lang = language(tracker)
         services = Services()
@@ -126,7 +126,7 @@ class ActionCheckLine(Action):
                 SlotSet("fault_number_confirmed", None),
                 SlotSet("fault_number_display", None),
             ]
-        events: List[EventType] = [SlotSet("failure_count", 0), SlotSet("fault_number", line.get("number", number))]
+        events: list[EventType] = [SlotSet("failure_count", 0), SlotSet("fault_number", line.get("number", number))]
         if state == "repaired":
             await record_outcome(tracker, "informed_repaired", "A5")
             return events + [SlotSet("line_status", "repaired")]
@@ -138,7 +138,7 @@ class ActionCheckLine(Action):
             return events + await self._repeat(tracker, line, lang, services)
         return events + [SlotSet("line_status", "new")]
 
-    async def _repeat(self, tracker: Tracker, line: Dict[str, Any], lang: str, services: Services) -> List[EventType]:
+    async def _repeat(self, tracker: Tracker, line: dict[str, Any], lang: str, services: Services) -> list[EventType]:
         """A6: the report is counted on the open fault; the fourth and later go to a human."""
         fault = line.get("open_fault") or {}
         try:
@@ -155,7 +155,7 @@ class ActionCheckLine(Action):
         except ServiceError as exc:
             logger.error("repeat report not recorded: %s", exc)
             count = int(fault.get("report_count") or 0) + 1
-        events: List[EventType] = [SlotSet("open_ticket_id", fault.get("ticket_id"))]
+        events: list[EventType] = [SlotSet("open_ticket_id", fault.get("ticket_id"))]
         if count > int(tracker.get_slot("repeat_report_limit") or 3):
             return events + [SlotSet("line_status", "repeat_over_limit"), SlotSet("handoff_reason", "repeat_over_limit")]
         message = (fault.get("repairman_message") or {}).get(lang)
@@ -173,7 +173,7 @@ class ActionCheckLine(Action):
         ]
 
 
-def _test_slots(test: Dict[str, Any], lang: str) -> List[EventType]:
+def _test_slots(test: dict[str, Any], lang: str) -> list[EventType]:
     state = test.get("state")
     if state == "done":
         summary = (test.get("summary") or {}).get(lang) or UNAVAILABLE_SUMMARY[lang]
@@ -190,10 +190,10 @@ def _test_slots(test: Dict[str, Any], lang: str) -> List[EventType]:
 class ActionStartLineTest(Action):
     """A8: start the line test; if the unit is busy the test waits for it."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_start_line_test"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         lang = language(tracker)
         try:
             test = await Services().start_line_test(tracker.get_slot("fault_number"))
@@ -206,10 +206,10 @@ class ActionStartLineTest(Action):
 class ActionPollLineTest(Action):
     """A8: ask the unit again; past the configured wait, go on without a result."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_poll_line_test"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         lang = language(tracker)
         test_id = tracker.get_slot("line_test_id")
         services = Services()
@@ -228,10 +228,10 @@ class ActionPollLineTest(Action):
 class ActionSubmitReport(Action):
     """A10: store the ticket BEFORE anything tells the caller it was accepted."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_submit_report"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         lang = language(tracker)
         line_test = None
         if tracker.get_slot("line_test_state") == "done":
@@ -263,12 +263,12 @@ class ActionSubmitReport(Action):
 class ActionSaveVoiceMessage(Action):
     """A11: keep the confirmed message on the ticket (typed in chat; a recording by phone)."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_save_voice_message"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         message = tracker.get_slot("voice_message") or ""
-        body: Dict[str, Any] = {"conversation_id": tracker.sender_id}
+        body: dict[str, Any] = {"conversation_id": tracker.sender_id}
         if message.startswith("recording:"):
             body["recording_id"] = message.split(":", 1)[1]
         else:
@@ -283,8 +283,8 @@ class ActionSaveVoiceMessage(Action):
         return []
 
 
-def _transcript(tracker: Tracker) -> List[Dict[str, Any]]:
-    lines: List[Dict[str, Any]] = []
+def _transcript(tracker: Tracker) -> list[dict[str, Any]]:
+    lines: list[dict[str, Any]] = []
     for event in tracker.events:
         kind = event.get("event")
         if kind == "user":
@@ -315,10 +315,10 @@ def _handoff_reason(tracker: Tracker) -> str:
     return "caller_request"
 
 
-async def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str) -> List[EventType]:
+async def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str) -> list[EventType]:
     """Queue the conversation for a human with everything the bot learned."""
     lang = language(tracker)
-    context: Dict[str, Any] = {
+    context: dict[str, Any] = {
         "conversation_id": tracker.sender_id,
         "channel": channel_of(tracker),
         "language": lang,
@@ -345,20 +345,20 @@ async def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker, reason: s
 
 
 class ActionHandoff(Action):
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_handoff"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         return await hand_off(dispatcher, tracker, _handoff_reason(tracker))
 
 
 class ActionFailureLimit(Action):
     """A3 at the limit: what slot on_max_failures says (process.md note 1)."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_failure_limit"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         policy = tracker.get_slot("on_max_failures") or "handoff_if_open"
         dispatcher.utter_message(response="utter_too_many_failures")
         transfer = policy == "handoff"
@@ -379,10 +379,10 @@ class ActionFailureLimit(Action):
 class ActionEndConversation(Action):
     """Goodbye, with the outcome: accepted, repeat informed, ended at a step."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_end_conversation"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         step = current_step(tracker)
         if tracker.get_slot("report_stored"):
             outcome = "accepted"

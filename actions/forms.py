@@ -7,8 +7,9 @@ dialogue's limit (slot ``max_failures``, A3); at the limit the form ends with
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import wraps
-from typing import Any, Callable, Dict, Text
+from typing import Any
 
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
@@ -29,7 +30,7 @@ from actions.interpret import (
 )
 from actions.numbers import check_number, group_digits
 
-SlotDict = Dict[Text, Any]
+SlotDict = dict[str, Any]
 
 
 def language(tracker: Tracker) -> str:
@@ -58,7 +59,7 @@ class HotlineForm(FormValidationAction):
     # The fault number form keeps its count: A4's unknown prefixes count toward A3.
     reset_count_on_completion = True
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return f"validate_{self.FORM}"
 
     def user_input(self, tracker: Tracker) -> UserInput:

@@ -7,8 +7,9 @@ Inputs arrive as keypad events (``/dtmf{"digits":"1"}``), silence (``/no_input``
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any
 
 from actions.numbers import extract_digits
 
@@ -62,14 +63,20 @@ def _typed_keys(text: str) -> str:
     return match.group(1) if match else ""
 
 
-Choice = Union[str, bool]
+Choice = str | bool
+
+
+@dataclass(frozen=True)
+class Rejection:
+    response: str  # what the dialogue says before asking again
+    detail: str = ""
 
 
 def choose(
     user_input: UserInput,
     keys: Mapping[str, Choice],
-    intents: Optional[Mapping[str, Choice]] = None,
-) -> Union[Choice, "Rejection"]:
+    intents: Mapping[str, Choice] | None = None,
+) -> Choice | Rejection:
     """A menu choice by key, typed key or intent; otherwise why it was rejected."""
     if user_input.silent:
         return Rejection(NO_INPUT)
@@ -81,17 +88,11 @@ def choose(
     return Rejection(NOT_UNDERSTOOD)
 
 
-YES_NO_KEYS: Dict[str, Choice] = {"1": True, "2": False}
-YES_NO_INTENTS: Dict[str, Choice] = {"affirm": True, "deny": False, "retry": False}
+YES_NO_KEYS: dict[str, Choice] = {"1": True, "2": False}
+YES_NO_INTENTS: dict[str, Choice] = {"affirm": True, "deny": False, "retry": False}
 
 
-@dataclass(frozen=True)
-class Rejection:
-    response: str  # what the dialogue says before asking again
-    detail: str = ""
-
-
-SYMPTOM_KEYS: Dict[str, Choice] = {
+SYMPTOM_KEYS: dict[str, Choice] = {
     "1": "no_dial_tone",
     "2": "noise",
     "3": "cannot_call_out",
@@ -99,7 +100,7 @@ SYMPTOM_KEYS: Dict[str, Choice] = {
     "5": "broadband_down",
     "6": "other",
 }
-SYMPTOM_INTENTS: Dict[str, Choice] = {
+SYMPTOM_INTENTS: dict[str, Choice] = {
     "symptom_no_dial_tone": "no_dial_tone",
     "symptom_noise": "noise",
     "symptom_cannot_call_out": "cannot_call_out",
@@ -117,7 +118,7 @@ SYMPTOM_LABELS = {
 }
 
 
-def symptom_from(user_input: UserInput) -> Union[str, Rejection]:
+def symptom_from(user_input: UserInput) -> str | Rejection:
     """A8 symptom: a menu key, a recognised symptom, or a description kept as "other".
 
     Text the NLU could not place is still a description when it looks like words (process.md

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional
 
 # Spoken or typed digit words: 幺 (yāo) is how 1 is read in phone numbers, 两 is 2.
 _DIGIT_CHARS = {
@@ -32,7 +31,7 @@ _ENGLISH_DIGITS = {
 _DIGIT_CLASS = "".join(sorted(_DIGIT_CHARS))
 # Separators people put inside numbers: spaces, dashes, dots, brackets, commas.
 _RUN = re.compile(rf"[{_DIGIT_CLASS}](?:[\s\-‐—–.,，、()（）]*[{_DIGIT_CLASS}])*")
-_ENGLISH_WORD = re.compile(r"\b(?:%s)\b" % "|".join(_ENGLISH_DIGITS), re.IGNORECASE)
+_ENGLISH_WORD = re.compile(r"\b(?:{})\b".format("|".join(_ENGLISH_DIGITS)), re.IGNORECASE)
 
 
 def extract_digits(text: str) -> str:
@@ -59,9 +58,9 @@ class NumberCheck:
     """
 
     digits: str
-    canonical: Optional[str] = None
-    kind: Optional[str] = None  # "mobile" | "fixed"
-    error: Optional[str] = None
+    canonical: str | None = None
+    kind: str | None = None  # "mobile" | "fixed"
+    error: str | None = None
 
 
 def check_number(digits: str, local_area_code: str = "0571") -> NumberCheck:

@@ -5,7 +5,7 @@ actions turn into a dialogue event (apology + human), never a stack trace."""
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, Optional
+from typing import Any
 
 import aiohttp
 
@@ -25,10 +25,10 @@ class NotFound(ServiceError):
 class Services:
     """One instance per action run: cheap, and nothing is opened at import time."""
 
-    def __init__(self, config: Optional[ActionConfig] = None) -> None:
+    def __init__(self, config: ActionConfig | None = None) -> None:
         self.config = config or ActionConfig.from_env()
 
-    async def _call(self, method: str, url: str, body: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    async def _call(self, method: str, url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         timeout = aiohttp.ClientTimeout(total=self.config.http_timeout_s)
         try:
             async with aiohttp.ClientSession(timeout=timeout) as session:
@@ -48,21 +48,21 @@ class Services:
             raise ServiceError(f"{method} {url}: {type(exc).__name__} {exc}") from exc
 
     # --- the bot's inventory and store ---
-    async def look_up_line(self, number: str) -> Dict[str, Any]:
+    async def look_up_line(self, number: str) -> dict[str, Any]:
         return await self._call("GET", f"{self.config.bot_url}/api/inventory/lines/{number}")
 
-    async def submit_report(self, report: Dict[str, Any]) -> Dict[str, Any]:
+    async def submit_report(self, report: dict[str, Any]) -> dict[str, Any]:
         return await self._call("POST", f"{self.config.bot_url}/api/reports", report)
 
-    async def save_voice_message(self, ticket_id: str, body: Dict[str, Any]) -> Dict[str, Any]:
+    async def save_voice_message(self, ticket_id: str, body: dict[str, Any]) -> dict[str, Any]:
         return await self._call(
             "POST", f"{self.config.bot_url}/api/tickets/{ticket_id}/voice-messages", body
         )
 
-    async def record_outcome(self, outcome: Dict[str, Any]) -> None:
+    async def record_outcome(self, outcome: dict[str, Any]) -> None:
         await self._call("POST", f"{self.config.bot_url}/api/outcomes", outcome)
 
-    async def queue_handoff(self, handoff: Dict[str, Any]) -> Dict[str, Any]:
+    async def queue_handoff(self, handoff: dict[str, Any]) -> dict[str, Any]:
         return await self._call("POST", f"{self.config.bot_url}/api/handoffs", handoff)
 
     async def operators_open(self) -> bool:
@@ -70,8 +70,8 @@ class Services:
         return bool(status.get("operators_open"))
 
     # --- the line-test unit ---
-    async def start_line_test(self, number: str) -> Dict[str, Any]:
+    async def start_line_test(self, number: str) -> dict[str, Any]:
         return await self._call("POST", f"{self.config.linetest_url}/v1/tests", {"number": number})
 
-    async def get_line_test(self, test_id: str) -> Dict[str, Any]:
+    async def get_line_test(self, test_id: str) -> dict[str, Any]:
         return await self._call("GET", f"{self.config.linetest_url}/v1/tests/{test_id}")

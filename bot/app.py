@@ -12,6 +12,7 @@ from pathlib import Path
 import aiohttp
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from bot.api import inventory, records, tickets
 from bot.api.errors import error_middleware
@@ -98,9 +99,10 @@ async def _chat(app: web.Application) -> AsyncIterator[None]:
 
 
 @web.middleware
-async def _timing_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def _timing_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not request.path.startswith("/api/chat/"):
-        return await handler(request)
+        response: web.StreamResponse = await handler(request)
+        return response
     started = time.perf_counter()
     response = await handler(request)
     CHAT_TURN_SECONDS.observe(time.perf_counter() - started)

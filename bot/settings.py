@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -77,7 +77,7 @@ def get_settings() -> Settings:
     return Settings()
 
 
-def _settings_key() -> "web.AppKey[Settings]":
+def _settings_key() -> web.AppKey[Settings]:
     from aiohttp import web
 
     return web.AppKey("settings", Settings)

@@ -16,8 +16,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.dialogue_model import REPO_ROOT, ensure_trained, rasa_bin, rasa_env
-from bot.settings import Settings
+from bot.dialogue_model import ensure_trained, rasa_bin, rasa_env
+from bot.settings import REPO_ROOT, Settings
 
 
 @dataclass

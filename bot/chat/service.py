@@ -12,7 +12,13 @@ from typing import Any, Literal, Protocol
 import aiohttp
 import structlog
 
-from bot.chat.dialogue import DialogueTurn, DialogueUnavailable, RasaDialogue, dtmf_message, event_message
+from bot.chat.dialogue import (
+    DialogueTurn,
+    DialogueUnavailable,
+    RasaDialogue,
+    dtmf_message,
+    event_message,
+)
 from bot.chat.prompts import Language, PromptCatalogue
 
 log = structlog.get_logger()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import pytest
 
@@ -13,17 +13,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from rasa_sdk import Tracker  # noqa: E402
 from rasa_sdk.executor import CollectingDispatcher  # noqa: E402
 
-DOMAIN: Dict[str, Any] = {"slots": {}, "forms": {}}
+DOMAIN: dict[str, Any] = {"slots": {}, "forms": {}}
 SETTINGS = {"max_failures": 3, "on_max_failures": "handoff_if_open", "repeat_report_limit": 3, "language": "zh"}
 
 
 def make_tracker(
     text: str = "",
     intent: str = "",
-    entities: Optional[List[Dict[str, Any]]] = None,
-    slots: Optional[Dict[str, Any]] = None,
-    events: Optional[List[Dict[str, Any]]] = None,
-    active_loop: Optional[str] = None,
+    entities: list[dict[str, Any]] | None = None,
+    slots: dict[str, Any] | None = None,
+    events: list[dict[str, Any]] | None = None,
+    active_loop: str | None = None,
     channel: str = "webchat",
 ) -> Tracker:
     latest = {

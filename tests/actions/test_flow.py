@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from typing import Any, Dict, List
+from typing import Any
 
 from aiohttp import web
 from conftest import DOMAIN, make_tracker
@@ -20,7 +20,7 @@ from actions.flow import (
     ActionSubmitReport,
 )
 
-LINES: Dict[str, Dict[str, Any]] = {
+LINES: dict[str, dict[str, Any]] = {
     "057199990001": {"number": "057199990001", "state": "unknown_prefix"},
     "057187650010": {"number": "057187650010", "state": "repaired"},
     "057187650001": {"number": "057187650001", "state": "normal"},
@@ -37,7 +37,7 @@ def free_port() -> int:
 
 
 def run_with_api(coro_factory, fail_reports: bool = False, open_hours: bool = True):
-    seen: List[Dict[str, Any]] = []
+    seen: list[dict[str, Any]] = []
 
     async def line(request: web.Request) -> web.Response:
         return web.json_response(LINES[request.match_info["n"]])
@@ -86,7 +86,7 @@ def run_with_api(coro_factory, fail_reports: bool = False, open_hours: bool = Tr
     return asyncio.run(main()), seen
 
 
-def slots(events) -> Dict[str, Any]:
+def slots(events) -> dict[str, Any]:
     return {e["name"]: e["value"] for e in events if e["event"] == "slot"}
 
 
