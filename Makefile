@@ -47,11 +47,11 @@ run: setup train
 
 # ---- tests ----
 test: setup lint train validate test-dialogue
-	$(RASA_VENV)/bin/python -m pytest -q -p no:cacheprovider --confcutdir=tests/actions tests/actions
+	$(RASA_VENV)/bin/python -m pytest -q -p no:cacheprovider -W ignore::pytest.PytestConfigWarning --confcutdir=tests/actions tests/actions
 	$(PY) -m pytest -q -p no:cacheprovider tests --ignore=tests/actions
 
 test-unit: setup
-	$(RASA_VENV)/bin/python -m pytest -q -p no:cacheprovider --confcutdir=tests/actions tests/actions
+	$(RASA_VENV)/bin/python -m pytest -q -p no:cacheprovider -W ignore::pytest.PytestConfigWarning --confcutdir=tests/actions tests/actions
 	$(PY) -m pytest -q tests/unit
 
 test-stack: setup train

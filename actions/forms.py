@@ -76,6 +76,15 @@ class HotlineForm(FormValidationAction):
         dispatcher.utter_message(response=rejection.response)
         return {slot: None, "failure_count": count}
 
+    def yes_no(
+        self, slot: str, dispatcher: CollectingDispatcher, tracker: Tracker, **more_intents: bool
+    ) -> SlotDict:
+        """A final 1/2 question (A7, V7, V11): key, typed key or yes/no words."""
+        choice = choose(self.user_input(tracker), YES_NO_KEYS, {**YES_NO_INTENTS, **more_intents})
+        if isinstance(choice, Rejection):
+            return self.reject(slot, choice, dispatcher, tracker)
+        return self.accept({slot: bool(choice)}, result="yes" if choice else "no")
+
     def accept(self, values: SlotDict, result: str = "") -> SlotDict:
         """Take the values; ``result`` (the form is complete) is what the rules branch on."""
         if not result:
@@ -174,10 +183,7 @@ class ValidateOfferHumanForm(HotlineForm):
     def validate_wants_human(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> SlotDict:
-        choice = choose(self.user_input(tracker), YES_NO_KEYS, YES_NO_INTENTS)
-        if isinstance(choice, Rejection):
-            return self.reject("wants_human", choice, dispatcher, tracker)
-        return self.accept({"wants_human": bool(choice)}, result="yes" if choice else "no")
+        return self.yes_no("wants_human", dispatcher, tracker)
 
 
 class ValidateReportDetailsForm(HotlineForm):
@@ -250,11 +256,7 @@ class ValidateLeaveMessageForm(HotlineForm):
     def validate_wants_message(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> SlotDict:
-        intents = {**YES_NO_INTENTS, "leave_message": True}
-        choice = choose(self.user_input(tracker), YES_NO_KEYS, intents)
-        if isinstance(choice, Rejection):
-            return self.reject("wants_message", choice, dispatcher, tracker)
-        return self.accept({"wants_message": bool(choice)}, result="yes" if choice else "no")
+        return self.yes_no("wants_message", dispatcher, tracker, leave_message=True)
 
 
 class ValidateVoiceMessageForm(HotlineForm):
@@ -300,8 +302,4 @@ class ValidateAnotherServiceForm(HotlineForm):
     def validate_another_service(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> SlotDict:
-        intents = {**YES_NO_INTENTS, "other_services": True, "report_fault": True}
-        choice = choose(self.user_input(tracker), YES_NO_KEYS, intents)
-        if isinstance(choice, Rejection):
-            return self.reject("another_service", choice, dispatcher, tracker)
-        return self.accept({"another_service": bool(choice)}, result="yes" if choice else "no")
+        return self.yes_no("another_service", dispatcher, tracker, other_services=True, report_fault=True)

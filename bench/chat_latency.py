@@ -20,9 +20,9 @@ from pathlib import Path
 import aiohttp
 
 from bot.chat.dialogue import dtmf_message, event_message
-from bot.serve import load_world_file
 from bot.settings import REPO_ROOT, Settings
 from bot.stack import Stack
+from bot.world.loader import load_world_file
 from tests.e2e.conftest import free_port
 
 WORLD = REPO_ROOT / "tests" / "fixtures" / "worlds" / "e2e.yml"

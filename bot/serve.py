@@ -12,7 +12,7 @@ from aiohttp import web
 
 from bot.app import create_app
 from bot.logging import configure_logging
-from bot.settings import REPO_ROOT, Settings, get_settings
+from bot.settings import REPO_ROOT, get_settings
 
 
 def serve_command() -> None:
@@ -21,36 +21,22 @@ def serve_command() -> None:
     web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
 
 
-def load_world_file(path: Path, reset: bool, settings: Settings) -> None:
-    """Parse first (a broken file never touches the store), then load atomically."""
-    from bot.store.db import Database
-    from bot.world.loader import load_world
-    from bot.world.parse import WorldFileError, parse_world_file
-
-    try:
-        world = parse_world_file(path)
-    except WorldFileError as exc:
-        print(str(exc), file=sys.stderr)
-        raise typer.Exit(2) from exc
-    db = Database.from_settings(settings)
-    try:
-        db.upgrade()
-        summary = load_world(db, world, reset, text=path.read_text(encoding="utf-8"),
-                             current_file=settings.current_world_file)
-    finally:
-        db.dispose()
-    print(f"world loaded from {path}: {summary}", file=sys.stderr)
-
-
 def run_command(
     world: Path = typer.Option(None, help="World file to load first (default: the demo world)."),
     no_world: bool = typer.Option(False, "--no-world", help="Keep the world already loaded."),
 ) -> None:
     from bot.stack import Stack
+    from bot.world.loader import load_world_file
 
     settings = get_settings()
     if not no_world:
-        load_world_file(world or settings.world_file, reset=False, settings=settings)
+        from bot.world.parse import WorldFileError
+
+        try:
+            print(f"world: {load_world_file(world or settings.world_file, False, settings)}", file=sys.stderr)
+        except WorldFileError as exc:
+            print(str(exc), file=sys.stderr)
+            raise typer.Exit(2) from exc
     log_dir = REPO_ROOT / "var" / "log"
     stack = Stack.build(settings, log_dir)
 

@@ -34,22 +34,12 @@ def load_command(
 ) -> None:
     """Load a world file into the database (replacing the previous world)."""
     from bot.settings import get_settings
-    from bot.store.db import Database
-    from bot.world.loader import load_world
-    from bot.world.parse import WorldFileError, parse_world_file
+    from bot.world.loader import load_world_file
+    from bot.world.parse import WorldFileError
 
-    # Parse first: a broken file never touches the database.
     try:
-        world = parse_world_file(file)
+        summary = load_world_file(file, reset, get_settings())
     except WorldFileError as e:
         typer.echo(str(e), err=True)
         raise typer.Exit(2) from e
-    settings = get_settings()
-    db = Database.from_settings(settings)
-    try:
-        db.upgrade()
-        summary = load_world(db, world, reset, text=file.read_text(encoding="utf-8"),
-                             current_file=settings.current_world_file)
-    finally:
-        db.dispose()
     typer.echo(f"loaded {summary}")

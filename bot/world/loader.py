@@ -18,7 +18,7 @@ import yaml
 from sqlalchemy import delete
 from sqlmodel import Session
 
-from bot.settings import get_settings
+from bot.settings import Settings, get_settings
 from bot.store import service
 from bot.store.db import Database
 from bot.store.models import (
@@ -141,3 +141,18 @@ def _write_atomically(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def load_world_file(path: Path, reset: bool, settings: Settings) -> LoadSummary:
+    """Parse first (a broken file never touches the store), then load atomically.
+    Raises WorldFileError with every problem found, each naming its line and field."""
+    from bot.world.parse import parse_world_file
+
+    world = parse_world_file(path)
+    db = Database.from_settings(settings)
+    try:
+        db.upgrade()
+        return load_world(db, world, reset, text=path.read_text(encoding="utf-8"),
+                          current_file=settings.current_world_file)
+    finally:
+        db.dispose()

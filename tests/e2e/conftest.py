@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from bot.serve import load_world_file
 from bot.settings import REPO_ROOT, Settings
 from bot.stack import Stack
+from bot.world.loader import load_world_file
 
 WORLD = REPO_ROOT / "tests" / "fixtures" / "worlds" / "e2e.yml"
 

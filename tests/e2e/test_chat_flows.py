@@ -222,3 +222,10 @@ def test_quitting_in_the_middle_of_a_prompt(client: Client) -> None:
     r = c.say("我不报了，退出")
     assert r.prompts[-1] == "utter_goodbye" and r.body["ended"]
     assert last_outcome(client, c)["outcome"] == "ended"
+
+
+def test_input_after_the_end_starts_again_at_the_main_menu(client: Client) -> None:
+    c = Conversation(client)
+    c.keys("2")  # other services: handed over, the bot's part is over
+    r = c.keys("1")
+    assert r.prompts[-1] == "utter_ask_menu_choice" and not r.body["ended"]

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.serve import load_world_file
 from bot.stack import Stack
+from bot.world.loader import load_world_file
 from tests.e2e.conftest import WORLD, Client, Conversation
 
 pytestmark = [pytest.mark.stack, pytest.mark.postgres]
