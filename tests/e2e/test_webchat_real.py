@@ -26,11 +26,11 @@ def test_report_a_fault_in_the_browser(browser_page: Any, client: Any) -> None: 
     expect(bot.last).to_contain_text("障碍申告请按1")
     page.get_by_test_id("choice-1").click()
     expect(bot.last).to_have_attribute("data-spec", "V1")
-    for key in "60000001":  # a local number; the area code is added
+    for key in "60000010":  # a local number, not reported by other tests; the area code is added
         page.get_by_test_id(f"key-{key}").click()
     page.get_by_test_id("key-hash").click()
     expect(bot.last).to_have_attribute("data-spec", "V2")
-    expect(bot.last).to_contain_text("0571 6000 0001")
+    expect(bot.last).to_contain_text("0571 6000 0010")
     page.get_by_test_id("choice-1").click()
     expect(bot.last).to_have_attribute("data-spec", "V5", timeout=30_000)
     page.get_by_test_id("text-input").fill("13912345678 电话打不出去")
