@@ -73,7 +73,7 @@ bench: setup train
 	$(PY) -m bench.chat_latency
 
 lint: setup
-	$(PY) -m ruff check bot actions tests bench
+	$(PY) -m ruff check bot actions voice tests bench
 	$(PY) -m mypy
 
 clean:
