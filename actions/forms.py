@@ -19,6 +19,7 @@ from rasa_sdk.types import DomainDict
 from actions.config import ActionConfig
 from actions.interpret import (
     NOT_UNDERSTOOD,
+    OFFER_INTENTS,
     SYMPTOM_LABELS,
     YES_NO_INTENTS,
     YES_NO_KEYS,
@@ -80,7 +81,7 @@ class HotlineForm(FormValidationAction):
         self, slot: str, dispatcher: CollectingDispatcher, tracker: Tracker, **more_intents: bool
     ) -> SlotDict:
         """A final 1/2 question (A7, V7, V11): key, typed key or yes/no words."""
-        choice = choose(self.user_input(tracker), YES_NO_KEYS, {**YES_NO_INTENTS, **more_intents})
+        choice = choose(self.user_input(tracker), YES_NO_KEYS, {**OFFER_INTENTS, **more_intents})
         if isinstance(choice, Rejection):
             return self.reject(slot, choice, dispatcher, tracker)
         return self.accept({slot: bool(choice)}, result="yes" if choice else "no")

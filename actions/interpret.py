@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from actions.numbers import extract_digits
+from actions.numbers import extract_digits, keys_in
 
 # Reasons a prompt is asked again; each is a response the dialogue speaks.
 NO_INPUT = "utter_no_input"
@@ -19,7 +19,6 @@ NOT_UNDERSTOOD = "utter_not_understood"
 INVALID_CHOICE = "utter_invalid_choice"
 
 _UNCLEAR_INTENTS = {"nlu_fallback", "out_of_scope"}
-_KEY_TEXT = re.compile(r"^\s*(?:按|按键|press|key)?\s*([0-9*#]+)\s*(?:键|号键)?\s*$", re.IGNORECASE)
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -49,18 +48,13 @@ def read_input(latest_message: Mapping[str, Any]) -> UserInput:
             if entity.get("entity") == "digits":
                 keys = str(entity.get("value") or "")
         if not keys and not text.startswith("/"):
-            keys = _typed_keys(text)
+            keys = keys_in(text)
         text = "" if text.startswith("/") else text
     else:
-        keys = _typed_keys(text)
+        keys = keys_in(text)
     if intent == "dtmf" and not keys and not text:
         return UserInput(intent, "", "", silent=True)  # an empty key event: nothing entered
     return UserInput(intent, text, keys, silent=False)
-
-
-def _typed_keys(text: str) -> str:
-    match = _KEY_TEXT.match(text)
-    return match.group(1) if match else ""
 
 
 Choice = str | bool
@@ -90,6 +84,8 @@ def choose(
 
 YES_NO_KEYS: dict[str, Choice] = {"1": True, "2": False}
 YES_NO_INTENTS: dict[str, Choice] = {"affirm": True, "deny": False, "retry": False}
+# For the offers (A7 human, V7 message, V11 more services) "不用了谢谢"/"bye" is a polite no.
+OFFER_INTENTS: dict[str, Choice] = {**YES_NO_INTENTS, "goodbye": False}
 
 
 SYMPTOM_KEYS: dict[str, Choice] = {
@@ -129,7 +125,9 @@ def symptom_from(user_input: UserInput) -> str | Rejection:
         return str(choice)
     if user_input.silent or user_input.keys:
         return choice
-    if user_input.intent == "nlu_fallback" and _looks_like_words(user_input.text):
+    # Words the NLU placed elsewhere ("电话不太正常" as report_fault, "以上都不是" as deny)
+    # still describe a fault: kept verbatim as "other".
+    if user_input.intent in ("nlu_fallback", "report_fault", "deny") and _looks_like_words(user_input.text):
         return "other"
     return choice
 

@@ -45,6 +45,23 @@ def extract_digits(text: str) -> str:
     return max(runs, key=len, default="")
 
 
+_KEY_WORDS = re.compile(r"^\s*(?:按键|按|press|key)?\s*(.*?)\s*(?:号键|键)?\s*$", re.IGNORECASE)
+
+
+def keys_in(text: str) -> str:
+    """The keys a typed message stands for when it is nothing but keys: "1", "按一",
+    "幺", "１", "one", "0571 8765 4321#" → digits (and a trailing #); otherwise ""."""
+    match = _KEY_WORDS.match(text)
+    body = match.group(1) if match else text
+    if not body:
+        return ""
+    spelled = _ENGLISH_WORD.sub(lambda m: _ENGLISH_DIGITS[m.group(0).lower()], body)
+    if re.sub(rf"[{_DIGIT_CLASS}\s\-#*]", "", spelled):
+        return ""  # other words around the digits: not a bare key press
+    keys = "".join(_DIGIT_CHARS.get(c, c) for c in spelled if c in _DIGIT_CHARS or c in "#*")
+    return keys
+
+
 def _to_ascii(run: str) -> str:
     return "".join(_DIGIT_CHARS[c] for c in run if c in _DIGIT_CHARS)
 

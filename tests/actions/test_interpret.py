@@ -48,3 +48,20 @@ def test_symptoms_by_key_by_intent_and_free_words():
     assert isinstance(symptom_from(read_input(msg("asdfgh", "nlu_fallback"))), Rejection)
     assert isinstance(symptom_from(read_input(msg("今天天气怎么样", "out_of_scope"))), Rejection)
     assert set(SYMPTOM_KEYS.values()) == set(SYMPTOM_INTENTS.values())
+
+
+def test_typed_key_words_count_as_keys():
+    for text in ("一", "按一", "幺", "１", "one", "按1键"):
+        assert choose(read_input(msg(text, "dtmf")), YES_NO_KEYS, YES_NO_INTENTS) is True, text
+    assert read_input(msg("帮我查一下", "out_of_scope")).keys == ""
+
+
+def test_a_polite_goodbye_answers_an_offer_with_no():
+    from actions.interpret import OFFER_INTENTS
+
+    assert choose(read_input(msg("不用了谢谢", "goodbye")), YES_NO_KEYS, OFFER_INTENTS) is False
+
+
+def test_fault_words_the_nlu_placed_elsewhere_are_kept_as_other():
+    assert symptom_from(read_input(msg("电话不太正常啊", "report_fault"))) == "other"
+    assert symptom_from(read_input(msg("以上都不是的问题", "deny"))) == "other"
