@@ -1,0 +1,579 @@
+"""A FreeSWITCH double that speaks the Event Socket protocol as mod_event_socket does.
+
+Written from signalwire/freeswitch ``mod_event_socket.c`` (``socket_function``,
+``read_packet``, ``parse_command``, ``listener_run``, ``send_disconnect``) and
+``switch_event.c`` (``switch_event_serialize``), on purpose without importing
+``voice.esl``: a double that shared the bot's parser would agree with its bugs.
+
+Two roles:
+
+* ``FakeCall`` is one call's dialplan ``socket <host>:<port> async full``: it dials
+  into the bot's outbound server, waits for ``connect``, answers with the channel data
+  from ``tests/fixtures/esl/connect_reply_channel_data.txt``, replies to
+  ``myevents``/``linger``/``sendmsg``/``api``/``exit`` with FreeSWITCH's reply texts,
+  emits the events ``myevents`` subscribes to (CHANNEL_EXECUTE_COMPLETE, CHANNEL_ANSWER,
+  DTMF, CHANNEL_HANGUP, CHANNEL_HANGUP_COMPLETE) only once subscribed, sends the
+  ``linger`` disconnect notice when the channel goes down, and records every command
+  the bot sent with a monotonic timestamp.
+* ``FakeEslServer`` is the inbound listener on port 8021: ``auth/request``, ``auth``
+  (``+OK accepted`` or ``-ERR invalid`` then disconnect), ``api`` → ``api/response``,
+  ``bgapi`` → Job-UUID and a BACKGROUND_JOB event, ``event plain …``, ``exit``, and
+  ``text/rude-rejection`` for a client the ACL refuses.
+
+Event payloads are the fixture files, with the call's UUID, caller and any header the
+test overrides substituted and ``Content-Length`` recomputed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import uuid as uuid_mod
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "esl"
+FIXTURE_UUID = "5f1c2c7e-3b2a-4d8e-9a61-0c7d2b9e4a10"
+FIXTURE_CALLER = "13800138000"
+FIXTURE_JOB_UUID = "7d6c1f0e-2a9b-4c3d-8e5f-6a7b8c9d0e1f"
+
+# SWITCH_URL_UNSAFE (src/include/switch_utils.h); control and non-ASCII bytes too.
+_URL_UNSAFE = '\r\n #%&+:;<=>?@[\\]^`{|}"'
+_GOODBYE = "Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n"
+
+
+def fs_url_encode(value: str) -> str:
+    """``switch_url_encode``: what ``switch_event_serialize`` does to every value."""
+    out = []
+    for byte in value.encode("utf-8"):
+        char = chr(byte)
+        out.append(f"%{byte:02X}" if byte < 0x20 or byte > 0x7E or char in _URL_UNSAFE else char)
+    return "".join(out)
+
+
+def fixture_bytes(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def event_envelope(serialized: str, fmt: str = "plain") -> bytes:
+    data = serialized.encode("utf-8")
+    return f"Content-Length: {len(data)}\nContent-Type: text/event-{fmt}\n\n".encode() + data
+
+
+def command_reply(text: str, extra: Iterable[tuple[str, str]] = ()) -> bytes:
+    lines = ["Content-Type: command/reply", f"Reply-Text: {text}", *(f"{k}: {v}" for k, v in extra)]
+    return ("\n".join(lines) + "\n\n").encode("utf-8")
+
+
+def api_response(text: str) -> bytes:
+    data = text.encode("utf-8")
+    return f"Content-Type: api/response\nContent-Length: {len(data)}\n\n".encode() + data
+
+
+def disconnect_notice(session_uuid: str | None, message: str = _GOODBYE) -> bytes:
+    data = message.encode("utf-8")
+    if session_uuid:
+        head = (
+            f"Content-Type: text/disconnect-notice\nControlled-Session-UUID: {session_uuid}\n"
+            f"Content-Disposition: disconnect\nContent-Length: {len(data)}\n\n"
+        )
+    else:
+        head = f"Content-Type: text/disconnect-notice\nContent-Length: {len(data)}\n\n"
+    return head.encode() + data
+
+
+def linger_notice(session_uuid: str, channel_name: str, linger_time: int) -> bytes:
+    return (
+        f"Content-Type: text/disconnect-notice\nControlled-Session-UUID: {session_uuid}\n"
+        f"Content-Disposition: linger\nChannel-Name: {channel_name}\nLinger-Time: {linger_time}\n"
+        "Content-Length: 0\n\n"
+    ).encode()
+
+
+def rude_rejection() -> bytes:
+    message = b"Access Denied, go away.\n"
+    return f"Content-Type: text/rude-rejection\nContent-Length: {len(message)}\n\n".encode() + message
+
+
+def render_serialized(
+    template: str,
+    overrides: Mapping[str, str] | None = None,
+    replace: Mapping[str, str] | None = None,
+) -> str:
+    """Rewrite a serialised event (``Name: encoded\\n`` lines, blank line, optional body):
+    plain text replacements first (fixture UUID → the call's), then header overrides,
+    url-encoded as FreeSWITCH would; a header not in the template is appended."""
+    for old, new in (replace or {}).items():
+        template = template.replace(old, fs_url_encode(new))
+    head, sep, body = template.partition("\n\n")
+    lines = head.split("\n")
+    pending = dict(overrides or {})
+    for i, line in enumerate(lines):
+        name = line.split(":", 1)[0]
+        if name in pending:
+            lines[i] = f"{name}: {fs_url_encode(pending.pop(name))}"
+    lines += [f"{name}: {fs_url_encode(value)}" for name, value in pending.items()]
+    return "\n".join(lines) + (sep or "\n\n") + body
+
+
+def fixture_event(name: str, overrides: Mapping[str, str] | None = None, replace: Mapping[str, str] | None = None) -> bytes:
+    """A ``text/event-plain`` fixture, re-rendered, with a correct Content-Length."""
+    raw = fixture_bytes(name).decode("utf-8")
+    _, _, serialized = raw.partition("\n\n")
+    return event_envelope(render_serialized(serialized, overrides, replace))
+
+
+@dataclass(frozen=True)
+class Packet:
+    """What ``read_packet`` makes of bytes from the client: a command line, headers
+    stored verbatim (FreeSWITCH does not url-decode them) and an optional body."""
+
+    command: str
+    headers: dict[str, str]
+    body: bytes
+    at: float  # loop.time() when it arrived
+    raw: bytes
+
+    @property
+    def name(self) -> str:
+        return self.command.split(" ", 1)[0].lower()
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers.items():
+            if key.lower() == name.lower():
+                return value
+        return None
+
+
+async def read_packet(reader: asyncio.StreamReader) -> Packet | None:
+    """One command as mod_event_socket reads it; None on EOF."""
+    raw = b""
+    while True:
+        line = await reader.readline()
+        if not line:
+            return None
+        if not raw and line.strip(b"\r\n") == b"":
+            continue  # leading blank lines are skipped ("bah" in read_packet)
+        raw += line
+        if line in (b"\n", b"\r\n"):
+            break
+    texts = raw.decode("utf-8", errors="replace").replace("\r", "").split("\n")
+    command, headers = texts[0], {}
+    for text in texts[1:]:
+        if ":" in text:
+            name, value = text.split(":", 1)
+            headers[name] = value.lstrip(" ")
+    body = b""
+    length = next((v for k, v in headers.items() if k.lower() == "content-length"), None)
+    if length and int(length) > 0:
+        body = await reader.readexactly(int(length))
+    return Packet(command, headers, body, asyncio.get_running_loop().time(), raw + body)
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.commands: list[Packet] = []
+        self._changed = asyncio.Condition()
+
+    async def record(self, packet: Packet) -> None:
+        async with self._changed:
+            self.commands.append(packet)
+            self._changed.notify_all()
+
+    async def wait_for(self, match: str | Callable[[Packet], bool], timeout: float = 5.0, start: int = 0) -> Packet:
+        """The first recorded command (from index ``start``) whose name is ``match``
+        (``connect``, ``sendmsg`` …) or for which ``match(packet)`` is true."""
+        test = match if callable(match) else (lambda p: p.name == match)
+
+        def found() -> Packet | None:
+            return next((p for p in self.commands[start:] if test(p)), None)
+
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: found() is not None), timeout)
+        packet = found()
+        assert packet is not None
+        return packet
+
+
+def is_sendmsg(call_command: str, app: str | None = None) -> Callable[[Packet], bool]:
+    def test(p: Packet) -> bool:
+        if p.name != "sendmsg" or p.header("call-command") != call_command:
+            return False
+        return app is None or p.header("execute-app-name") == app
+
+    return test
+
+
+@dataclass
+class CallScript:
+    """Per-call knobs: who calls, what the answer event says about the media."""
+
+    uuid: str = field(default_factory=lambda: str(uuid_mod.uuid4()))
+    caller: str = FIXTURE_CALLER
+    answer_overrides: dict[str, str] = field(default_factory=dict)
+
+
+class FakeCall(_Recorder):
+    """One call, dialling into the bot exactly as ``socket … async full`` does."""
+
+    def __init__(self, host: str, port: int, script: CallScript | None = None) -> None:
+        super().__init__()
+        self.host, self.port = host, port
+        self.script = script or CallScript()
+        self.uuid = self.script.uuid
+        self.channel_name = f"sofia/external/{self.script.caller}@192.0.2.10:5060"
+        self.events_enabled = False
+        self.linger: int | None = None  # None: no linger; -1: until the bot closes
+        self.answered = False
+        self.channel_up = True
+        self.variables: dict[str, str] = {}
+        self.exported: list[str] = []
+        self.unicast: dict[str, str] | None = None
+        self.transferred_to: str | None = None
+        self.bridged_to: str | None = None
+        self.hangup_cause: str | None = None
+        self.bot_closed = asyncio.Event()
+        self.connected = asyncio.Event()
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._linger_timer: asyncio.TimerHandle | None = None
+        self._closing = False
+
+    # --- driving the call --------------------------------------------------------
+
+    async def dial(self) -> None:
+        self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        self._task = asyncio.create_task(self._serve(), name=f"fake-call-{self.uuid[:8]}")
+
+    async def press(self, digits: str, duration: int = 2000) -> None:
+        """The caller presses keys (RFC 2833): one DTMF event each, if subscribed."""
+        for digit in digits:
+            await self._event("event_dtmf.txt", {"DTMF-Digit": digit, "DTMF-Duration": str(duration)})
+
+    async def send_event(self, fixture: str, overrides: Mapping[str, str] | None = None) -> None:
+        await self._event(fixture, overrides)
+
+    async def send_raw(self, data: bytes) -> None:
+        assert self._writer is not None
+        self._writer.write(data)
+        await self._writer.drain()
+
+    async def caller_hangs_up(self, cause: str = "NORMAL_CLEARING") -> None:
+        await self._hangup(cause)
+
+    async def wait_closed(self, timeout: float = 5.0) -> None:
+        if self._task is not None:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._writer is not None and not self._writer.is_closing():
+            self._writer.close()
+            with contextlib.suppress(Exception):
+                await self._writer.wait_closed()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+    # --- the listener ------------------------------------------------------------
+
+    async def _serve(self) -> None:
+        assert self._reader is not None
+        try:
+            while True:
+                packet = await read_packet(self._reader)
+                if packet is None:
+                    self.bot_closed.set()
+                    return
+                await self.record(packet)
+                if not await self._command(packet):
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError):
+            self.bot_closed.set()
+        finally:
+            if self._linger_timer is not None:
+                self._linger_timer.cancel()
+            if self._writer is not None and not self._writer.is_closing():
+                self._writer.close()
+
+    async def _command(self, p: Packet) -> bool:
+        """Reply as ``parse_command`` would; False when FreeSWITCH closes the socket."""
+        cmd = p.command.strip()
+        low = cmd.lower()
+        if low.startswith("exit") or low.startswith("..."):
+            await self.send_raw(command_reply("+OK bye"))
+            await self.send_raw(disconnect_notice(self.uuid))
+            return False
+        if low.startswith("connect"):
+            await self.send_raw(self._connect_reply())
+            self.connected.set()
+        elif low.startswith("myevents"):
+            if self.events_enabled:
+                await self.send_raw(command_reply("-ERR aready enabled."))  # sic, FreeSWITCH's text
+            else:
+                self.events_enabled = True
+                await self.send_raw(command_reply("+OK Events Enabled"))
+        elif low.startswith("nolinger"):
+            self.linger = None
+            await self.send_raw(command_reply("+OK will not linger"))
+        elif low.startswith("linger"):
+            arg = cmd[6:].strip()
+            self.linger = int(arg) if arg.isdigit() else -1
+            text = f"+OK will linger {self.linger} seconds" if self.linger != -1 else "+OK will linger"
+            await self.send_raw(command_reply(text))
+        elif low.startswith("sendmsg"):
+            await self.send_raw(command_reply("+OK"))
+            await self._sendmsg(p)
+        elif low.startswith("api "):
+            await self.send_raw(api_response(f"-ERR {cmd[4:].split(' ')[0]} Command not found!\n"))
+        elif low.startswith("getvar"):
+            await self.send_raw(command_reply(self.variables.get(cmd[6:].strip(), "")))
+        else:
+            await self.send_raw(command_reply("-ERR command not found"))
+        return True
+
+    async def _sendmsg(self, p: Packet) -> None:
+        command = (p.header("call-command") or "").lower()
+        if command == "unicast":
+            self.unicast = {k: p.header(k) or "" for k in ("local-ip", "local-port", "remote-ip", "remote-port", "transport", "flags")}
+        elif command == "hangup":
+            await self._hangup(p.header("hangup-cause") or "NORMAL_CLEARING")
+        elif command == "execute":
+            app = p.header("execute-app-name") or ""
+            arg = p.header("execute-app-arg")
+            if arg is None and (p.header("content-type") or "").lower() == "text/plain":
+                arg = p.body.decode("utf-8")
+            await self._execute(app, arg or "")
+
+    async def _execute(self, app: str, arg: str) -> None:
+        if not self.channel_up:
+            return
+        if app == "answer" and not self.answered:
+            self.answered = True
+            await self._event("event_channel_answer.txt", self.script.answer_overrides)
+        elif app in ("set", "export"):
+            name, _, value = arg.partition("=")
+            self.variables[name] = value
+            if app == "export":
+                self.exported.append(name)
+        elif app == "transfer":
+            self.transferred_to = arg
+        elif app == "bridge":
+            self.bridged_to = arg
+        elif app == "hangup":
+            await self._hangup(arg or "NORMAL_CLEARING")
+            return
+        await self._event("event_channel_execute_complete.txt", {"Application": app, "Application-Data": arg})
+
+    async def _hangup(self, cause: str) -> None:
+        """The channel goes down: CHANNEL_HANGUP; with linger, the linger notice and
+        CHANNEL_HANGUP_COMPLETE, then FreeSWITCH waits for the bot to close (or the
+        linger time); without linger it says goodbye and closes at once."""
+        if not self.channel_up:
+            return
+        self.channel_up = False
+        self.hangup_cause = cause
+        hangup_vars = {"Hangup-Cause": cause, "variable_hangup_cause": cause}
+        await self._event("event_channel_hangup.txt", hangup_vars)
+        if self.linger is None:
+            await self.send_raw(disconnect_notice(self.uuid))
+            await self._close_socket()
+            return
+        await self.send_raw(linger_notice(self.uuid, self.channel_name, self.linger))
+        await self._event("event_channel_hangup_complete.txt", hangup_vars)
+        self._linger_timer = asyncio.get_running_loop().call_later(
+            self.linger if self.linger > 0 else 3600, lambda: asyncio.ensure_future(self._linger_expired())
+        )
+
+    async def _linger_expired(self) -> None:
+        if self._writer is not None and not self._writer.is_closing():
+            with contextlib.suppress(ConnectionError):
+                await self.send_raw(disconnect_notice(self.uuid))
+            await self._close_socket()
+
+    async def _close_socket(self) -> None:
+        if self._writer is not None and not self._writer.is_closing():
+            self._writer.close()
+
+    # --- payloads ----------------------------------------------------------------
+
+    def _replacements(self) -> dict[str, str]:
+        return {FIXTURE_UUID: self.uuid, FIXTURE_CALLER: self.script.caller}
+
+    def _connect_reply(self) -> bytes:
+        # Not an envelope with a body: the connect reply *is* the serialised event.
+        text = fixture_bytes("connect_reply_channel_data.txt").decode("utf-8")
+        return render_serialized(text, None, self._replacements()).encode("utf-8")
+
+    async def _event(self, fixture: str, overrides: Mapping[str, str] | None = None) -> None:
+        # mod_event_socket sends a listener nothing until it subscribed (LFLAG_EVENTS).
+        if not self.events_enabled or self._writer is None or self._writer.is_closing():
+            return
+        await self.send_raw(fixture_event(fixture, overrides, self._replacements()))
+
+
+# --- inbound ------------------------------------------------------------------------
+
+
+class FakeEslServer(_Recorder):
+    """FreeSWITCH's inbound listener (port 8021) for the bot's control connection."""
+
+    def __init__(self, password: str, host: str = "127.0.0.1") -> None:
+        super().__init__()
+        self.password = password
+        self.host = host
+        self.port = 0
+        self.reject_connections = 0  # the next N connections get text/rude-rejection
+        self.reject_all = False
+        self.connections = 0
+        self.authenticated = 0
+        self.api_responses: dict[str, str] = {"status": _status_text()}
+        self._server: asyncio.Server | None = None
+        self._writers: dict[asyncio.StreamWriter, set[str]] = {}  # writer -> subscribed events
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._on_client, self.host, 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        await self.drop_all()
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def __aenter__(self) -> FakeEslServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def drop_all(self, message: str = "The system is being shut down.\n") -> None:
+        """As ``kill_all_listeners`` on shutdown: a disconnect notice, then close."""
+        for writer in list(self._writers):
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                writer.write(disconnect_notice(None, message))
+                writer.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def broadcast(self, fixture: str, overrides: Mapping[str, str] | None = None) -> None:
+        """Fire an event to every listener subscribed to its name (or ALL)."""
+        data = fixture_event(fixture, overrides)
+        name = re.search(rb"Event-Name: ([A-Z_]+)", data)
+        event_name = name.group(1).decode() if name else ""
+        for writer, subscribed in list(self._writers.items()):
+            if "ALL" in subscribed or event_name in subscribed:
+                writer.write(data)
+
+    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self.connections += 1
+        try:
+            await self._listener(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except asyncio.CancelledError:
+            # drop_all() ends connections on purpose; a cancelled client task would make
+            # asyncio's stream callback log a spurious error.
+            pass
+        finally:
+            self._tasks.discard(task)
+            self._writers.pop(writer, None)
+            if not writer.is_closing():
+                writer.close()
+
+    async def _listener(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.reject_all or self.reject_connections > 0:
+            self.reject_connections = max(0, self.reject_connections - 1)
+            writer.write(rude_rejection())
+            writer.write(disconnect_notice(None))  # listener_run's "done:" path says goodbye too
+            await writer.drain()
+            return
+        writer.write(b"Content-Type: auth/request\n\n")
+        await writer.drain()
+        authed = False
+        while not authed:
+            packet = await read_packet(reader)
+            if packet is None:
+                return
+            await self.record(packet)
+            if packet.command.startswith("auth "):
+                if packet.command[5:] == self.password:
+                    authed = True
+                    self.authenticated += 1
+                    writer.write(command_reply("+OK accepted"))
+                else:
+                    writer.write(command_reply("-ERR invalid"))
+                    writer.write(disconnect_notice(None))
+                    await writer.drain()
+                    return
+            else:
+                writer.write(command_reply("-ERR command not found"))
+            await writer.drain()
+        self._writers[writer] = set()
+        while True:
+            packet = await read_packet(reader)
+            if packet is None:
+                return
+            await self.record(packet)
+            if not await self._command(packet, writer):
+                return
+
+    async def _command(self, p: Packet, writer: asyncio.StreamWriter) -> bool:
+        cmd = p.command.strip()
+        if cmd.startswith("exit"):
+            writer.write(command_reply("+OK bye"))
+            writer.write(disconnect_notice(None))
+            await writer.drain()
+            return False
+        if cmd.startswith("api "):
+            name, _, arg = cmd[4:].partition(" ")
+            text = self.api_responses.get(cmd[4:]) or self.api_responses.get(name)
+            writer.write(api_response(text if text is not None else f"-ERR {name} Command not found!\n"))
+        elif cmd.startswith("bgapi "):
+            job = p.header("Job-UUID") or str(uuid_mod.uuid4())
+            writer.write(command_reply(f"+OK Job-UUID: {job}", [("Job-UUID", job)]))
+            name = cmd[6:].split(" ", 1)[0]
+            result = self.api_responses.get(name, f"-ERR {name} Command not found!\n")
+            subscribed = self._writers.get(writer, set())
+            if "ALL" in subscribed or "BACKGROUND_JOB" in subscribed:
+                raw = fixture_bytes("event_background_job.txt").decode("utf-8")
+                serialized = raw.partition("\n\n")[2]
+                head = serialized.partition("\n\n")[0]
+                head = re.sub(r"\nContent-Length: \d+$", "", head)
+                head = head.replace(FIXTURE_JOB_UUID, job)
+                head = re.sub(r"Job-Command: [^\n]*", f"Job-Command: {fs_url_encode(name)}", head)
+                body = result.encode("utf-8")
+                writer.write(event_envelope(f"{head}\nContent-Length: {len(body)}\n\n{result}"))
+        elif cmd.startswith("event "):
+            parts = cmd.split()[1:]
+            names = [n for n in parts if n.lower() not in ("plain", "json", "xml")]
+            if not names:
+                writer.write(command_reply("-ERR no keywords supplied"))
+            else:
+                self._writers.setdefault(writer, set()).update(names)
+                writer.write(command_reply("+OK event listener enabled plain"))
+        elif cmd.startswith("noevents"):
+            self._writers[writer] = set()
+            writer.write(command_reply("+OK no longer listening for events"))
+        else:
+            writer.write(command_reply("-ERR command not found"))
+        await writer.drain()
+        return True
+
+
+def _status_text() -> str:
+    raw = fixture_bytes("api_response_status.txt").decode("utf-8")
+    return raw.partition("\n\n")[2]

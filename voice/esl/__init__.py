@@ -1,0 +1,61 @@
+"""FreeSWITCH Event Socket (ESL), asyncio: the wire protocol, the outbound server that
+FreeSWITCH dials into per call, and the inbound control client. See README.md here."""
+
+from voice.esl.inbound import EslAuthError, EslInboundClient, EslNotConnected, EslRejected
+from voice.esl.outbound import (
+    EslCallConnection,
+    EslCommandError,
+    EslConnection,
+    EslConnectionClosed,
+    EslError,
+    EslOutboundServer,
+    EslTimeout,
+    OnCall,
+    StreamItem,
+)
+from voice.esl.protocol import (
+    ChannelData,
+    ContentType,
+    DisconnectNotice,
+    DtmfPress,
+    EslEncodeError,
+    EslEvent,
+    EslMessage,
+    EslParser,
+    HangupInfo,
+    Headers,
+    dtmf_from_event,
+    hangup_from_event,
+    parse_event,
+    parse_ptime,
+)
+
+__all__ = [
+    "ChannelData",
+    "ContentType",
+    "DisconnectNotice",
+    "DtmfPress",
+    "EslAuthError",
+    "EslCallConnection",
+    "EslCommandError",
+    "EslConnection",
+    "EslConnectionClosed",
+    "EslEncodeError",
+    "EslError",
+    "EslEvent",
+    "EslInboundClient",
+    "EslMessage",
+    "EslNotConnected",
+    "EslOutboundServer",
+    "EslParser",
+    "EslRejected",
+    "EslTimeout",
+    "HangupInfo",
+    "Headers",
+    "OnCall",
+    "StreamItem",
+    "dtmf_from_event",
+    "hangup_from_event",
+    "parse_event",
+    "parse_ptime",
+]
