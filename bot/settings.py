@@ -59,6 +59,36 @@ class Settings(BaseSettings):
     # --- chat sessions ---
     chat_idle_timeout_s: float = 900.0  # a silent chat counts as abandoned after this
 
+    # --- the phone (voice/): FreeSWITCH dials the ESL outbound server per call ---
+    voice_enabled: bool = True
+    esl_host: str = "127.0.0.1"
+    esl_port: int = 8084
+    esl_linger_s: int = 30
+    # Our end of each call's unicast audio (UDP), and FreeSWITCH's end: every call
+    # needs its own port on both sides (FreeSWITCH binds local-ip:local-port per call).
+    media_ip: str = "127.0.0.1"
+    media_port_min: int = 40000
+    media_port_max: int = 40999
+    fs_media_ip: str = "127.0.0.1"
+    fs_media_port_min: int = 41000
+    fs_media_port_max: int = 41999
+    media_dead_after_s: float = 5.0  # no audio this long: the call is gone
+    handoff_extension: str = "handoff"  # freeswitch/dialplan/default.xml
+    handoff_context: str = "default"
+    # Speech models (python -m bot models fetch); a path overrides what models/ holds.
+    speech_models_dir: Path = REPO_ROOT / "models"
+    vosk_model_zh: Path | None = None
+    vosk_model_en: Path | None = None
+    piper_voice_zh: Path | None = None
+    piper_voice_en: Path | None = None
+    keypad_only: bool = False  # no speech recognition even when a model is there
+    vad_aggressiveness: int = Field(default=2, ge=0, le=3)
+    vad_min_speech_ms: int = 200  # speech this long is the caller talking (and barges in)
+    vad_end_silence_ms: int = 700  # silence this long ends an utterance
+    recording_silence_ms: int = 3000  # A11: silence this long ends a voice message
+    tts_cache_dir: Path = REPO_ROOT / "var" / "tts-cache"
+    recordings_dir: Path = REPO_ROOT / "var" / "recordings"
+
     log_level: str = "INFO"
     log_json: bool = True
 

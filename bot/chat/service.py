@@ -23,7 +23,7 @@ from bot.chat.prompts import Language, PromptCatalogue
 
 log = structlog.get_logger()
 
-Event = Literal["start", "no_input", "end"]
+Event = Literal["start", "no_input", "end", "recorded"]
 # Safety net for A8: the dialogue decides when to stop waiting; this only bounds a turn.
 MAX_WAIT_POLLS = 120
 
@@ -34,10 +34,14 @@ class ChatInput:
     dtmf: str | None = None
     event: Event | None = None
     language: Language | None = None
+    recording_id: str | None = None  # with event "recorded" (A11 on the phone)
+    metadata: dict[str, str] | None = None  # e.g. the caller's number (ANI) on a call
 
     def as_dialogue_message(self) -> str:
         if self.dtmf is not None:
             return dtmf_message(self.dtmf)
+        if self.event == "recorded" and self.recording_id:
+            return event_message("recorded", recording_id=self.recording_id)
         if self.event is not None:
             return event_message(self.event)
         return self.text or ""
@@ -54,6 +58,7 @@ class ConversationState:
     last_step: str | None = None
     last_input_at: float = field(default_factory=time.time)
     ended: bool = False
+    metadata: dict[str, str] = field(default_factory=dict)  # sent with every turn
 
 
 @dataclass
@@ -133,6 +138,9 @@ class ChatService:
                 state.language = chat_input.language
         state.last_input_at = time.time()
         metadata = {"channel": self._channel, "language": state.language}
+        if chat_input.metadata:
+            state.metadata.update(chat_input.metadata)
+        metadata.update(state.metadata)
         log.info("chat.turn", conversation_id=conversation_id, input=chat_input.describe())
         turn = await self._dialogue.send(conversation_id, chat_input.as_dialogue_message(), metadata)
         utterances = list(turn.utterances)

@@ -390,6 +390,7 @@ class EslOutboundServer:
         self.hangup_grace_s = hangup_grace_s
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     @property
     def port(self) -> int:
@@ -418,6 +419,7 @@ class EslOutboundServer:
             await asyncio.gather(*list(self._handlers), return_exceptions=True)
 
     async def close(self) -> None:
+        self._closing = True
         if self._server is not None:
             self._server.close()
         for task in list(self._handlers):
@@ -447,7 +449,9 @@ class EslOutboundServer:
         except (EslCommandError, EslTimeout) as exc:
             log.warning("esl.call.setup_failed", error=str(exc))
         except asyncio.CancelledError:
-            raise
+            if not self._closing:
+                raise
+            # Server shutdown: end quietly (asyncio's stream callback logs a re-raised cancel).
         except Exception:
             log.exception("esl.call.failed")
         finally:

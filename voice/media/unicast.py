@@ -103,6 +103,18 @@ class PortPool:
             return sock
         raise NoFreePort(f"no free UDP port in {self.port_min}-{self.port_max} on {local_ip}")
 
+    def acquire(self) -> int:
+        """Reserve a port number without binding it: for FreeSWITCH's end of unicast,
+        which FreeSWITCH binds (on its own host) once per call."""
+        size = self.port_max - self.port_min + 1
+        for _ in range(size):
+            port = self._next
+            self._next = self.port_min + (port - self.port_min + 1) % size
+            if port not in self._in_use:
+                self._in_use.add(port)
+                return port
+        raise NoFreePort(f"all {size} ports of {self.port_min}-{self.port_max} are reserved")
+
     def release(self, port: int) -> None:
         self._in_use.discard(port)
 

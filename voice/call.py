@@ -1,0 +1,557 @@
+"""One phone call: FreeSWITCH's ESL socket and unicast media on one side, the same
+dialogue as web chat (``ChatService``) on the other.
+
+Per turn the session plays the bot's prompts (TTS streamed over unicast) and collects
+the input the last prompt expects (design.md §3.3): keys (``voice.dtmf``), speech
+(VAD endpointing + a recogniser), a recording (A11), or silence past the no-input
+timeout (``/no_input``). The first of keys or speech wins; either stops a prompt that
+allows barge-in. Conversation id = call UUID; the caller's number (ANI) goes to the
+dialogue as metadata. A hang-up at any step ends the conversation (the chat service
+records "abandoned at step X" unless an outcome came later); confirmed data was stored
+by the actions before the prompt that says so was played.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+import uuid as uuidlib
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import structlog
+
+from bot.chat.dialogue import DialogueUnavailable
+from bot.chat.prompts import Language
+from bot.chat.service import ChatInput, ChatReply, ChatService
+from voice import metrics
+from voice.dtmf import DigitCollector, KeyInput, KeyRules
+from voice.esl import EslCallConnection, EslError, EslEvent, dtmf_from_event
+from voice.media import AudioFormat, PortPool, UnicastConfig, UnicastEndpoint
+from voice.recording import RecordingStore
+from voice.vad import EndpointConfig, Endpointer, SpeechEnded, SpeechStarted
+
+log = structlog.get_logger(__name__)
+
+LISTENING_KINDS = frozenset({"digits", "choice", "text"})
+# Said when the dialogue itself cannot go on (Rasa or the action server down): the
+# designers' prompts are out of reach then, so this one lives with the channel.
+APOLOGY: dict[Language, str] = {
+    "zh": "对不起，系统暂时无法处理您的申告，正在为您转接人工服务，请稍候。",
+    "en": "Sorry, the system cannot take your report right now. Transferring you to an operator, please hold.",
+}
+VOICE_MESSAGE_DECISION_PROMPT = "utter_ask_voice_message_decision"
+
+
+class SpeechOut(Protocol):
+    """Text to L16le audio at ``rate`` (voice.tts.Speaker)."""
+
+    def speak(self, text: str, language: Language, rate: int) -> AsyncIterator[bytes]: ...
+
+
+class SpeechIn(Protocol):
+    """One call's recogniser: an utterance starts with ``begin`` (the prompt's
+    expectation picks a grammar) and ``end`` returns the words heard."""
+
+    async def begin(self, expect: Mapping[str, Any]) -> None: ...
+    async def feed(self, pcm: bytes) -> None: ...
+    async def end(self) -> str: ...
+    async def close(self) -> None: ...
+
+
+RecogniserFactory = Callable[[Language, int], SpeechIn | None]
+
+
+@dataclass
+class CallSettings:
+    fs_media_ip: str = "127.0.0.1"  # FreeSWITCH binds its end of unicast here
+    handoff_extension: str = "handoff"
+    handoff_context: str = "default"
+    recording_silence_ms: int = 3000  # A11: this much silence after speech ends a message
+    preroll_ms: int = 300  # audio kept from before speech was confirmed, for the recogniser
+    endpoint: EndpointConfig = field(default_factory=EndpointConfig)
+    unicast: UnicastConfig = field(default_factory=UnicastConfig)
+
+
+@dataclass
+class CallDeps:
+    chat: ChatService
+    speech_out: SpeechOut
+    media_ports: PortPool
+    fs_ports: PortPool  # each call's FreeSWITCH-side unicast port must differ
+    recordings: RecordingStore
+    recognisers: RecogniserFactory | None = None  # None: keypad only
+    settings: CallSettings = field(default_factory=CallSettings)
+
+
+# ---- what reaches a turn -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Key:
+    digit: str
+    at_ms: float
+
+
+@dataclass(frozen=True)
+class _SpeechBegan:
+    at_ms: float
+
+
+@dataclass(frozen=True)
+class _SpeechDone:
+    text: str
+    at_ms: float
+
+
+@dataclass(frozen=True)
+class _SpeechPaused:  # VAD end without recognition (used while recording)
+    at_ms: float
+
+
+@dataclass(frozen=True)
+class _Gone:
+    reason: str
+
+
+_Input = _Key | _SpeechBegan | _SpeechDone | _SpeechPaused | _Gone
+Outcome = Literal["ended", "handoff", "hangup", "failed"]
+
+
+class CallSession:
+    def __init__(self, conn: EslCallConnection, deps: CallDeps) -> None:
+        if conn.channel is None:
+            raise EslError("call without channel data")
+        self.conn = conn
+        self.deps = deps
+        self.channel = conn.channel
+        self.call_id = self.channel.uuid
+        self.fmt = AudioFormat(self.channel.read_rate, self.channel.ptime_ms)
+        self.language: Language = "zh"
+        self._log = log.bind(call_id=self.call_id)
+        self._inputs: asyncio.Queue[_Input] = asyncio.Queue()
+        self._gone = asyncio.Event()
+        self._endpointer = Endpointer(self.fmt.sample_rate, deps.settings.endpoint)
+        self._preroll: deque[bytes] = deque(maxlen=max(1, deps.settings.preroll_ms // self.fmt.ptime_ms))
+        self._speech_in: SpeechIn | None = None
+        self._expect: Mapping[str, Any] = {}
+        self._listening = False  # speech counts as input now
+        self._recognising = False
+        self._recording: list[bytes] | None = None
+        self._last_recording: Path | None = None
+        self._recordings_made = 0
+        self._barge = asyncio.Event()
+        self._barge_allowed = False
+        self._ep: UnicastEndpoint | None = None
+        self._fs_port: int | None = None
+        self.outcome: Outcome = "hangup"
+
+    def _now_ms(self) -> float:
+        return time.monotonic() * 1000.0
+
+    # ---- the call from answer to the end --------------------------------------------
+
+    async def run(self) -> Outcome:
+        metrics.CALLS_ACTIVE.inc()
+        started = time.monotonic()
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            await self._start_media()
+            tasks = [
+                asyncio.create_task(self._pump_events(), name=f"esl-events-{self.call_id}"),
+                asyncio.create_task(self._pump_audio(), name=f"audio-{self.call_id}"),
+            ]
+            self._log.info("call.started", rate=self.fmt.sample_rate, ptime_ms=self.fmt.ptime_ms,
+                           speech=self._speech_in is not None)
+            self.outcome = await self._converse()
+        except asyncio.CancelledError:
+            self.outcome = "hangup"
+            raise
+        finally:
+            if self.outcome in ("hangup", "failed"):
+                # Shielded: FreeSWITCH may be cancelling us; the outcome must still be stored.
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self.deps.chat.end(self.call_id, reason="hangup"))
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            await self._stop_media()
+            metrics.CALLS_ACTIVE.dec()
+            metrics.CALLS.labels(self.outcome).inc()
+            self._log.info("call.ended", outcome=self.outcome, seconds=round(time.monotonic() - started, 1))
+        return self.outcome
+
+    async def _start_media(self) -> None:
+        s = self.deps.settings
+        self._ep = UnicastEndpoint(
+            self.fmt,
+            config=s.unicast,
+            ports=self.deps.media_ports,
+            on_dead=lambda reason: self._inputs.put_nowait(_Gone(f"media {reason}")),
+            call_id=self.call_id,
+        )
+        ip, port = await self._ep.start()
+        self._fs_port = self.deps.fs_ports.acquire()
+        await self.conn.unicast(s.fs_media_ip, self._fs_port, ip, port)
+        if self.deps.recognisers is not None:
+            self._speech_in = self.deps.recognisers(self.language, self.fmt.sample_rate)
+
+    async def _stop_media(self) -> None:
+        if self._speech_in is not None:
+            with contextlib.suppress(Exception):
+                await self._speech_in.close()
+        if self._ep is not None:
+            await self._ep.close()
+        if self._fs_port is not None:
+            self.deps.fs_ports.release(self._fs_port)
+            self._fs_port = None
+
+    async def _converse(self) -> Outcome:
+        chat = self.deps.chat
+        metadata = {"caller_number": self.channel.caller_id_number, "call_id": self.call_id}
+        chat_input = ChatInput(event="start", metadata=metadata)
+        while True:
+            try:
+                # Shielded: a hang-up during a turn must not cut off the store writes of it.
+                reply = await asyncio.shield(chat.turn(self.call_id, chat_input))
+            except DialogueUnavailable as exc:
+                self._log.error("call.dialogue_unavailable", error=str(exc))
+                metrics.DIALOGUE_FAILURES.inc()
+                await self._apologise_and_transfer(str(exc))
+                return "failed"
+            self._switch_language(reply.language)
+            if reply.ended:
+                await self._present(reply, collect=False)
+                if self._gone.is_set():
+                    return "hangup"
+                if reply.handoff is not None:
+                    await self._transfer(reply.handoff)
+                    return "handoff"
+                with contextlib.suppress(EslError):
+                    await self.conn.hangup()
+                return "ended"
+            next_input = await self._present(reply, collect=True)
+            if next_input is None:
+                return "hangup"
+            chat_input = next_input
+
+    def _switch_language(self, language: Language) -> None:
+        if language == self.language:
+            return
+        self.language = language
+        if self.deps.recognisers is not None:
+            old = self._speech_in
+            self._speech_in = self.deps.recognisers(language, self.fmt.sample_rate)
+            if old is not None:
+                asyncio.get_running_loop().create_task(old.close())
+
+    # ---- one turn: prompts out, input in ------------------------------------------
+
+    async def _present(self, reply: ChatReply, *, collect: bool) -> ChatInput | None:
+        """Play the reply's prompts; when ``collect``, return the caller's answer to the
+        last one (None if the caller went away)."""
+        expect = reply.expect
+        kind = str(expect.get("kind") or "none")
+        if collect and kind == "none":
+            # The dialogue waits for the caller after an announcement: any answer will do.
+            expect = {**expect, "kind": "text"}
+            kind = "text"
+        self._expect = expect
+        self._drain_stale_inputs()
+        self._barge.clear()
+        recording = collect and kind == "recording"
+        self._listening = collect and kind in LISTENING_KINDS and self._speech_in is not None
+        collector = DigitCollector(KeyRules.from_expect(expect) if collect else KeyRules("none"))
+        playback = asyncio.create_task(self._play_messages(reply.messages, recording=recording))
+        if not collect:
+            await self._await_playback_or_gone(playback)
+            return None
+        if recording:
+            return await self._collect_recording(playback, collector, expect)
+        return await self._collect(playback, collector, expect)
+
+    async def _collect(
+        self, playback: asyncio.Task[None], collector: DigitCollector, expect: Mapping[str, Any]
+    ) -> ChatInput | None:
+        no_input_ms = float(expect.get("no_input_timeout_ms") or 10000)
+        mode: Literal["keys", "speech"] | None = None
+        played_at: float | None = None
+        result: ChatInput | None = None
+        keys_done: KeyInput | None = None
+        try:
+            while result is None:
+                now = self._now_ms()
+                if played_at is None and playback.done():
+                    played_at = now
+                    if keys_done is not None:  # typed ahead during a prompt that could not be interrupted
+                        result = ChatInput(dtmf=keys_done.digits)
+                        break
+                deadlines = []
+                if played_at is not None and mode is None:
+                    deadlines.append(played_at + no_input_ms)
+                if (d := collector.deadline_ms()) is not None and played_at is not None:
+                    deadlines.append(d)
+                timeout = None if not deadlines else max(0.0, (min(deadlines) - now) / 1000)
+                if played_at is None:
+                    timeout = 0.05 if timeout is None else min(timeout, 0.05)
+                try:
+                    item = await asyncio.wait_for(self._inputs.get(), timeout)
+                except TimeoutError:
+                    now = self._now_ms()
+                    if played_at is None:
+                        continue
+                    if mode is None and now >= played_at + no_input_ms:
+                        metrics.NO_INPUTS.inc()
+                        result = ChatInput(event="no_input")
+                    elif mode == "keys" and (k := collector.expire(now)) is not None:
+                        result = ChatInput(event="no_input") if k.reason == "no_input" else ChatInput(dtmf=k.digits)
+                    continue
+                if isinstance(item, _Gone):
+                    self._log.info("call.gone", reason=item.reason)
+                    self._gone.set()
+                    return None
+                if isinstance(item, _Key) and mode in (None, "keys"):
+                    mode = "keys"
+                    self._barge_in("key")
+                    k = collector.press(item.digit, item.at_ms)
+                    if k is not None:
+                        if playback.done():
+                            result = ChatInput(dtmf=k.digits)
+                        else:
+                            keys_done = k
+                elif isinstance(item, _SpeechBegan) and mode is None and self._listening:
+                    mode = "speech"
+                    self._barge_in("speech")
+                elif isinstance(item, _SpeechDone) and mode == "speech":
+                    if item.text.strip():
+                        result = ChatInput(text=item.text.strip())
+                    else:
+                        metrics.NO_MATCHES.inc()
+                        result = ChatInput(event="no_input")
+                if keys_done is not None and playback.done():
+                    result = ChatInput(dtmf=keys_done.digits)
+        finally:
+            self._listening = False
+            await self._finish_playback(playback)
+        return result
+
+    async def _collect_recording(
+        self, playback: asyncio.Task[None], collector: DigitCollector, expect: Mapping[str, Any]
+    ) -> ChatInput | None:
+        """A11 V8: record from the end of the prompt (and its tone) until ``#``, silence
+        after speech, or the maximum length. Nothing said → ``/no_input``."""
+        s = self.deps.settings
+        if not await self._await_playback_or_gone(playback):
+            return None
+        no_input_ms = float(expect.get("no_input_timeout_ms") or 10000)
+        max_ms = float(expect.get("max_seconds") or 60) * 1000
+        start = self._now_ms()
+        self._recording = []
+        spoke = False
+        last_voice_end: float | None = None
+        in_speech = False
+        ended_by = "max_length"
+        try:
+            while True:
+                now = self._now_ms()
+                deadlines = [start + max_ms]
+                if not spoke:
+                    deadlines.append(start + no_input_ms)
+                elif not in_speech and last_voice_end is not None:
+                    deadlines.append(last_voice_end + s.recording_silence_ms)
+                try:
+                    item = await asyncio.wait_for(self._inputs.get(), max(0.0, (min(deadlines) - now) / 1000))
+                except TimeoutError:
+                    now = self._now_ms()
+                    if now >= start + max_ms:
+                        ended_by = "max_length"
+                    elif not spoke:
+                        metrics.NO_INPUTS.inc()
+                        return ChatInput(event="no_input")
+                    else:
+                        ended_by = "silence"
+                    break
+                if isinstance(item, _Gone):
+                    self._gone.set()
+                    return None
+                if isinstance(item, _Key) and collector.press(item.digit, item.at_ms) is not None:
+                    ended_by = "key"
+                    break
+                if isinstance(item, _SpeechBegan):
+                    spoke, in_speech = True, True
+                elif isinstance(item, (_SpeechPaused, _SpeechDone)):
+                    in_speech, last_voice_end = False, item.at_ms
+            frames = self._recording
+        finally:
+            self._recording = None
+        if not spoke and ended_by == "key":
+            return ChatInput(event="no_input")
+        recording = await self.deps.recordings.save(
+            self._next_recording_id(), b"".join(frames), self.fmt.sample_rate
+        )
+        self._last_recording = recording.path
+        self._log.info("call.recorded", recording_id=recording.id, seconds=round(recording.seconds, 1), ended_by=ended_by)
+        return ChatInput(event="recorded", recording_id=recording.id)
+
+    def _next_recording_id(self) -> str:
+        self._recordings_made += 1
+        return f"{self.call_id}-{self._recordings_made}-{uuidlib.uuid4().hex[:6]}"
+
+    def _barge_in(self, by: str) -> None:
+        if self._barge_allowed and not self._barge.is_set():
+            self._barge.set()
+            metrics.BARGE_INS.labels(by).inc()
+
+    def _drain_stale_inputs(self) -> None:
+        """Keys and speech left from the previous turn were answers to it, not to this one."""
+        while not self._inputs.empty():
+            item = self._inputs.get_nowait()
+            if isinstance(item, _Gone):
+                self._gone.set()
+                self._inputs.put_nowait(item)
+                return
+
+    async def _await_playback_or_gone(self, playback: asyncio.Task[None]) -> bool:
+        gone = asyncio.create_task(self._gone.wait())
+        try:
+            await asyncio.wait({playback, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        if not playback.done():
+            await self._finish_playback(playback)
+            return False
+        return not self._gone.is_set()
+
+    async def _finish_playback(self, playback: asyncio.Task[None]) -> None:
+        if not playback.done():
+            self._barge.set()  # the turn is over: stop talking
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await playback
+
+    # ---- talking -------------------------------------------------------------------
+
+    async def _play_messages(self, messages: list[dict[str, Any]], *, recording: bool) -> None:
+        ep = self._ep
+        assert ep is not None
+        turn_started = time.monotonic()
+        first = True
+        for message in messages:
+            if self._barge.is_set() or self._gone.is_set():
+                return
+            self._barge_allowed = bool((message.get("expect") or {}).get("barge_in", True))
+            if message.get("prompt") == VOICE_MESSAGE_DECISION_PROMPT and self._last_recording is not None:
+                # A11/V10: the caller hears the message before deciding on it.
+                await self._play_recording(self._last_recording)
+            text = str(message.get("text") or "")
+            if not text:
+                continue
+            chunks = self.deps.speech_out.speak(text, self.language, self.fmt.sample_rate)
+            if first:
+                chunks = _observe_first(chunks, lambda: metrics.TTS_FIRST_AUDIO.observe(time.monotonic() - turn_started))
+                first = False
+            result = await ep.play_stream(chunks, cancel=self._barge if self._barge_allowed else None)
+            if result.error:
+                self._log.warning("call.play_failed", error=result.error)
+            if result.cancelled:
+                return
+        self._barge_allowed = False
+        if recording:
+            await ep.play(_tone(self.fmt.sample_rate))
+
+    async def _play_recording(self, path: Path) -> None:
+        assert self._ep is not None
+        pcm = await self.deps.recordings.load_pcm(path, self.fmt.sample_rate)
+        await self._ep.play(pcm, cancel=self._barge)
+
+    async def _apologise_and_transfer(self, reason: str) -> None:
+        assert self._ep is not None
+        self._barge_allowed = False
+        await self._ep.play_stream(self.deps.speech_out.speak(APOLOGY[self.language], self.language, self.fmt.sample_rate))
+        await self._transfer({"reason": "system_unavailable", "conversation_id": self.call_id, "detail": reason})
+
+    async def _transfer(self, handoff: Mapping[str, Any]) -> None:
+        """Operator queue with the context as channel variables (freeswitch/dialplan/default.xml)."""
+        s = self.deps.settings
+        variables = {
+            "hotline_conversation_id": self.call_id,
+            "hotline_handoff_reason": str(handoff.get("reason") or "caller_asked"),
+        }
+        for key, var in (("handoff_id", "hotline_handoff_id"), ("ticket_id", "hotline_ticket_id"),
+                         ("fault_number", "hotline_fault_number")):
+            if handoff.get(key):
+                variables[var] = str(handoff[key])
+        try:
+            await self.conn.transfer(s.handoff_extension, s.handoff_context, variables=variables)
+            metrics.HANDOFFS.labels(variables["hotline_handoff_reason"]).inc()
+        except EslError as exc:
+            self._log.error("call.transfer_failed", error=str(exc))
+
+    # ---- listening -----------------------------------------------------------------
+
+    async def _pump_events(self) -> None:
+        try:
+            async for item in self.conn.events():
+                if isinstance(item, EslEvent) and (press := dtmf_from_event(item)) is not None:
+                    self._inputs.put_nowait(_Key(press.digit, self._now_ms()))
+        finally:
+            self._inputs.put_nowait(_Gone("hangup"))
+
+    async def _pump_audio(self) -> None:
+        ep = self._ep
+        assert ep is not None
+        async for frame in ep.frames():
+            pcm = frame.pcm
+            if self._recording is not None:
+                self._recording.append(pcm)
+            began_now = False
+            for event in self._endpointer.feed(pcm, filler=frame.is_filler):
+                now = self._now_ms()
+                if isinstance(event, SpeechStarted):
+                    if self._recording is not None:
+                        self._inputs.put_nowait(_SpeechBegan(now))
+                    elif self._listening and self._speech_in is not None and not self._recognising:
+                        await self._speech_in.begin(self._expect)
+                        for earlier in self._preroll:
+                            await self._speech_in.feed(earlier)
+                        self._recognising, began_now = True, True
+                        self._inputs.put_nowait(_SpeechBegan(now))
+                elif isinstance(event, SpeechEnded):
+                    if self._recognising and self._speech_in is not None:
+                        if not began_now:
+                            await self._speech_in.feed(pcm)
+                        began_now = True  # this frame is fed
+                        self._recognising = False
+                        started = time.monotonic()
+                        text = await self._speech_in.end()
+                        metrics.ASR_FINAL_SECONDS.observe(time.monotonic() - started)
+                        self._inputs.put_nowait(_SpeechDone(text, self._now_ms()))
+                    elif self._recording is not None:
+                        self._inputs.put_nowait(_SpeechPaused(now))
+            if self._recognising and not began_now and self._speech_in is not None:
+                await self._speech_in.feed(pcm)
+            self._preroll.append(pcm)
+
+
+async def _observe_first(chunks: AsyncIterator[bytes], on_first: Callable[[], None]) -> AsyncIterator[bytes]:
+    first = True
+    async for chunk in chunks:
+        if first:
+            on_first()
+            first = False
+        yield chunk
+
+
+def _tone(rate: int, hz: float = 1000.0, ms: int = 300) -> bytes:
+    """The short tone before a recording starts (A11)."""
+    n = rate * ms // 1000
+    t = np.arange(n) / rate
+    wave = 0.3 * np.sin(2 * math.pi * hz * t)
+    return (wave * 32767).astype("<i2").tobytes()
