@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     recording_silence_ms: int = 3000  # A11: silence this long ends a voice message
     tts_cache_dir: Path = REPO_ROOT / "var" / "tts-cache"
     recordings_dir: Path = REPO_ROOT / "var" / "recordings"
+
+    # Staff API token: needed to download recorded voice messages (None: downloads off).
+    staff_api_token: SecretStr | None = None
 
     log_level: str = "INFO"
     log_json: bool = True

@@ -94,6 +94,8 @@ def settings(tmp_path: Path) -> Settings:
         local_area_code="0571",
         centre_open_hours="00:00-24:00",
         timezone="Asia/Shanghai",
+        recordings_dir=tmp_path / "recordings",
+        staff_api_token="staff-secret",
     )
 
 

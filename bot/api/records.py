@@ -78,8 +78,17 @@ class ReportIn(_In):
 
 
 class VoiceMessageIn(_In):
+    """A11: typed text (chat) or the id of a recording the phone channel made."""
+
     conversation_id: str = Field(min_length=1, max_length=128)
-    text: str = Field(min_length=1, max_length=MAX_TEXT)
+    text: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT)
+    recording_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]{1,100}$")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> VoiceMessageIn:
+        if (self.text is None) == (self.recording_id is None):
+            raise ValueError("give either text or recording_id")
+        return self
 
 
 class OutcomeIn(_In):
@@ -134,8 +143,15 @@ async def post_report(request: web.Request) -> web.Response:
 
 async def post_voice_message(request: web.Request) -> web.Response:
     body = await parse_body(request, VoiceMessageIn)
+    recording_file = None
+    if body.recording_id is not None:
+        path = request.app[SETTINGS_KEY].recordings_dir / f"{body.recording_id}.wav"
+        if not path.is_file():
+            raise ApiError(422, "recording_not_found", f"no recording {body.recording_id!r}")
+        recording_file = path.name
     attachment_id, created = await request.app[DB_KEY].run(
-        service.add_voice_message, request.match_info["ticket_id"], body.conversation_id, body.text
+        service.add_voice_message, request.match_info["ticket_id"], body.conversation_id, body.text,
+        recording_file=recording_file,
     )
     return web.json_response({"attachment_id": attachment_id, "created": created}, status=201 if created else 200)
 

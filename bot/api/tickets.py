@@ -9,6 +9,7 @@ by ``bot/openapi/tickets.yaml``, served at ``…/openapi.yaml``.
 from __future__ import annotations
 
 import base64
+import hmac
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -143,9 +144,32 @@ def _attachment(a: Any) -> dict[str, Any]:
     if a.text is not None:  # A11, typed in chat: the message itself
         out["description"] = a.text
         out["content"] = base64.b64encode(a.text.encode("utf-8")).decode("ascii")
-    if a.file_path:
+    if a.file_path:  # A11, recorded on the phone: fetched with a staff token
         out["name"] = Path(a.file_path).name
+        out["url"] = f"/api/attachments/{a.id}/content"
     return out
+
+
+async def attachment_content(request: web.Request) -> web.StreamResponse:
+    """A recorded voice message, for staff only (``Authorization: Bearer <HOTLINE_STAFF_API_TOKEN>``)."""
+    settings = request.app[SETTINGS_KEY]
+    token = settings.staff_api_token.get_secret_value() if settings.staff_api_token else None
+    given = request.headers.get("Authorization", "")
+    if token is None:
+        raise ApiError(403, "downloads_disabled", "set HOTLINE_STAFF_API_TOKEN to allow downloads")
+    if not given.startswith("Bearer ") or not hmac.compare_digest(given[7:].encode(), token.encode()):
+        raise ApiError(401, "unauthorised", "a staff token is needed (Authorization: Bearer …)")
+    try:
+        attachment_id = int(request.match_info["id"])
+    except ValueError as exc:
+        raise ApiError(400, "bad_id", "attachment ids are numbers") from exc
+    row = await request.app[DB_KEY].run(service.get_attachment, attachment_id)
+    if row.text is not None:
+        return web.Response(text=row.text, content_type="text/plain", charset="utf-8")
+    path = settings.recordings_dir / Path(row.file_path or "").name
+    if not row.file_path or not path.is_file():
+        raise ApiError(410, "recording_gone", "the recording file is no longer there")
+    return web.FileResponse(path, headers={"Content-Type": row.mime_type, "Cache-Control": "no-store"})
 
 
 # --------------------------------------------------------------- request models
@@ -317,6 +341,7 @@ async def openapi(_request: web.Request) -> web.FileResponse:
 
 
 def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/api/attachments/{id}/content", attachment_content)
     app.router.add_get(f"{BASE}/troubleTicket", list_tickets)
     app.router.add_post(f"{BASE}/troubleTicket", create_ticket)
     app.router.add_get(f"{BASE}/troubleTicket/{{id}}", get_ticket)

@@ -411,12 +411,17 @@ def get_ticket_row(s: Session, ticket_id: str) -> Ticket:
 
 
 def add_voice_message(
-    s: Session, ticket_id: str, conversation_id: str, text: str, *, mime_type: str = "text/plain"
+    s: Session, ticket_id: str, conversation_id: str, text: str | None, *, recording_file: str | None = None
 ) -> tuple[int, bool]:
-    """A11: the caller's message for the repairman, typed in chat. Returns (id, created);
-    the same text from the same conversation on the same ticket is stored once."""
+    """A11: the caller's message for the repairman, typed in chat (``text``) or recorded
+    on the phone (``recording_file``, a WAV under the recordings folder). Returns
+    (id, created); the same message from the same conversation on a ticket is stored once."""
+    if (text is None) == (recording_file is None):
+        raise ValueError("a voice message is either text or a recording")
     ticket = get_ticket_row(s, ticket_id)
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    key = text if text is not None else f"recording:{recording_file}"
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
+    mime_type = "text/plain" if text is not None else "audio/wav"
 
     def existing() -> Attachment | None:
         return s.exec(
@@ -430,7 +435,7 @@ def add_voice_message(
     found = existing()
     if found is None:
         row = Attachment(ticket_id=ticket.id, kind="voiceMessage", mime_type=mime_type, text=text,
-                         content_hash=digest, conversation_id=conversation_id)
+                         file_path=recording_file, content_hash=digest, conversation_id=conversation_id)
         try:
             with s.begin_nested():
                 s.add(row)
@@ -832,3 +837,11 @@ def delete_all_conversation_data(s: Session) -> None:
     s.execute(delete(Ticket))
     s.execute(delete(ConversationOutcome))
     s.execute(delete(Handoff))
+
+
+def get_attachment(s: Session, attachment_id: int) -> Attachment:
+    row = s.get(Attachment, attachment_id)
+    if row is None:
+        raise NotFound(f"no attachment with id {attachment_id}", code="attachment_not_found")
+    s.expunge(row)
+    return row

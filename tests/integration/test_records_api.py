@@ -105,6 +105,40 @@ async def test_voice_messages(client: Any) -> None:
     assert resp.status == 404 and (await resp.json())["error"] == "ticket_not_found"
 
 
+async def test_recorded_voice_message_is_attached_and_only_staff_may_download_it(
+    client: Any, settings: Settings
+) -> None:
+    import asyncio
+
+    from voice.recording import RecordingStore
+
+    tid = (await (await client.post("/api/reports", json=report())).json())["ticket_id"]
+    url = f"/api/tickets/{tid}/voice-messages"
+    missing = await client.post(url, json={"conversation_id": "call-1", "recording_id": "call-1-1-abc"})
+    assert missing.status == 422 and (await missing.json())["error"] == "recording_not_found"
+    for bad in ({"conversation_id": "c", "recording_id": "../../etc/passwd"},
+                {"conversation_id": "c", "text": "hi", "recording_id": "x-1"},
+                {"conversation_id": "c"}):
+        assert (await client.post(url, json=bad)).status == 400, bad
+    await RecordingStore(settings.recordings_dir).save("call-1-1-abc", b"\x01\x00" * 8000, 8000)
+    resp = await client.post(url, json={"conversation_id": "call-1", "recording_id": "call-1-1-abc"})
+    assert resp.status == 201
+    again = await client.post(url, json={"conversation_id": "call-1", "recording_id": "call-1-1-abc"})
+    assert again.status == 200  # a retried action stores it once
+    ticket = await (await client.get(f"/tmf-api/troubleTicket/v5/troubleTicket/{tid}")).json()
+    (att,) = ticket["attachment"]
+    assert att["mimeType"] == "audio/wav" and att["url"].startswith("/api/attachments/")
+    assert (await client.get(att["url"])).status == 401
+    assert (await client.get(att["url"], headers={"Authorization": "Bearer wrong"})).status == 401
+    ok = await client.get(att["url"], headers={"Authorization": "Bearer staff-secret"})
+    assert ok.status == 200 and ok.headers["Content-Type"] == "audio/wav"
+    body = await ok.read()
+    assert body[:4] == b"RIFF" and len(body) == 44 + 16000
+    await asyncio.to_thread((settings.recordings_dir / "call-1-1-abc.wav").unlink)
+    gone = await client.get(att["url"], headers={"Authorization": "Bearer staff-secret"})
+    assert gone.status == 410
+
+
 async def test_outcomes(client: Any) -> None:
     for outcome, step in (("informed_repaired", "A5"), ("accepted", "A10")):
         resp = await client.post("/api/outcomes", json={
