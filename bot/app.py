@@ -19,7 +19,7 @@ from bot.api.errors import error_middleware
 from bot.chat import api as chat_api
 from bot.chat.dialogue import RasaDialogue
 from bot.chat.prompts import PromptCatalogue
-from bot.chat.service import ChatService, ConversationState
+from bot.chat.service import AbandonRecorder, ChatService, ConversationState
 from bot.metrics import CHAT_TURN_SECONDS, CHAT_TURNS, CONVERSATIONS_ABANDONED, metrics_handler
 from bot.settings import SETTINGS_KEY, Settings
 from bot.store import service as store
@@ -29,6 +29,8 @@ log = structlog.get_logger()
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 HTTP_SESSION_KEY = web.AppKey("http_session", aiohttp.ClientSession)
 SWEEP_INTERVAL_S = 30.0
+VOICE_CHAT_KEY = web.AppKey("voice_chat", ChatService)
+VOICE_STATUS_KEY = web.AppKey("voice_status", dict)
 
 
 def create_app(settings: Settings, db: Database | None = None) -> web.Application:
@@ -37,6 +39,9 @@ def create_app(settings: Settings, db: Database | None = None) -> web.Applicatio
     app[DB_KEY] = db or Database.from_settings(settings)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_chat)
+    app[VOICE_STATUS_KEY] = {"enabled": False}
+    if settings.voice_enabled:
+        app.cleanup_ctx.append(_voice)
     tickets.setup_routes(app)
     inventory.setup_routes(app)
     records.setup_routes(app)
@@ -61,16 +66,7 @@ async def _chat(app: web.Application) -> AsyncIterator[None]:
     app[HTTP_SESSION_KEY] = session
     db = app[DB_KEY]
 
-    async def record_abandoned(conversation_id: str, state: ConversationState, channel: str, reason: str) -> None:
-        latest = await db.run(store.latest_outcome, conversation_id)
-        if latest and datetime.fromisoformat(latest["at"]).timestamp() >= state.last_input_at - 1:
-            return  # the conversation reached an outcome after the last input: not abandoned
-        step = state.last_step or "A1"
-        await db.run(
-            store.record_outcome,
-            store.OutcomeData(conversation_id, channel, state.language, "abandoned", step, reason),
-        )
-        CONVERSATIONS_ABANDONED.labels(step).inc()
+    record_abandoned = abandon_recorder(db)
 
     service = ChatService(
         RasaDialogue(session, settings.rasa_url, settings.rasa_timeout_s),
@@ -81,6 +77,14 @@ async def _chat(app: web.Application) -> AsyncIterator[None]:
         record_abandoned=record_abandoned,
     )
     app[chat_api.CHAT_SERVICE_KEY] = service
+    app[VOICE_CHAT_KEY] = ChatService(
+        RasaDialogue(session, settings.rasa_url, settings.rasa_timeout_s),
+        PromptCatalogue.load(settings.nlu_dir / "prompts.yml"),
+        channel="voice",
+        action_health_url=f"http://127.0.0.1:{settings.action_port}/health",
+        session=session,
+        record_abandoned=record_abandoned,
+    )
 
     async def sweep() -> None:
         while True:
@@ -96,6 +100,47 @@ async def _chat(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await sweeper
     await session.close()
+
+
+def abandon_recorder(db: Database) -> AbandonRecorder:
+    """Stores "abandoned at step X" unless the conversation reached an outcome after
+    its last input (web chat closed, caller hung up)."""
+
+    async def record_abandoned(conversation_id: str, state: ConversationState, channel: str, reason: str) -> None:
+        latest = await db.run(store.latest_outcome, conversation_id)
+        if latest and datetime.fromisoformat(latest["at"]).timestamp() >= state.last_input_at - 1:
+            return  # the conversation reached an outcome after the last input: not abandoned
+        step = state.last_step or "A1"
+        await db.run(
+            store.record_outcome,
+            store.OutcomeData(conversation_id, channel, state.language, "abandoned", step, reason),
+        )
+        CONVERSATIONS_ABANDONED.labels(step).inc()
+
+    return record_abandoned
+
+
+async def _voice(app: web.Application) -> AsyncIterator[None]:
+    """The phone channel (voice/): FreeSWITCH's ESL outbound connections, one call
+    session each, on the same dialogue and stores as web chat."""
+    settings = app[SETTINGS_KEY]
+    from voice.service import VoiceService, load_speech_engines
+
+    try:
+        engines = await load_speech_engines(settings)
+        voice = VoiceService(settings, app[VOICE_CHAT_KEY], engines)
+        await voice.start()
+    except Exception as exc:  # noqa: BLE001 - web chat must stay up when the phone side cannot start
+        log.error("voice.unavailable", error=str(exc))
+        app[VOICE_STATUS_KEY] = {"enabled": True, "running": False, "error": str(exc)}
+        yield
+        return
+    app[VOICE_STATUS_KEY] = {
+        "enabled": True, "running": True, "esl_port": voice.server.port,
+        "speech_input": sorted(engines.asr_models), "keypad_only": not engines.asr_models,
+    }
+    yield
+    await voice.stop()
 
 
 @web.middleware
@@ -119,6 +164,7 @@ async def _healthz(request: web.Request) -> web.Response:
         "dialogue": dialogue_ok,
         "time": datetime.now(UTC).isoformat(),
         "rasa_url": settings.rasa_url,
+        "voice": request.app[VOICE_STATUS_KEY],
     }
     return web.json_response(body)
 

@@ -55,6 +55,7 @@ class Stack:
             "HOTLINE_CURRENT_WORLD_FILE": str(s.current_world_file),
             "HOTLINE_LOCAL_AREA_CODE": s.local_area_code,
             "HOTLINE_CENTRE_OPEN_HOURS": s.centre_open_hours,
+            **_voice_env(s),
         }
         tracker_db = Path(s.tracker_db)
         tracker_db.parent.mkdir(parents=True, exist_ok=True)
@@ -137,3 +138,24 @@ def _answers(url: str) -> bool:
             return bool(resp.status < 500)
     except (urllib.error.URLError, OSError):
         return False
+
+
+_VOICE_FIELDS = (
+    "voice_enabled", "esl_host", "esl_port", "media_ip", "media_port_min", "media_port_max",
+    "fs_media_ip", "fs_media_port_min", "fs_media_port_max", "speech_models_dir", "vosk_model_zh",
+    "vosk_model_en", "piper_voice_zh", "piper_voice_en", "keypad_only", "tts_cache_dir", "recordings_dir",
+    "staff_api_token",
+)
+
+
+def _voice_env(s: Settings) -> dict[str, str]:
+    """The phone channel's settings, for the bot process (it hosts the ESL server)."""
+    env: dict[str, str] = {}
+    for name in _VOICE_FIELDS:
+        value = getattr(s, name)
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"HOTLINE_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env

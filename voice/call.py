@@ -148,6 +148,7 @@ class CallSession:
         self._recordings_made = 0
         self._barge = asyncio.Event()
         self._barge_allowed = False
+        self._interim: list[asyncio.Task[None]] = []
         self._ep: UnicastEndpoint | None = None
         self._fs_port: int | None = None
         self.outcome: Outcome = "hangup"
@@ -221,7 +222,7 @@ class CallSession:
         while True:
             try:
                 # Shielded: a hang-up during a turn must not cut off the store writes of it.
-                reply = await asyncio.shield(chat.turn(self.call_id, chat_input))
+                reply = await asyncio.shield(chat.turn(self.call_id, chat_input, on_progress=self._say_now))
             except DialogueUnavailable as exc:
                 self._log.error("call.dialogue_unavailable", error=str(exc))
                 metrics.DIALOGUE_FAILURES.inc()
@@ -242,6 +243,10 @@ class CallSession:
             if next_input is None:
                 return "hangup"
             chat_input = next_input
+
+    async def _say_now(self, messages: list[dict[str, Any]]) -> None:
+        """A8: "please wait" is heard while the line test runs, not after it."""
+        self._interim.append(asyncio.create_task(self._play_messages(messages, recording=False, interim=True)))
 
     def _switch_language(self, language: Language) -> None:
         if language == self.language:
@@ -270,7 +275,7 @@ class CallSession:
         recording = collect and kind == "recording"
         self._listening = collect and kind in LISTENING_KINDS and self._speech_in is not None
         collector = DigitCollector(KeyRules.from_expect(expect) if collect else KeyRules("none"))
-        playback = asyncio.create_task(self._play_messages(reply.messages, recording=recording))
+        playback = asyncio.create_task(self._play_messages(reply.messages[reply.reported:], recording=recording))
         if not collect:
             await self._await_playback_or_gone(playback)
             return None
@@ -438,15 +443,19 @@ class CallSession:
 
     # ---- talking -------------------------------------------------------------------
 
-    async def _play_messages(self, messages: list[dict[str, Any]], *, recording: bool) -> None:
+    async def _play_messages(self, messages: list[dict[str, Any]], *, recording: bool, interim: bool = False) -> None:
         ep = self._ep
         assert ep is not None
+        if not interim:
+            while self._interim:  # what was said during the wait comes first, whole
+                with contextlib.suppress(Exception):
+                    await self._interim.pop(0)
         turn_started = time.monotonic()
         first = True
         for message in messages:
-            if self._barge.is_set() or self._gone.is_set():
+            if (self._barge.is_set() and not interim) or self._gone.is_set():
                 return
-            self._barge_allowed = bool((message.get("expect") or {}).get("barge_in", True))
+            self._barge_allowed = not interim and bool((message.get("expect") or {}).get("barge_in", True))
             if message.get("prompt") == VOICE_MESSAGE_DECISION_PROMPT and self._last_recording is not None:
                 # A11/V10: the caller hears the message before deciding on it.
                 await self._play_recording(self._last_recording)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -69,6 +70,7 @@ class ChatReply:
     ended: bool
     handoff: dict[str, Any] | None
     language: Language
+    reported: int = 0  # leading messages already handed to ``on_progress``
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -79,6 +81,9 @@ class ChatReply:
             "handoff": self.handoff,
             "language": self.language,
         }
+
+
+ProgressHook = Callable[[list[dict[str, Any]]], Awaitable[None]]
 
 
 class ActionServerDown(DialogueUnavailable):
@@ -130,7 +135,12 @@ class ChatService:
             await self.end(cid, reason="idle")
         return len(idle)
 
-    async def turn(self, conversation_id: str, chat_input: ChatInput) -> ChatReply:
+    async def turn(
+        self, conversation_id: str, chat_input: ChatInput, on_progress: ProgressHook | None = None
+    ) -> ChatReply:
+        """One input → the bot's reply. ``on_progress`` gets messages said before an A8
+        wait, as soon as they are known (a phone plays "please wait" while the line test
+        runs); the reply still lists them, ``reported`` says how many went out early."""
         state = self.conversations.setdefault(conversation_id, ConversationState())
         if chat_input.event == "start":
             state.ended = False
@@ -148,7 +158,12 @@ class ChatService:
             await self._check_action_server()
         # A8: while the line test runs the dialogue says "please wait"; ask again until it moves on.
         polls = 0
+        reported = 0
         while utterances and self._is_wait(utterances[-1].prompt) and polls < MAX_WAIT_POLLS:
+            if on_progress is not None:
+                so_far = self._reply(conversation_id, state, utterances, turn).messages
+                await on_progress(so_far[reported:])
+                reported = len(so_far)
             wait_ms = self._prompts.get(utterances[-1].prompt).expect.poll_after_ms or 1000
             await asyncio.sleep(wait_ms / 1000)
             turn = await self._dialogue.send(conversation_id, event_message("line_test_poll"), metadata)
@@ -156,7 +171,9 @@ class ChatService:
             polls += 1
         if turn.language in ("zh", "en"):
             state.language = turn.language  # type: ignore[assignment]
-        return self._reply(conversation_id, state, utterances, turn)
+        reply = self._reply(conversation_id, state, utterances, turn)
+        reply.reported = reported
+        return reply
 
     def _is_wait(self, prompt: str | None) -> bool:
         return self._prompts.get(prompt).expect.kind == "wait"

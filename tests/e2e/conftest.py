@@ -4,6 +4,7 @@ simulator and bot, on free ports, with a store and a world of their own."""
 from __future__ import annotations
 
 import json
+import random
 import socket
 import urllib.error
 import urllib.request
@@ -95,8 +96,12 @@ class Conversation:
 @pytest.fixture(scope="session")
 def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     tmp = tmp_path_factory.mktemp("stack")
-    bot, rasa, actions, linetest = (free_port() for _ in range(4))
+    bot, rasa, actions, linetest, esl = (free_port() for _ in range(5))
+    media = random.randrange(30000, 38000, 200)
     return Settings(
+        esl_port=esl, media_port_min=media, media_port_max=media + 49,
+        fs_media_port_min=media + 50, fs_media_port_max=media + 99,
+        recordings_dir=tmp / "recordings", tts_cache_dir=tmp / "tts-cache", staff_api_token="e2e-staff",
         port=bot, rasa_port=rasa, rasa_url=f"http://127.0.0.1:{rasa}", action_port=actions,
         linetest_port=linetest, linetest_url=f"http://127.0.0.1:{linetest}",
         database_url=f"sqlite:///{tmp / 'hotline.db'}", tracker_db=tmp / "tracker.db",

@@ -324,3 +324,30 @@ async def test_a11_nothing_said_is_no_input(make_harness: Any) -> None:
     assert h.dialogue.messages[1] == "/no_input"
     assert not list((h.deps.recordings.folder).glob("*.wav")) if h.deps.recordings.folder.exists() else True
     assert call.media is not None
+
+
+async def test_a8_please_wait_is_heard_while_the_line_test_runs(make_harness: Any) -> None:
+    polls: list[float] = []
+
+    def first_poll(message: str) -> bool:
+        if message != "/line_test_poll":
+            return False
+        polls.append(time.monotonic())
+        return len(polls) == 1
+
+    h = await make_harness([
+        ("/start", [("utter_ask_fault_number_confirmed", "确认请按1")]),
+        (dtmf("1"), [("utter_line_test_wait", "正在为您测试线路，请稍候")]),
+        (first_poll, [("utter_line_test_still_waiting", "")]),  # the unit is still testing
+        ("/line_test_poll", [("utter_ask_contact_number", "请输入联系电话")]),
+    ])
+    call = await h.dial()
+    await h.heard_all_of(call, "确认请按1")
+    pressed = time.monotonic()
+    await call.press("1")
+    await h.heard("正在为您测试线路，请稍候")
+    spoken_at = next(t for t, text in h.speech.spoken if text == "正在为您测试线路，请稍候")
+    assert spoken_at - pressed < 0.5, "the wait prompt came only after the test"
+    await h.heard("请输入联系电话", timeout=8)
+    assert len(polls) == 2 and spoken_at < polls[0]
+    assert h.speech.texts.count("正在为您测试线路，请稍候") == 1

@@ -1,0 +1,188 @@
+"""The phone channel as the bot runs it: the ESL outbound server FreeSWITCH dials per
+call, the speech engines it finds, and one ``CallSession`` per call.
+
+What runs depends on what is installed (``python -m bot models fetch``): a Vosk model
+for a language → speech input in that language, else keypad only (and the prompts
+never ask the caller to say anything); a Piper voice → Piper, else espeak-ng.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+import yaml
+
+from bot.chat.prompts import Language
+from bot.chat.service import ChatService
+from bot.settings import Settings
+from voice.asr import AsrModel, CallRecognizer, asr_executor, grammar_for
+from voice.call import CallDeps, CallSession, CallSettings, RecogniserFactory, SpeechIn, SpeechOut
+from voice.esl import EslCallConnection, EslOutboundServer
+from voice.media import PortPool, UnicastConfig
+from voice.recording import RecordingStore
+from voice.vad import EndpointConfig
+
+log = structlog.get_logger(__name__)
+LANGUAGES: tuple[Language, ...] = ("zh", "en")
+
+
+class VoskSpeechIn:
+    """A call's Vosk recogniser behind the session's small interface: the prompt's
+    expectation picks the grammar (digits, yes/no, a menu) or free decoding."""
+
+    def __init__(self, model: AsrModel, language: Language, sample_rate: int, executor: ThreadPoolExecutor) -> None:
+        self._model = model
+        self._language = language
+        self._rec = CallRecognizer(model, sample_rate, executor)
+
+    async def begin(self, expect: Mapping[str, Any]) -> None:
+        await self._rec.begin(grammar_for(expect, self._language, self._model.vocabulary()))
+
+    async def feed(self, pcm: bytes) -> None:
+        await self._rec.feed(pcm)
+
+    async def end(self) -> str:
+        return (await self._rec.end()).text
+
+    async def close(self) -> None:
+        await self._rec.close()
+
+
+@dataclass
+class SpeechEngines:
+    speech_out: SpeechOut
+    asr_models: dict[Language, AsrModel] = field(default_factory=dict)
+    executor: ThreadPoolExecutor | None = None
+    closers: list[Any] = field(default_factory=list)  # things with async stop()
+
+    def recognisers(self) -> RecogniserFactory | None:
+        if not self.asr_models:
+            return None
+        models, executor = self.asr_models, self.executor
+        assert executor is not None
+
+        def make(language: Language, rate: int) -> SpeechIn | None:
+            model = models.get(language)
+            return VoskSpeechIn(model, language, rate, executor) if model else None
+
+        return make
+
+
+def static_prompt_texts(nlu_dir: Path) -> list[tuple[Language, str]]:
+    """Every response text without slots, per language: synthesised once at start-up."""
+    data = yaml.safe_load((nlu_dir / "domain" / "responses.yml").read_text(encoding="utf-8")) or {}
+    out: list[tuple[Language, str]] = []
+    for variants in (data.get("responses") or {}).values():
+        for v in variants or []:
+            text = v.get("text")
+            if not isinstance(text, str) or "{" in text:
+                continue
+            cond = v.get("condition") or []
+            lang: Language = "en" if any(c.get("name") == "language" and c.get("value") == "en" for c in cond) else "zh"
+            out.append((lang, text))
+    return out
+
+
+async def load_speech_engines(settings: Settings) -> SpeechEngines:
+    """The TTS voices and ASR models this machine has (never raises for a missing model)."""
+    from bot.models_fetch import find_model
+    from voice.tts import build_speaker
+
+    def pick(explicit: Path | None, kind: str, language: Language) -> Path | None:
+        if explicit is not None:
+            return explicit if explicit.exists() else None
+        return find_model(settings.speech_models_dir, kind, language)
+
+    piper: dict[Language, Path | None] = {lang: _piper_onnx(pick(
+        settings.piper_voice_zh if lang == "zh" else settings.piper_voice_en, "piper", lang)) for lang in LANGUAGES}
+    tts = build_speaker(piper, settings.tts_cache_dir, log_dir=settings.tts_cache_dir.parent / "log")
+    await tts.start()
+    engines = SpeechEngines(speech_out=tts.speaker, closers=[tts])
+    if not settings.keypad_only:
+        for lang in LANGUAGES:
+            path = pick(settings.vosk_model_zh if lang == "zh" else settings.vosk_model_en, "vosk", lang)
+            if path is None:
+                continue
+            try:
+                engines.asr_models[lang] = await AsrModel.load(path, lang)
+            except Exception as exc:  # noqa: BLE001 - a broken model means keypad only, not no phone
+                log.error("voice.asr_model_failed", language=lang, error=str(exc))
+    if engines.asr_models:
+        engines.executor = asr_executor()
+    log.info("voice.engines", piper=[lang for lang, p in piper.items() if p],
+             speech_input=sorted(engines.asr_models) or "keypad only")
+    return engines
+
+
+def _piper_onnx(path: Path | None) -> Path | None:
+    """A voice folder (as ``models fetch`` unpacks it) or the .onnx itself."""
+    if path is None or path.suffix == ".onnx":
+        return path
+    return next(iter(sorted(path.glob("*.onnx"))), None)
+
+
+class VoiceService:
+    def __init__(self, settings: Settings, chat: ChatService, engines: SpeechEngines) -> None:
+        self.settings = settings
+        self.engines = engines
+        unicast = UnicastConfig(local_ip=settings.media_ip, dead_after_s=settings.media_dead_after_s)
+        self.deps = CallDeps(
+            chat=chat,
+            speech_out=engines.speech_out,
+            media_ports=PortPool(settings.media_port_min, settings.media_port_max),
+            fs_ports=PortPool(settings.fs_media_port_min, settings.fs_media_port_max),
+            recordings=RecordingStore(settings.recordings_dir),
+            recognisers=engines.recognisers(),
+            settings=CallSettings(
+                fs_media_ip=settings.fs_media_ip,
+                handoff_extension=settings.handoff_extension,
+                handoff_context=settings.handoff_context,
+                recording_silence_ms=settings.recording_silence_ms,
+                endpoint=EndpointConfig(
+                    aggressiveness=settings.vad_aggressiveness,
+                    min_speech_ms=settings.vad_min_speech_ms,
+                    end_silence_ms=settings.vad_end_silence_ms,
+                ),
+                unicast=unicast,
+            ),
+        )
+        self.server = EslOutboundServer(self.on_call, settings.esl_host, settings.esl_port, linger_s=settings.esl_linger_s)
+        self._prewarm: asyncio.Task[None] | None = None
+
+    async def on_call(self, conn: EslCallConnection) -> None:
+        await CallSession(conn, self.deps).run()
+
+    async def start(self, prewarm: bool = True) -> None:
+        await self.server.start()
+        if prewarm:
+            self._prewarm = asyncio.create_task(self._prewarm_prompts())
+        log.info("voice.listening", host=self.settings.esl_host, port=self.server.port)
+
+    async def _prewarm_prompts(self) -> None:
+        prewarm = getattr(self.engines.speech_out, "prewarm", None)
+        if prewarm is None:
+            return
+        try:
+            stats = await prewarm(static_prompt_texts(self.settings.nlu_dir), 8000)
+            log.info("voice.prompts_cached", stats=str(stats))
+        except Exception as exc:  # noqa: BLE001 - calls still work, just slower first time
+            log.error("voice.prewarm_failed", error=str(exc))
+
+    async def stop(self) -> None:
+        if self._prewarm is not None:
+            self._prewarm.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._prewarm
+        await self.server.close()
+        for closer in self.engines.closers:
+            with contextlib.suppress(Exception):
+                await closer.stop()
+        if self.engines.executor is not None:
+            self.engines.executor.shutdown(wait=False, cancel_futures=True)
