@@ -84,7 +84,9 @@ class Settings(BaseSettings):
     keypad_only: bool = False  # no speech recognition even when a model is there
     vad_aggressiveness: int = Field(default=2, ge=0, le=3)
     vad_min_speech_ms: int = 200  # speech this long is the caller talking (and barges in)
-    vad_end_silence_ms: int = 700  # silence this long ends an utterance
+    vad_end_silence_ms: int = 700  # silence this long ends an utterance (free speech)
+    vad_end_silence_choice_ms: int = 300  # … an answer to a menu or yes/no prompt
+    vad_end_silence_digits_ms: int = 600  # … spoken digits (callers pause between groups)
     recording_silence_ms: int = 3000  # A11: silence this long ends a voice message
     tts_cache_dir: Path = REPO_ROOT / "var" / "tts-cache"
     recordings_dir: Path = REPO_ROOT / "var" / "recordings"

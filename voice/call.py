@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
 import time
 import uuid as uuidlib
@@ -76,6 +77,9 @@ class CallSettings:
     recording_silence_ms: int = 3000  # A11: this much silence after speech ends a message
     preroll_ms: int = 300  # audio kept from before speech was confirmed, for the recogniser
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
+    # A short answer (a menu word, yes/no) is over sooner than a sentence: the silence
+    # that ends an utterance depends on what the prompt expects (others: endpoint's).
+    end_silence_ms_by_kind: dict[str, int] = field(default_factory=lambda: {"choice": 300, "digits": 600})
     unicast: UnicastConfig = field(default_factory=UnicastConfig)
 
 
@@ -149,9 +153,11 @@ class CallSession:
         self._barge = asyncio.Event()
         self._barge_allowed = False
         self._interim: list[asyncio.Task[None]] = []
+        self._input_done: tuple[float, str] | None = None  # when the caller's input ended, and its kind
         self._ep: UnicastEndpoint | None = None
         self._fs_port: int | None = None
         self.outcome: Outcome = "hangup"
+        self.media_stats: dict[str, int | float] = {}
 
     def _now_ms(self) -> float:
         return time.monotonic() * 1000.0
@@ -210,6 +216,7 @@ class CallSession:
             with contextlib.suppress(Exception):
                 await self._speech_in.close()
         if self._ep is not None:
+            self.media_stats = self._ep.stats()
             await self._ep.close()
         if self._fs_port is not None:
             self.deps.fs_ports.release(self._fs_port)
@@ -222,7 +229,9 @@ class CallSession:
         while True:
             try:
                 # Shielded: a hang-up during a turn must not cut off the store writes of it.
+                asked = time.monotonic()
                 reply = await asyncio.shield(chat.turn(self.call_id, chat_input, on_progress=self._say_now))
+                metrics.DIALOGUE_SECONDS.observe(time.monotonic() - asked)
             except DialogueUnavailable as exc:
                 self._log.error("call.dialogue_unavailable", error=str(exc))
                 metrics.DIALOGUE_FAILURES.inc()
@@ -243,6 +252,7 @@ class CallSession:
             if next_input is None:
                 return "hangup"
             chat_input = next_input
+            self._input_done = (time.monotonic(), _input_kind(chat_input))
 
     async def _say_now(self, messages: list[dict[str, Any]]) -> None:
         """A8: "please wait" is heard while the line test runs, not after it."""
@@ -270,8 +280,12 @@ class CallSession:
             expect = {**expect, "kind": "text"}
             kind = "text"
         self._expect = expect
+        cfg = self.deps.settings
+        self._endpointer.config = dataclasses.replace(
+            cfg.endpoint, end_silence_ms=cfg.end_silence_ms_by_kind.get(kind, cfg.endpoint.end_silence_ms)
+        )
         self._drain_stale_inputs()
-        self._barge.clear()
+        self._barge = asyncio.Event()  # this turn's: the last turn's prompt may still be stopping
         recording = collect and kind == "recording"
         self._listening = collect and kind in LISTENING_KINDS and self._speech_in is not None
         collector = DigitCollector(KeyRules.from_expect(expect) if collect else KeyRules("none"))
@@ -345,7 +359,11 @@ class CallSession:
                     result = ChatInput(dtmf=keys_done.digits)
         finally:
             self._listening = False
-            await self._finish_playback(playback)
+            if not playback.done():
+                # Stop it, but don't wait for its last frame slot: the dialogue turn starts
+                # now, and the next prompt waits for this one (_play_messages).
+                self._barge.set()
+                self._interim.append(playback)
         return result
 
     async def _collect_recording(
@@ -446,27 +464,30 @@ class CallSession:
     async def _play_messages(self, messages: list[dict[str, Any]], *, recording: bool, interim: bool = False) -> None:
         ep = self._ep
         assert ep is not None
+        barge = self._barge
         if not interim:
-            while self._interim:  # what was said during the wait comes first, whole
+            # What was said during an A8 wait comes first, whole; a prompt stopped by
+            # barge-in has ended by now.
+            while self._interim:
                 with contextlib.suppress(Exception):
                     await self._interim.pop(0)
         turn_started = time.monotonic()
         first = True
         for message in messages:
-            if (self._barge.is_set() and not interim) or self._gone.is_set():
+            if (barge.is_set() and not interim) or self._gone.is_set():
                 return
             self._barge_allowed = not interim and bool((message.get("expect") or {}).get("barge_in", True))
             if message.get("prompt") == VOICE_MESSAGE_DECISION_PROMPT and self._last_recording is not None:
                 # A11/V10: the caller hears the message before deciding on it.
-                await self._play_recording(self._last_recording)
+                await self._play_recording(self._last_recording, barge)
             text = str(message.get("text") or "")
             if not text:
                 continue
             chunks = self.deps.speech_out.speak(text, self.language, self.fmt.sample_rate)
             if first:
-                chunks = _observe_first(chunks, lambda: metrics.TTS_FIRST_AUDIO.observe(time.monotonic() - turn_started))
+                chunks = _observe_first(chunks, lambda: self._first_audio(turn_started))
                 first = False
-            result = await ep.play_stream(chunks, cancel=self._barge if self._barge_allowed else None)
+            result = await ep.play_stream(chunks, cancel=barge if self._barge_allowed else None)
             if result.error:
                 self._log.warning("call.play_failed", error=result.error)
             if result.cancelled:
@@ -475,10 +496,18 @@ class CallSession:
         if recording:
             await ep.play(_tone(self.fmt.sample_rate))
 
-    async def _play_recording(self, path: Path) -> None:
+    def _first_audio(self, turn_started: float) -> None:
+        now = time.monotonic()
+        metrics.TTS_FIRST_AUDIO.observe(now - turn_started)
+        if self._input_done is not None:
+            at, kind = self._input_done
+            metrics.TURN_SECONDS.labels(kind).observe(now - at)
+            self._input_done = None
+
+    async def _play_recording(self, path: Path, cancel: asyncio.Event) -> None:
         assert self._ep is not None
         pcm = await self.deps.recordings.load_pcm(path, self.fmt.sample_rate)
-        await self._ep.play(pcm, cancel=self._barge)
+        await self._ep.play(pcm, cancel=cancel)
 
     async def _apologise_and_transfer(self, reason: str) -> None:
         assert self._ep is not None
@@ -556,6 +585,14 @@ async def _observe_first(chunks: AsyncIterator[bytes], on_first: Callable[[], No
             on_first()
             first = False
         yield chunk
+
+
+def _input_kind(chat_input: ChatInput) -> str:
+    if chat_input.dtmf is not None:
+        return "keys"
+    if chat_input.text is not None:
+        return "speech"
+    return chat_input.event or "other"
 
 
 def _tone(rate: int, hz: float = 1000.0, ms: int = 300) -> bytes:

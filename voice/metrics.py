@@ -11,6 +11,9 @@ CALLS = Counter("hotline_calls_total", "Calls by how they ended", ["outcome"])
 TURN_SECONDS = Histogram(
     "hotline_call_turn_seconds", "End of the caller's input to the first reply audio frame", ["input"], buckets=_FAST
 )
+DIALOGUE_SECONDS = Histogram(
+    "hotline_call_dialogue_seconds", "One dialogue turn (Rasa and its actions) as a call sees it", buckets=_FAST
+)
 TTS_FIRST_AUDIO = Histogram("hotline_tts_first_audio_seconds", "Reply received to its first audio chunk", buckets=_FAST)
 ASR_FINAL_SECONDS = Histogram("hotline_asr_final_seconds", "End of speech to the recogniser's final result", buckets=_FAST)
 BARGE_INS = Counter("hotline_barge_ins_total", "Prompts interrupted by the caller", ["by"])

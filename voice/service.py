@@ -145,6 +145,8 @@ class VoiceService:
                 handoff_extension=settings.handoff_extension,
                 handoff_context=settings.handoff_context,
                 recording_silence_ms=settings.recording_silence_ms,
+                end_silence_ms_by_kind={"choice": settings.vad_end_silence_choice_ms,
+                                        "digits": settings.vad_end_silence_digits_ms},
                 endpoint=EndpointConfig(
                     aggressiveness=settings.vad_aggressiveness,
                     min_speech_ms=settings.vad_min_speech_ms,

@@ -57,19 +57,14 @@ class MediaLog:
         return out
 
     def late_frames(self, ptime_s: float, threshold_s: float = 0.040, gap_s: float = 0.25) -> int:
-        """Frames arriving more than ``threshold_s`` after their slot within a burst
-        (slot k = burst start + k·ptime)."""
+        """Frames that came more than ``threshold_s`` after they were due, as a receiver
+        playing them out sees it: due = the previous frame's arrival + ptime, within a
+        burst (a pause over ``gap_s`` is the end of a prompt, not lateness)."""
         late = 0
-        start: float | None = None
-        k = 0
         prev: float | None = None
         for a in self.arrivals:
-            if prev is None or a.at - prev > gap_s:
-                start, k = a.at, 0
-            assert start is not None
-            if a.at - (start + k * ptime_s) > threshold_s:
+            if prev is not None and a.at - prev <= gap_s and a.at - (prev + ptime_s) > threshold_s:
                 late += 1
-            k += 1
             prev = a.at
         return late
 
