@@ -19,7 +19,7 @@ help:
 	@echo "make run      set up on first use, then start the bot (web chat on http://127.0.0.1:8080/)"
 	@echo "make test     set up, then run every test"
 	@echo "make validate / make test-dialogue   for conversation designers (nlu/)"
-	@echo "make bench    chat turn latency through the bot and through Rasa alone"
+	@echo "make bench    chat and phone turn latency, concurrent calls, TTS and ASR speed"
 
 # ---- set-up: two virtualenvs, pinned (design.md §3.1) ----
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -71,6 +71,9 @@ nlu-report: setup
 
 bench: setup train
 	$(PY) -m bench.chat_latency
+	$(PY) -m bench.voice_bench
+	$(PY) -m bench.tts_bench
+	$(PY) -m bench.asr_bench
 
 lint: setup
 	$(PY) -m ruff check bot actions voice tests bench

@@ -68,8 +68,9 @@ class KoreanDigitsSpeechIn:
     async def begin(self, expect: Mapping[str, Any]) -> None:
         await self._rec.begin(list(KOREAN_DIGITS))
 
-    async def feed(self, pcm: bytes) -> None:
-        await self._rec.feed(pcm)
+    async def feed(self, pcm: bytes) -> str | None:
+        partial = await self._rec.feed(pcm)
+        return None if partial is None else "".join(KOREAN_DIGITS.get(w, "") for w in partial.split())
 
     async def end(self) -> str:
         text = (await self._rec.end()).text
@@ -173,12 +174,18 @@ async def bench(settings: Settings, stack: Stack, tmp: Path, args: argparse.Name
     result: dict[str, Any] = {}
     try:
         await run_caller(port, "keypad", 2, tmp)  # warm-up
+        host.sessions.clear()
         keypad, _ = await run_caller(port, "keypad", args.keypad_calls, tmp)
         ms = [t["ms"] for t in keypad["turns"]]
+        inside = [t for sess in host.sessions for t in sess.turns if t["input"] == "keys"]
+        dialogue = [t["dialogue_ms"] for t in inside]
+        own = [t["first_audio_ms"] - t["dialogue_ms"] for t in inside]
         result["keypad"] = {"turns": len(ms), "p50_ms": pct(ms, 50), "p95_ms": pct(ms, 95), "max_ms": pct(ms, 100),
                             "by_kind": {k: {"p50_ms": pct([t["ms"] for t in keypad["turns"] if t["kind"] == k], 50),
                                             "p95_ms": pct([t["ms"] for t in keypad["turns"] if t["kind"] == k], 95)}
                                         for k in ("menu", "number")},
+                            "bot_side": {"dialogue_p50_ms": pct(dialogue, 50), "dialogue_p95_ms": pct(dialogue, 95),
+                                         "rest_p50_ms": pct(own, 50), "rest_p95_ms": pct(own, 95)},
                             "target_p95_ms": 150}
         speech, _ = await run_caller(port, "speech", args.speech_calls, tmp)
         ms = [t["ms"] for t in speech["turns"]]
@@ -243,6 +250,9 @@ def main() -> None:
     print(f"{'keypad (key → first reply frame)':34} {k['turns']:6} {k['p50_ms']:8} {k['p95_ms']:8} {'p95 ≤ 150':>18}")
     for kind, row in k["by_kind"].items():
         print(f"{'  ' + kind:34} {'':6} {row['p50_ms']:8} {row['p95_ms']:8}")
+    b = k["bot_side"]
+    print(f"{'  of which Rasa turn (bot side)':34} {'':6} {b['dialogue_p50_ms']:8} {b['dialogue_p95_ms']:8}")
+    print(f"{'  of which the rest (bot side)':34} {'':6} {b['rest_p50_ms']:8} {b['rest_p95_ms']:8}")
     print(f"{'speech (last voiced → first frame)':34} {s['turns']:6} {s['p50_ms']:8} {s['p95_ms']:8} {'p50≤500, p95≤800':>18}")
     print(f"\n{'calls':>6} {'errors':>7} {'late(bot)':>10} {'late(caller)':>13} {'frames':>8} {'turn p50':>9} {'turn p95':>9} {'RSS MB':>8}")
     for row in result["load"]:

@@ -7,8 +7,10 @@ press keys or speak, and time what comes back on the unicast stream.
 Modes:
   keypad  one call after another: main menu 9 / 8 / 9 / 8 (language switches), 1 (V1),
           then a fault number ending in '#' (timed from the '#'): 6 keypad turns a call.
-  speech  one call after another: at the main menu the caller says a word (a menu key),
-          at V1 three digits: 2 speech turns a call, timed from the last voiced frame.
+  speech  one call after another: at the main menu the caller says a word (heard as a
+          key the menu doesn't offer: a re-prompt), presses 1, and at V1 says
+          eight digits (a whole number): 2 speech turns a call, timed from the last
+          voiced frame.
   load    N calls at once, each 5 keypad turns, pressing 1.5 s into each prompt (so
           prompts really play): turn latency and the bot's audio timing under load.
 """
@@ -48,16 +50,17 @@ async def first_loud_after(log: MediaLog, t: float, timeout: float = 30.0) -> fl
 
 
 def speech_clip(path: Path) -> tuple[bytes, float]:
-    """The clip trimmed after its last voiced frame (so 'last frame sent' is the last
-    voiced one), and its length in seconds."""
+    """The clip cut hard after its last loud 20 ms frame (mean level above about −30 dBFS),
+    so the caller's last voiced frame is unambiguous: no fading tail that one VAD calls
+    speech and another silence."""
     with wave.open(str(path)) as w:
         assert w.getframerate() == 8000
         pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
     frame = 160
-    loud = [i for i in range(0, len(pcm) - frame, frame) if np.abs(pcm[i : i + frame].astype(np.int32)).mean() > 300]
+    loud = [i for i in range(0, len(pcm) - frame + 1, frame)
+            if np.abs(pcm[i : i + frame].astype(np.int32)).mean() > 1000]
     end = (loud[-1] + frame) if loud else len(pcm)
-    clip = pcm[:end].tobytes()
-    return clip, end / 8000
+    return pcm[:end].tobytes(), end / 8000
 
 
 async def dial(port: int, caller: str) -> FakePhoneCall:
@@ -104,7 +107,15 @@ async def speech_call(port: int, i: int, menu_word: tuple[bytes, float], digits:
     media, log = call.media, call.media.log
     try:
         await first_loud_after(log, 0)
+        # Main menu (a choice prompt, 300 ms end silence): the word is heard as a key
+        # the menu doesn't offer, so the reply is a re-prompt. Then key 1 to V1, and the
+        # fault number's first digits spoken at V1 (a digits prompt, 600 ms).
         for (clip, _seconds), kind in ((menu_word, "menu word"), (digits, "digits")):
+            if kind == "digits":
+                await asyncio.sleep(0.3)
+                sent = time.monotonic()
+                await call.press("1")
+                await first_loud_after(log, sent)
             await asyncio.sleep(0.3)
             media.say_pcm(clip)
             await media.finished_talking()
@@ -146,7 +157,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         return {"turns": turns}
     if args.mode == "speech":
         menu_word = speech_clip(AUDIO / "ko_eight.wav")
-        digits = speech_clip(FIXTURES / "ko_digits.wav")
+        digits = speech_clip(AUDIO / "ko_number.wav")
         turns = []
         for i in range(args.calls):
             turns += await speech_call(args.port, i, menu_word, digits)

@@ -111,6 +111,11 @@ def abandon_recorder(db: Database) -> AbandonRecorder:
         if latest and datetime.fromisoformat(latest["at"]).timestamp() >= state.last_input_at - 1:
             return  # the conversation reached an outcome after the last input: not abandoned
         step = state.last_step or "A1"
+        if await db.run(store.conversation_reported, conversation_id):
+            # Left after A10 (e.g. during the optional A11 message): the report stands.
+            await db.run(store.record_outcome,
+                         store.OutcomeData(conversation_id, channel, state.language, "accepted", step, reason))
+            return
         await db.run(
             store.record_outcome,
             store.OutcomeData(conversation_id, channel, state.language, "abandoned", step, reason),

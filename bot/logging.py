@@ -20,9 +20,13 @@ def mask_numbers_in(text: str) -> str:
     return _NUMBER_RE.sub(lambda m: mask_number(re.sub(r"\D", "", m.group(0))), text)
 
 
+# Ids are not numbers: a call's UUID may hold 7 digits in a row.
+_NOT_NUMBERS = frozenset({"timestamp", "call_id", "conversation_id", "uuid", "recording_id"})
+
+
 def _mask_processor(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in list(event_dict.items()):
-        if isinstance(value, str) and key != "timestamp":
+        if isinstance(value, str) and key not in _NOT_NUMBERS:
             event_dict[key] = mask_numbers_in(value)
     return event_dict
 

@@ -58,6 +58,7 @@ hotline is running (logs in {log_dir}):
   metrics / health  {s.bot_url}/metrics  {s.bot_url}/healthz
   Rasa              {s.rasa_url}   actions http://127.0.0.1:{s.action_port}
   line-test unit    {s.linetest_url}
+  phone (ESL)       {f"{s.esl_host}:{s.esl_port} (FreeSWITCH: socket … async full)" if s.voice_enabled else "off"}
   terminal chat     .venv/bin/python -m bot chat
 Press Ctrl-C to stop.""",
             file=sys.stderr,

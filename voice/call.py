@@ -32,6 +32,7 @@ from bot.chat.dialogue import DialogueUnavailable
 from bot.chat.prompts import Language
 from bot.chat.service import ChatInput, ChatReply, ChatService
 from voice import metrics
+from voice.asr.grammar import normalise_digits
 from voice.dtmf import DigitCollector, KeyInput, KeyRules
 from voice.esl import EslCallConnection, EslError, EslEvent, dtmf_from_event
 from voice.media import AudioFormat, PortPool, UnicastConfig, UnicastEndpoint
@@ -61,7 +62,7 @@ class SpeechIn(Protocol):
     expectation picks a grammar) and ``end`` returns the words heard."""
 
     async def begin(self, expect: Mapping[str, Any]) -> None: ...
-    async def feed(self, pcm: bytes) -> None: ...
+    async def feed(self, pcm: bytes) -> str | None: ...  # the partial text when it changed
     async def end(self) -> str: ...
     async def close(self) -> None: ...
 
@@ -154,6 +155,8 @@ class CallSession:
         self._barge_allowed = False
         self._interim: list[asyncio.Task[None]] = []
         self._input_done: tuple[float, str] | None = None  # when the caller's input ended, and its kind
+        self._dialogue_s = 0.0
+        self.turns: list[dict[str, Any]] = []  # per turn: input kind, dialogue time, input end → first audio
         self._ep: UnicastEndpoint | None = None
         self._fs_port: int | None = None
         self.outcome: Outcome = "hangup"
@@ -231,7 +234,8 @@ class CallSession:
                 # Shielded: a hang-up during a turn must not cut off the store writes of it.
                 asked = time.monotonic()
                 reply = await asyncio.shield(chat.turn(self.call_id, chat_input, on_progress=self._say_now))
-                metrics.DIALOGUE_SECONDS.observe(time.monotonic() - asked)
+                self._dialogue_s = time.monotonic() - asked
+                metrics.DIALOGUE_SECONDS.observe(self._dialogue_s)
             except DialogueUnavailable as exc:
                 self._log.error("call.dialogue_unavailable", error=str(exc))
                 metrics.DIALOGUE_FAILURES.inc()
@@ -319,11 +323,8 @@ class CallSession:
                 if (d := collector.deadline_ms()) is not None and played_at is not None:
                     deadlines.append(d)
                 timeout = None if not deadlines else max(0.0, (min(deadlines) - now) / 1000)
-                if played_at is None:
-                    timeout = 0.05 if timeout is None else min(timeout, 0.05)
-                try:
-                    item = await asyncio.wait_for(self._inputs.get(), timeout)
-                except TimeoutError:
+                item = await self._next_input(timeout, playback)
+                if item is None:  # a deadline passed, or the prompt ended
                     now = self._now_ms()
                     if played_at is None:
                         continue
@@ -342,7 +343,7 @@ class CallSession:
                     self._barge_in("key")
                     k = collector.press(item.digit, item.at_ms)
                     if k is not None:
-                        if playback.done():
+                        if playback.done() or self._barge.is_set():  # done, or being stopped
                             result = ChatInput(dtmf=k.digits)
                         else:
                             keys_done = k
@@ -365,6 +366,21 @@ class CallSession:
                 self._barge.set()
                 self._interim.append(playback)
         return result
+
+    async def _next_input(self, timeout: float | None, playback: asyncio.Task[None]) -> _Input | None:
+        """The next input; None once ``timeout`` passed or the prompt finished first."""
+        if not self._inputs.empty():
+            return self._inputs.get_nowait()
+        get = asyncio.ensure_future(self._inputs.get())
+        waiters: set[asyncio.Future[Any]] = {get}
+        if not playback.done():
+            waiters.add(playback)
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not get.done():
+                get.cancel()  # Queue.get leaves the item queued when cancelled before taking it
+        return get.result() if get.done() and not get.cancelled() else None
 
     async def _collect_recording(
         self, playback: asyncio.Task[None], collector: DigitCollector, expect: Mapping[str, Any]
@@ -489,7 +505,9 @@ class CallSession:
                 first = False
             result = await ep.play_stream(chunks, cancel=barge if self._barge_allowed else None)
             if result.error:
-                self._log.warning("call.play_failed", error=result.error)
+                # After a hang-up the endpoint is closed under the prompt: expected, not a fault.
+                quiet = self._gone.is_set() or result.error in ("endpoint closed", "stream dead")
+                (self._log.debug if quiet else self._log.warning)("call.play_failed", error=result.error)
             if result.cancelled:
                 return
         self._barge_allowed = False
@@ -502,6 +520,9 @@ class CallSession:
         if self._input_done is not None:
             at, kind = self._input_done
             metrics.TURN_SECONDS.labels(kind).observe(now - at)
+            self.turns.append({"input": kind, "dialogue_ms": round(self._dialogue_s * 1000, 1),
+                               "first_audio_ms": round((now - at) * 1000, 1)})
+            self._log.info("call.turn", **self.turns[-1])
             self._input_done = None
 
     async def _play_recording(self, path: Path, cancel: asyncio.Event) -> None:
@@ -542,6 +563,23 @@ class CallSession:
         finally:
             self._inputs.put_nowait(_Gone("hangup"))
 
+    async def _feed(self, pcm: bytes) -> None:
+        if self._speech_in is not None and (partial := await self._speech_in.feed(pcm)) is not None:
+            self._on_partial(partial)
+
+    def _on_partial(self, partial: str) -> None:
+        """A number heard whole (at least the prompt's minimum of digits) needs no long
+        pause after it: end the utterance after the short (menu) silence instead."""
+        expect = self._expect
+        if expect.get("kind") != "digits":
+            return
+        digits = sum(ch.isdigit() for ch in normalise_digits(partial, self.language))
+        wanted = int(expect.get("min_digits") or 0)
+        cfg = self.deps.settings
+        short = cfg.end_silence_ms_by_kind.get("choice", cfg.endpoint.end_silence_ms)
+        if wanted and digits >= wanted and self._endpointer.config.end_silence_ms > short:
+            self._endpointer.config = dataclasses.replace(self._endpointer.config, end_silence_ms=short)
+
     async def _pump_audio(self) -> None:
         ep = self._ep
         assert ep is not None
@@ -558,13 +596,13 @@ class CallSession:
                     elif self._listening and self._speech_in is not None and not self._recognising:
                         await self._speech_in.begin(self._expect)
                         for earlier in self._preroll:
-                            await self._speech_in.feed(earlier)
+                            await self._feed(earlier)
                         self._recognising, began_now = True, True
                         self._inputs.put_nowait(_SpeechBegan(now))
                 elif isinstance(event, SpeechEnded):
                     if self._recognising and self._speech_in is not None:
                         if not began_now:
-                            await self._speech_in.feed(pcm)
+                            await self._feed(pcm)
                         began_now = True  # this frame is fed
                         self._recognising = False
                         started = time.monotonic()
@@ -573,8 +611,8 @@ class CallSession:
                         self._inputs.put_nowait(_SpeechDone(text, self._now_ms()))
                     elif self._recording is not None:
                         self._inputs.put_nowait(_SpeechPaused(now))
-            if self._recognising and not began_now and self._speech_in is not None:
-                await self._speech_in.feed(pcm)
+            if self._recognising and not began_now:
+                await self._feed(pcm)
             self._preroll.append(pcm)
 
 

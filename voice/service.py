@@ -45,8 +45,8 @@ class VoskSpeechIn:
     async def begin(self, expect: Mapping[str, Any]) -> None:
         await self._rec.begin(grammar_for(expect, self._language, self._model.vocabulary()))
 
-    async def feed(self, pcm: bytes) -> None:
-        await self._rec.feed(pcm)
+    async def feed(self, pcm: bytes) -> str | None:
+        return await self._rec.feed(pcm)
 
     async def end(self) -> str:
         return (await self._rec.end()).text

@@ -163,7 +163,7 @@ class Report(SQLModel, table=True):
     at: datetime = _when()
     channel: str = Field(max_length=40)
     language: str | None = Field(default=None, max_length=8)
-    conversation_id: str | None = Field(default=None, max_length=128)
+    conversation_id: str | None = Field(default=None, max_length=128, index=True)
     contact_number: str | None = Field(default=None, max_length=20)
     symptom_category: str | None = Field(default=None, max_length=40)
     symptom_text: str | None = Field(default=None, sa_type=Text)

@@ -494,6 +494,13 @@ def list_outcomes(s: Session, conversation_id: str | None = None, *, limit: int 
     return [outcome_dict(r) for r in s.exec(q).all()]
 
 
+def conversation_reported(s: Session, conversation_id: str) -> bool:
+    """Did this conversation put a new report on a ticket (A10)?"""
+    return s.exec(
+        select(Report.id).where(Report.conversation_id == conversation_id, Report.kind == ReportKind.new)
+    ).first() is not None
+
+
 def latest_outcome(s: Session, conversation_id: str) -> dict[str, Any] | None:
     row = s.exec(
         select(ConversationOutcome)

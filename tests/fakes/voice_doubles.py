@@ -85,8 +85,11 @@ class ScriptedSpeechIn:
     async def begin(self, expect: Mapping[str, Any]) -> None:
         self.began.append(dict(expect))
 
-    async def feed(self, pcm: bytes) -> None:
+    partials: list[str] = field(default_factory=list)  # returned by feed, one per call, if any
+
+    async def feed(self, pcm: bytes) -> str | None:
         self.fed_bytes += len(pcm)
+        return self.partials.pop(0) if self.partials else None
 
     async def end(self) -> str:
         return self.transcripts.pop(0) if self.transcripts else ""

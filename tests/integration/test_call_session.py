@@ -103,7 +103,7 @@ def dtmf(digits: str) -> str:
 async def make_harness(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     made: list[Harness] = []
     session = aiohttp.ClientSession()
-    base = random.randrange(42000, 48000, 100)
+    base = random.randrange(42000, 47000, 1000)
 
     async def make(routes: list[tuple[Any, Reply]], *, speech_in: ScriptedSpeechIn | None = None,
                    tone_ms: int = 300, lengths: dict[str, int] | None = None) -> Harness:
@@ -119,7 +119,7 @@ async def make_harness(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
                            record_abandoned=record_abandoned)
         deps = CallDeps(
             chat=chat, speech_out=speech,
-            media_ports=PortPool(base, base + 49), fs_ports=PortPool(base + 50, base + 99),
+            media_ports=PortPool(b := base + 100 * len(made), b + 49), fs_ports=PortPool(b + 50, b + 99),
             recordings=RecordingStore(tmp_path / "recordings"),
             recognisers=(lambda lang, rate: speech_in) if speech_in is not None else None,
             settings=CallSettings(recording_silence_ms=600, endpoint=EndpointConfig(end_silence_ms=400),
@@ -351,3 +351,23 @@ async def test_a8_please_wait_is_heard_while_the_line_test_runs(make_harness: An
     await h.heard("请输入联系电话", timeout=8)
     assert len(polls) == 2 and spoken_at < polls[0]
     assert h.speech.texts.count("正在为您测试线路，请稍候") == 1
+
+
+async def test_a_whole_number_ends_the_utterance_without_the_long_pause(make_harness: Any) -> None:
+    # Digit prompts wait a long silence (callers pause between groups), unless the
+    # recogniser already heard at least the prompt's minimum of digits (V1: 7).
+    async def reply_gap(partials: list[str]) -> float:
+        speech_in = ScriptedSpeechIn(["幺三八零零幺三八零零零"], partials=list(partials))
+        h = await make_harness([("/start", ASK_NUMBER), ("幺三八零零幺三八零零零", READBACK)], speech_in=speech_in)
+        h.deps.settings.end_silence_ms_by_kind = {"choice": 300, "digits": 3000}
+        call = await h.dial()
+        await h.heard_all_of(call, ASK_NUMBER[0][1])
+        assert call.media is not None
+        call.media.say_pcm(voiced_pcm(ms=900))
+        await call.media.finished_talking()
+        spoke_until = time.monotonic()
+        await h.heard(READBACK[0][1], timeout=8)
+        return time.monotonic() - spoke_until
+
+    assert await reply_gap(["幺三八", "幺三八零零幺三八"]) < 2.0  # 8 digits heard: the short silence
+    assert await reply_gap(["幺三八"]) >= 3.0  # 3 digits: the caller may go on

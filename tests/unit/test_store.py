@@ -400,3 +400,17 @@ def test_cli_load_check_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         assert reset.exit_code == 0 and "(all tickets reset)" in reset.output
     finally:
         get_settings.cache_clear()
+
+
+def test_migrations_match_the_models(tmp_path: Path) -> None:
+    """What Alembic builds is what the SQLModel tables declare (indexes included)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    db = Database(f"sqlite:///{tmp_path / 'm.db'}")
+    db.upgrade()
+    with db.engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    db.dispose()
+    assert diffs == []

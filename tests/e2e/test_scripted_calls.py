@@ -1,0 +1,140 @@
+"""Scripted phone calls (tests/fixtures/calls/*.yml, see the README there) against the
+real dialogue, action server, line-test unit and store, through the FreeSWITCH double.
+
+The bot's voice here is a short tone per prompt (its text noted), so a call takes
+seconds; the real voices are tested in test_voice_calls.py and tests/integration."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+
+from bot.app import abandon_recorder
+from bot.chat.dialogue import RasaDialogue
+from bot.chat.prompts import PromptCatalogue
+from bot.chat.service import ChatService
+from bot.settings import REPO_ROOT, Settings
+from bot.stack import Stack
+from bot.store.db import Database
+from tests.e2e.conftest import Client
+from tests.fakes.freeswitch import CallScript
+from tests.fakes.fs_media import FakePhoneCall
+from tests.fakes.voice_doubles import ScriptedSpeechIn, ToneSpeech, voiced_pcm
+from voice.call import CallDeps, CallSession, CallSettings
+from voice.esl import EslCallConnection, EslOutboundServer
+from voice.media import PortPool, UnicastConfig
+from voice.recording import RecordingStore
+
+pytestmark = [pytest.mark.e2e, pytest.mark.stack]
+CALLS = {p.stem: yaml.safe_load(p.read_text(encoding="utf-8"))
+         for p in sorted((REPO_ROOT / "tests" / "fixtures" / "calls").glob("*.yml"))}
+
+
+class Host:
+    def __init__(self, server: EslOutboundServer, speech: ToneSpeech, speech_in: ScriptedSpeechIn) -> None:
+        self.server, self.speech, self.speech_in = server, speech, speech_in
+
+
+@pytest.fixture
+async def host(stack: Stack, stack_settings: Settings) -> AsyncIterator[Host]:
+    s = stack_settings
+    speech = ToneSpeech(ms=250)
+    speech_in = ScriptedSpeechIn([])
+    session = aiohttp.ClientSession()
+    db = Database.from_settings(s)
+    chat = ChatService(RasaDialogue(session, s.rasa_url, s.rasa_timeout_s), PromptCatalogue.load(s.nlu_dir / "prompts.yml"),
+                       channel="voice", action_health_url=f"http://127.0.0.1:{s.action_port}/health", session=session,
+                       record_abandoned=abandon_recorder(db))
+    deps = CallDeps(chat=chat, speech_out=speech,
+                    media_ports=PortPool(s.media_port_max + 200, s.media_port_max + 249),
+                    fs_ports=PortPool(s.media_port_max + 250, s.media_port_max + 299),
+                    recordings=RecordingStore(s.recordings_dir),
+                    recognisers=lambda lang, rate: speech_in,
+                    settings=CallSettings(unicast=UnicastConfig(dead_after_s=5)))
+
+    async def on_call(conn: EslCallConnection) -> None:
+        await CallSession(conn, deps).run()
+
+    server = EslOutboundServer(on_call, "127.0.0.1", 0)
+    await server.start()
+    yield Host(server, speech, speech_in)
+    await server.close()
+    await session.close()
+    db.engine.dispose()
+
+
+async def until(cond: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out: {what}")
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+async def test_scripted_call(name: str, host: Host, client: Client) -> None:
+    script = CALLS[name]
+    call = FakePhoneCall("127.0.0.1", host.server.port, CallScript(caller=script["caller"]),
+                         ptime_ms=int(script.get("ptime_ms", 20)))
+    speech = host.speech
+    mark = [0]
+
+    def said_since(fragment: str) -> bool:
+        return any(fragment in text for text in speech.texts[mark[0]:])
+
+    async def hear(fragment: str, timeout: float = 40) -> None:
+        await until(lambda: said_since(fragment), timeout, f"{fragment!r}; the bot said {speech.texts[-4:]}")
+        mark[0] = next(i for i in range(mark[0], len(speech.texts)) if fragment in speech.texts[i]) + 1
+
+    async def act(step: dict[str, Any]) -> None:
+        assert call.media is not None
+        if "press" in step:
+            await call.press(str(step["press"]))
+        elif "say" in step:
+            host.speech_in.transcripts.append(str(step["say"]))
+            call.media.say_pcm(voiced_pcm(ms=900))
+            await call.media.finished_talking()
+
+    mark[0] = len(speech.texts)
+    try:
+        await call.dial()
+        await asyncio.wait_for(call.media_started.wait(), 10)
+        for step in script["steps"]:
+            if step == "hangup":
+                await call.caller_hangs_up()
+                await call.wait_closed(10)
+            elif step == "ended":
+                await asyncio.wait_for(call.bot_closed.wait(), 60)
+            elif "hear" in step:
+                await hear(str(step["hear"]))
+            elif "during" in step:
+                await hear(str(step["during"]))
+                await act(step)
+            else:
+                await until(lambda: call.media is not None and (t := call.media.log.last_arrival()) is not None
+                            and time.monotonic() - t > 0.1, 20, "the bot to finish its prompt")
+                await act(step)
+    finally:
+        await call.close()
+    expect = script.get("expect", {})
+    if "tickets" in expect:
+        for number, count in expect["tickets"].items():
+            assert len(client.tickets(relatedEntity_id=number)) == count, number
+    if expect.get("transferred"):
+        assert call.transferred_to == "handoff XML default"
+        assert call.variables["hotline_conversation_id"] == call.uuid
+        for name, value in expect.get("variables", {}).items():
+            assert call.variables[name] == value
+    if "outcomes" in expect:
+        await until(lambda: len(client.outcomes(call.uuid)) >= len(expect["outcomes"]), 10, "outcomes")
+        outcomes = client.outcomes(call.uuid)
+        assert [o["outcome"] for o in outcomes] == expect["outcomes"]
+        assert all(o["channel"] == "voice" for o in outcomes)
+        if "step" in expect:
+            assert outcomes[-1]["step"] == expect["step"]
