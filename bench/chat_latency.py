@@ -19,14 +19,11 @@ from pathlib import Path
 
 import aiohttp
 
+from bench.common import RESULTS, WORLD, bench_settings
 from bot.chat.dialogue import dtmf_message, event_message
 from bot.settings import REPO_ROOT, Settings
 from bot.stack import Stack
 from bot.world.loader import load_world_file
-from tests.e2e.conftest import free_port
-
-WORLD = REPO_ROOT / "tests" / "fixtures" / "worlds" / "e2e.yml"
-RESULTS = REPO_ROOT / "bench" / "results"
 
 # One conversation: A1, A2, A5 (repaired, back to the menu), A4 (unknown prefix, V3),
 # A2 in words, A6–A7 (repeat). No line test, so no deliberate waiting in either path.
@@ -86,13 +83,7 @@ def main() -> None:
     parser.add_argument("--conversations", type=int, default=25, help="per path; 10 turns each")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="hotline-bench-"))
-    bot, rasa, actions, linetest = (free_port() for _ in range(4))
-    settings = Settings(
-        port=bot, rasa_port=rasa, rasa_url=f"http://127.0.0.1:{rasa}", action_port=actions,
-        linetest_port=linetest, linetest_url=f"http://127.0.0.1:{linetest}",
-        database_url=f"sqlite:///{tmp / 'hotline.db'}", tracker_db=tmp / "tracker.db",
-        current_world_file=tmp / "world.yml", world_file=WORLD, log_level="WARNING",
-    )
+    settings = bench_settings(tmp)
     load_world_file(WORLD, reset=True, settings=settings)
     stack = Stack.build(settings, tmp / "logs")
     stack.start()

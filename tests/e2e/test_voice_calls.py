@@ -18,24 +18,14 @@ import urllib.request
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import aiohttp
 import pytest
 
-from bot.app import abandon_recorder
-from bot.chat.dialogue import RasaDialogue
-from bot.chat.prompts import PromptCatalogue
-from bot.chat.service import ChatService
 from bot.settings import Settings
 from bot.stack import Stack
-from bot.store.db import Database
-from tests.e2e.conftest import Client
+from tests.e2e.conftest import Client, voice_host
 from tests.fakes.freeswitch import CallScript
 from tests.fakes.fs_media import FakePhoneCall
 from tests.fakes.voice_doubles import ScriptedSpeechIn, voiced_pcm
-from voice.call import CallDeps, CallSession, CallSettings
-from voice.esl import EslCallConnection, EslOutboundServer
-from voice.media import PortPool, UnicastConfig
-from voice.recording import RecordingStore
 from voice.tts import build_speaker, espeak_path
 
 pytestmark = [
@@ -97,38 +87,17 @@ class SpySpeech:
 
 
 @pytest.fixture
-async def voice_host(stack: Stack, stack_settings: Settings) -> AsyncIterator[tuple[EslOutboundServer, SpySpeech, ScriptedSpeechIn]]:
-    s = stack_settings
-    tts = build_speaker({"zh": None, "en": None}, s.tts_cache_dir)
+async def voice_host_espeak(stack: Stack, stack_settings: Settings) -> AsyncIterator[tuple[Any, SpySpeech, ScriptedSpeechIn]]:
+    tts = build_speaker({"zh": None, "en": None}, stack_settings.tts_cache_dir)
     await tts.start()
-    speech = SpySpeech(tts.speaker)
-    speech_in = ScriptedSpeechIn([])
-    session = aiohttp.ClientSession()
-    db = Database.from_settings(s)
-    chat = ChatService(RasaDialogue(session, s.rasa_url, s.rasa_timeout_s), PromptCatalogue.load(s.nlu_dir / "prompts.yml"),
-                       channel="voice", action_health_url=f"http://127.0.0.1:{s.action_port}/health", session=session,
-                       record_abandoned=abandon_recorder(db))
-    deps = CallDeps(chat=chat, speech_out=speech,
-                    media_ports=PortPool(s.media_port_max + 100, s.media_port_max + 149),
-                    fs_ports=PortPool(s.media_port_max + 150, s.media_port_max + 199),
-                    recordings=RecordingStore(s.recordings_dir),
-                    recognisers=lambda lang, rate: speech_in,
-                    settings=CallSettings(recording_silence_ms=1500, unicast=UnicastConfig(dead_after_s=5)))
-
-    async def on_call(conn: EslCallConnection) -> None:
-        await CallSession(conn, deps).run()
-
-    server = EslOutboundServer(on_call, "127.0.0.1", 0)
-    await server.start()
-    yield server, speech, speech_in
-    await server.close()
+    speech, speech_in = SpySpeech(tts.speaker), ScriptedSpeechIn([])
+    async with voice_host(stack_settings, speech, speech_in, stack_settings.media_port_max + 100) as service:
+        yield service.server, speech, speech_in
     await tts.stop()
-    await session.close()
-    db.engine.dispose()
 
 
-async def test_a_whole_report_by_voice_and_keypad_mixed(voice_host: Any, client: Client) -> None:
-    server, speech, speech_in = voice_host
+async def test_a_whole_report_by_voice_and_keypad_mixed(voice_host_espeak: Any, client: Client) -> None:
+    server, speech, speech_in = voice_host_espeak
     call = FakePhoneCall("127.0.0.1", server.port, CallScript(caller="13700002222"))
 
     async def wait_for(fragment: str, timeout: float = 40) -> None:
