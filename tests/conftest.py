@@ -126,3 +126,13 @@ def make_test_app(db: Database, settings: Settings) -> web.Application:
 async def client(aiohttp_client: AClient, demo_db: Database, settings: Settings) -> Any:
     """A test client on the APIs, with the demo world loaded."""
     return await aiohttp_client(make_test_app(demo_db, settings))
+
+
+@pytest.fixture(autouse=True)
+def _structlog_defaults() -> Iterator[None]:
+    """A test that runs a CLI configures logging for the process; the next test starts
+    from structlog's defaults again (so log capture sees every level)."""
+    yield
+    import structlog
+
+    structlog.reset_defaults()
