@@ -45,5 +45,5 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        cache_logger_on_first_use=False,  # a later configure (tests, CLI) must take effect everywhere
+        cache_logger_on_first_use=True,  # uncached loggers cost the chat API ~25 % (bench)
     )
