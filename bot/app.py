@@ -14,6 +14,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from bot import desk
 from bot.api import inventory, records, tickets
 from bot.api.errors import error_middleware
 from bot.chat import api as chat_api
@@ -46,6 +47,7 @@ def create_app(settings: Settings, db: Database | None = None) -> web.Applicatio
     inventory.setup_routes(app)
     records.setup_routes(app)
     chat_api.setup_routes(app)
+    desk.setup_routes(app)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/", _index)

@@ -12,6 +12,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="hotline: fau
 def _register() -> None:
     # Imported here so `--help` stays fast and each area keeps its own commands.
     from bot.console import chat_command
+    from bot.desk.cli import users_app
     from bot.linetest.cli import linetest_app
     from bot.models_fetch import models_app
     from bot.serve import run_command, serve_command
@@ -22,6 +23,7 @@ def _register() -> None:
     app.add_typer(db_app, name="db", help="Database migrations.")
     app.add_typer(linetest_app, name="linetest", help="The line-test unit simulator.")
     app.add_typer(models_app, name="models", help="Download and list speech models (Vosk, Piper).")
+    app.add_typer(users_app, name="users", help="Operator desk accounts.")
     app.command("chat", help="Talk to the bot in this terminal.")(chat_command)
     app.command("serve", help="Run the bot's HTTP server.")(serve_command)
     app.command("run", help="Start the whole stack (Rasa, actions, line-test unit, bot).")(run_command)

@@ -37,6 +37,16 @@ def run_command(
         except WorldFileError as exc:
             print(str(exc), file=sys.stderr)
             raise typer.Exit(2) from exc
+        from bot.desk.users import ensure_demo_users, is_demo_world
+        from bot.store.db import Database
+
+        if is_demo_world(world or settings.world_file):  # demo accounts only ever with the demo world
+            db = Database.from_settings(settings)
+            try:
+                print(f"desk: demo accounts created: {', '.join(ensure_demo_users(db)) or 'none (all exist)'}",
+                      file=sys.stderr)
+            finally:
+                db.dispose()
     log_dir = REPO_ROOT / "var" / "log"
     stack = Stack.build(settings, log_dir)
 

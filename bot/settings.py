@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     # (a separate process) follows the same world as the stores.
     current_world_file: Path = REPO_ROOT / "var" / "world.yml"
 
+    # --- the operator desk (bot/desk/) ---
+    desk_session_hours: float = Field(default=12, gt=0)  # a sign-in lasts this long at most
+    desk_secure_cookies: bool = False  # True behind HTTPS; False lets the cookie work on http://127.0.0.1
+
     # --- chat sessions ---
     chat_idle_timeout_s: float = 900.0  # a silent chat counts as abandoned after this
 

@@ -279,6 +279,8 @@ class Handoff(SQLModel, table=True):
     queue: str = Field(default=HandoffQueue.junior.value, max_length=20, index=True)
     state: str = Field(default=HandoffState.queued.value, max_length=20, index=True)
     created: datetime = _when()
+    taken_by: str | None = Field(default=None, max_length=64)  # the desk user's username
+    taken_at: datetime | None = _maybe_when()
 
 
 # -------------------------------------------------------------------- inventory
@@ -349,3 +351,54 @@ INVENTORY_TABLES: tuple[type[SQLModel], ...] = (
     MeasurementCentreRow,
     FaultClassRow,
 )
+
+
+# ------------------------------------------------------------------ operator desk
+
+
+class DeskRole(str, Enum):
+    """The posts of the human side of the process (process.md J, S, M)."""
+
+    junior = "junior"  # J: junior operator
+    senior = "senior"  # S: senior operator
+    centre = "centre"  # a branch's measurement management centre
+    manager = "manager"  # M: manager hotline
+    admin = "admin"
+
+
+class DeskUser(SQLModel, table=True):
+    __tablename__ = "desk_user"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True)
+    display_name: str = Field(max_length=200)
+    role: str = Field(max_length=20)
+    branch: str | None = Field(default=None, max_length=100)  # centre staff: whose centre
+    password_hash: str = Field(max_length=255)  # argon2id, PHC string
+    active: bool = True
+    created: datetime = _when()
+
+
+class DeskSession(SQLModel, table=True):
+    """A signed-in browser. Only the token's SHA-256 is stored: a copy of the database
+    does not let anyone sign in."""
+
+    __tablename__ = "desk_session"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="desk_user.id", ondelete="CASCADE", index=True)
+    csrf_token: str = Field(max_length=64)
+    created: datetime = _when()
+    expires: datetime = Field(sa_type=UTCDateTime, index=True)
+
+
+class DeskLoginThrottle(SQLModel, table=True):
+    """Failed sign-ins per username (known or not, so refusals do not reveal which
+    usernames exist)."""
+
+    __tablename__ = "desk_login_throttle"
+
+    username: str = Field(primary_key=True, max_length=64)
+    failures: int = 0
+    window_start: datetime = _when()
+    locked_until: datetime | None = _maybe_when()

@@ -14,10 +14,10 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import structlog
-from sqlalchemy import and_, delete, func, or_
+from sqlalchemy import CursorResult, and_, delete, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -567,6 +567,27 @@ def list_handoffs(s: Session, state: str | None = None, queue: str | None = None
     if queue is not None:
         q = q.where(Handoff.queue == queue)
     return [handoff_dict(r) for r in s.exec(q.order_by(col(Handoff.id))).all()]
+
+
+def take_handoff(s: Session, handoff_id: int, operator: str, *, now: datetime | None = None) -> Handoff:
+    """J1 → J2: an operator takes a waiting caller. The state check and the write are
+    one conditional UPDATE, so of two operators taking at once exactly one wins and
+    the other gets a Conflict naming who has it."""
+    now = now or utcnow()
+    result = s.execute(
+        update(Handoff)
+        .where(col(Handoff.id) == handoff_id, col(Handoff.state) == HandoffState.queued.value)
+        .values(state=HandoffState.taken.value, taken_by=operator, taken_at=now)
+    )
+    row = s.get(Handoff, handoff_id, populate_existing=True)
+    if row is None:
+        raise NotFound(f"no handoff {handoff_id}")
+    if cast("CursorResult[Any]", result).rowcount != 1:
+        if row.state == HandoffState.taken.value:
+            raise Conflict(f"handoff {handoff_id} was already taken by {row.taken_by}", code="already_taken")
+        raise Conflict(f"handoff {handoff_id} is {row.state}, not waiting", code="not_waiting")
+    log.info("handoff_taken", handoff_id=handoff_id, operator=operator, queue=row.queue)
+    return row
 
 
 # ----------------------------------------------------------------- inventory

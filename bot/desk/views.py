@@ -1,0 +1,234 @@
+"""The desk's pages: sign-in and sign-out, the handoff queue (J1), taking a caller,
+and the taken caller's full context (J2: the line's owner data to check against what
+the caller says; J3: the big-customer flag; J4: open and past tickets on the line)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+from aiohttp import web
+from sqlmodel import Session, col, select
+
+from bot.desk import auth, pages, users
+from bot.desk.auth import Identity, require_role
+from bot.store import service
+from bot.store.db import DB_KEY
+from bot.store.models import OPEN_STATUSES, Handoff, HandoffState, utc
+
+log = structlog.get_logger(__name__)
+
+# J3: big customers are queued for seniors; a senior also serves the juniors' queue (S1).
+QUEUES_FOR_ROLE: dict[str, tuple[str, ...]] = {"junior": ("junior",), "senior": ("senior", "junior")}
+OPERATORS = tuple(QUEUES_FOR_ROLE)
+CALLER_ROLES = {"user": "caller", "bot": "bot"}
+
+
+# ------------------------------------------------------------------ sign-in
+
+
+async def login_page(request: web.Request) -> web.StreamResponse:
+    if await auth.current_identity(request) is not None:
+        return pages.redirect("/desk/")
+    return _login_form(request)
+
+
+def _login_form(request: web.Request, *, status: int = 200, error: str | None = None,
+                username: str = "") -> web.Response:
+    token = request.cookies.get(auth.LOGIN_COOKIE) or ""
+    if not 20 <= len(token) <= 100:
+        token = auth.new_token()
+    response = pages.render(request, "login.html", status=status, error=error, username=username, csrf=token,
+                            who=None)
+    auth.set_login_cookie(response, auth.settings_of(request), token)
+    return response
+
+
+async def login_submit(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    cookie = request.cookies.get(auth.LOGIN_COOKIE) or ""
+    if not cookie or not auth.same_token(form.get("csrf"), cookie):
+        log.warning("desk.login_csrf_refused")
+        return pages.error_page(request, 403, "Form refused",
+                                "The sign-in form's security token is missing or wrong. Reload the sign-in "
+                                "page and try again (cookies must be allowed for this site).")
+    raw_username, password = str(form.get("username") or ""), str(form.get("password") or "")
+    shown = raw_username.strip()[:64]
+    try:
+        username = users.normalise_username(raw_username)
+    except users.UserError:
+        return _login_form(request, status=401, error="Wrong username or password.", username=shown)
+    db = request.app[DB_KEY]
+    check = await db.run(auth.login_check, username)
+    if check.locked_until is not None:
+        log.warning("desk.login_locked", username=username)
+        return _login_form(request, status=429, username=shown, error=(
+            "Too many failed sign-ins for this username. Try again after "
+            f"{pages.local_time(check.locked_until, auth.settings_of(request).timezone)}."))
+    # argon2 takes ~0.1 s of CPU: off the event loop. Unknown users are checked
+    # against a dummy hash so the answer takes as long either way.
+    ok = await asyncio.to_thread(users.verify_password, check.password_hash or users.dummy_hash(), password[:4096])
+    if not ok or check.user_id is None:
+        locked = await db.run(auth.record_failure, username)
+        log.warning("desk.login_failed", username=username, locked=locked is not None)
+        return _login_form(request, status=401, error="Wrong username or password.", username=shown)
+    if not check.active:
+        log.warning("desk.login_disabled", username=username)
+        return _login_form(request, status=403, username=shown,
+                           error="This account is disabled. Ask an administrator.")
+    new_hash = None
+    if check.password_hash and users.needs_rehash(check.password_hash):
+        new_hash = await asyncio.to_thread(users.hash_password, password)
+    settings = auth.settings_of(request)
+    token = await db.run(auth.login_succeeded, check.user_id, username, settings.desk_session_hours,
+                         new_hash=new_hash)
+    log.info("desk.login", username=username)
+    response = pages.redirect("/desk/")
+    auth.set_session_cookie(response, settings, token)
+    auth.clear_login_cookie(response, settings)
+    return response
+
+
+@require_role()
+async def logout(request: web.Request, who: Identity) -> web.StreamResponse:
+    token = request.cookies.get(auth.SESSION_COOKIE, "")
+    await request.app[DB_KEY].run(auth.close_session, token)
+    log.info("desk.logout", username=who.username)
+    response = pages.redirect(auth.LOGIN_PATH)
+    auth.clear_session_cookie(response, auth.settings_of(request))
+    return response
+
+
+# ------------------------------------------------------------------ the queue
+
+
+def _queue_rows(s: Session, queues: tuple[str, ...], operator: str) -> tuple[list[Handoff], list[Handoff]]:
+    """(waiting in the operator's queues, oldest first; taken by this operator)."""
+    waiting = s.exec(
+        select(Handoff).where(col(Handoff.queue).in_(queues), Handoff.state == HandoffState.queued.value)
+        .order_by(col(Handoff.created), col(Handoff.id))
+    ).all()
+    mine = s.exec(
+        select(Handoff).where(Handoff.state == HandoffState.taken.value, Handoff.taken_by == operator)
+        .order_by(col(Handoff.taken_at).desc(), col(Handoff.id).desc()).limit(50)
+    ).all()
+    return list(waiting), list(mine)
+
+
+@require_role()
+async def desk_home(request: web.Request, who: Identity) -> web.StreamResponse:
+    queues = QUEUES_FOR_ROLE.get(who.role)
+    if queues is None:
+        # Manager hotline, measurement centres and admins get their own views later.
+        return pages.render(request, "placeholder.html", who=who, role_name=users.ROLE_NAMES[who.role])
+    waiting, mine = await request.app[DB_KEY].run(_queue_rows, queues, who.username)
+    return pages.render(request, "queue.html", who=who, queues=queues, role_name=users.ROLE_NAMES[who.role],
+                        waiting=[_handoff_view(h) for h in waiting], mine=[_handoff_view(h) for h in mine])
+
+
+def _handoff_view(h: Handoff) -> dict[str, Any]:
+    """The handoff for a template. Values stay plain text: the template escapes them."""
+    transcript = []
+    for line in h.transcript or []:
+        if isinstance(line, dict):
+            role = str(line.get("role", ""))
+            transcript.append({"who": CALLER_ROLES.get(role, role), "text": str(line.get("text", "")),
+                               "at": line.get("at")})
+        else:
+            transcript.append({"who": "", "text": str(line), "at": None})
+    line_test = h.line_test if isinstance(h.line_test, dict) else None
+    return {
+        "id": h.id, "queue": h.queue, "state": h.state, "created": utc(h.created),
+        "channel": h.channel, "language": h.language, "reason": h.reason,
+        "fault_number": h.fault_number, "ticket_id": h.ticket_id, "conversation_id": h.conversation_id,
+        "line_test": None if line_test is None else {
+            "result": str(line_test.get("result") or ""),
+            "summary": "" if line_test.get("summary") is None else str(line_test.get("summary")),
+        },
+        "transcript": transcript, "taken_by": h.taken_by,
+        "taken_at": utc(h.taken_at) if h.taken_at else None,
+    }
+
+
+# ------------------------------------------------------------------ take
+
+
+async def _load(request: web.Request, who: Identity) -> tuple[Handoff | None, web.Response | None]:
+    """The handoff named in the path, or the page refusing it (404, or 403 when it is
+    in a queue this operator's post does not serve)."""
+    handoff_id = int(request.match_info["id"])
+    row = await request.app[DB_KEY].run(_get_handoff, handoff_id)
+    if row is None:
+        return None, pages.error_page(request, 404, "No such caller", f"There is no handoff {handoff_id}.",
+                                      who=who)
+    if row.queue not in QUEUES_FOR_ROLE[who.role]:
+        log.warning("desk.queue_refused", username=who.username, role=who.role, handoff_id=handoff_id)
+        return None, pages.error_page(request, 403, "Not your queue",
+                                      f"Handoff {handoff_id} waits in the {row.queue} queue, which your post "
+                                      "does not serve.", who=who)
+    return row, None
+
+
+def _get_handoff(s: Session, handoff_id: int) -> Handoff | None:
+    return s.get(Handoff, handoff_id)
+
+
+@require_role(*OPERATORS)
+async def take(request: web.Request, who: Identity) -> web.StreamResponse:
+    row, refused = await _load(request, who)
+    if refused is not None:
+        return refused
+    assert row is not None and row.id is not None
+    try:
+        await request.app[DB_KEY].run(service.take_handoff, row.id, who.username)
+    except service.Conflict as e:
+        return pages.error_page(request, 409, "Already taken", e.reason, who=who, handoff_id=row.id)
+    except service.NotFound as e:
+        return pages.error_page(request, 404, "No such caller", e.reason, who=who)
+    return pages.redirect(f"/desk/handoffs/{row.id}")
+
+
+# ------------------------------------------------------------------ one caller
+
+
+def _context(s: Session, fault_number: str | None) -> dict[str, Any]:
+    if not fault_number:
+        return {"lookup": None, "open_tickets": [], "past_tickets": []}
+    views, _total = service.list_tickets(s, fault_number=fault_number, limit=50)
+    tickets = [{
+        "id": v.ticket.id, "status": v.ticket.status, "created": utc(v.ticket.creation_date),
+        "channel": v.ticket.channel, "symptom": v.ticket.symptom_text or v.ticket.symptom_category or "",
+        "description": v.ticket.description, "report_count": v.report_count,
+        "last_test": v.last_test.result if v.last_test else None,
+    } for v in views]
+    return {
+        "lookup": service.lookup_number(s, fault_number, "fixed"),
+        "open_tickets": [t for t in tickets if t["status"] in OPEN_STATUSES],
+        "past_tickets": [t for t in tickets if t["status"] not in OPEN_STATUSES],
+    }
+
+
+@require_role(*OPERATORS)
+async def handoff_page(request: web.Request, who: Identity) -> web.StreamResponse:
+    row, refused = await _load(request, who)
+    if refused is not None:
+        return refused
+    assert row is not None
+    context = await request.app[DB_KEY].run(_context, row.fault_number)
+    return pages.render(request, "handoff.html", who=who, h=_handoff_view(row), **context)
+
+
+async def _to_home(_: web.Request) -> web.Response:
+    return pages.redirect("/desk/")
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/desk", _to_home)
+    app.router.add_get("/desk/", desk_home)
+    app.router.add_get("/desk/login", login_page)
+    app.router.add_post("/desk/login", login_submit)
+    app.router.add_post("/desk/logout", logout)
+    # At most 9 digits: the id fits PostgreSQL's integer, a longer one is simply not found.
+    app.router.add_post(r"/desk/handoffs/{id:\d{1,9}}/take", take)
+    app.router.add_get(r"/desk/handoffs/{id:\d{1,9}}", handoff_page)
