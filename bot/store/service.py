@@ -557,6 +557,7 @@ def handoff_dict(row: Handoff) -> dict[str, Any]:
         "language": row.language, "reason": row.reason, "fault_number": row.fault_number,
         "ticket_id": row.ticket_id, "line_test": row.line_test, "transcript": row.transcript,
         "queue": row.queue, "state": row.state, "created": utc(row.created).isoformat(),
+        "taken_by": row.taken_by, "taken_at": utc(row.taken_at).isoformat() if row.taken_at else None,
     }
 
 

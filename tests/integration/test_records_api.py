@@ -177,11 +177,22 @@ async def test_handoffs(client: Any) -> None:
     queued = await (await client.get("/api/handoffs", params={"state": "queued"})).json()
     assert [h["conversation_id"] for h in queued] == ["h1", "h2", "h3"]
     assert queued[0]["fault_number"] == "057187650008" and queued[0]["transcript"][1]["text"] == "87650008"
+    assert queued[0]["taken_by"] is None and queued[0]["taken_at"] is None
     assert (await client.get("/api/handoffs", params={"state": "asleep"})).status == 400
     for bad in ({"queue": "vip"}, {"transcript": [{"role": "alien", "text": "x"}]}, {"reason": ""},
                 {"fault_number": "abc"}):
         resp = await client.post("/api/handoffs", json=body("h9", **bad))
         assert resp.status == 400, bad
+
+
+async def test_a_taken_handoff_says_who_took_it(client: Any, demo_db: Any) -> None:
+    from bot.store import service
+
+    made = await (await client.post("/api/handoffs", json={
+        "conversation_id": "t1", "channel": "webchat", "language": "zh", "reason": "caller_asked"})).json()
+    demo_db.call(service.take_handoff, made["handoff_id"], "junior")
+    (taken,) = await (await client.get("/api/handoffs", params={"state": "taken"})).json()
+    assert taken["taken_by"] == "junior" and taken["taken_at"].endswith("+00:00")
 
 
 async def test_service_status(client: Any) -> None:
