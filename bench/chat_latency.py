@@ -19,7 +19,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.common import RESULTS, WORLD, bench_settings
+from bench.common import RESULTS, WORLD, bench_settings, percentile
 from bot.chat.dialogue import dtmf_message, event_message
 from bot.settings import REPO_ROOT, Settings
 from bot.stack import Stack
@@ -47,11 +47,6 @@ def as_rasa_message(body: dict[str, str]) -> str:
     if "event" in body:
         return event_message(body["event"])
     return body["text"]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
 async def run(settings: Settings, conversations: int) -> dict[str, list[float]]:

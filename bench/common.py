@@ -24,3 +24,11 @@ def bench_settings(tmp: Path, **extra: Any) -> Settings:
         current_world_file=tmp / "world.yml", world_file=WORLD, log_level="WARNING", voice_enabled=False,
         **extra,
     )
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank ``q``-th percentile (NaN for no values)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]

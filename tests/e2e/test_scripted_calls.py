@@ -19,7 +19,7 @@ from bot.stack import Stack
 from tests.e2e.conftest import Client, voice_host
 from tests.fakes.freeswitch import CallScript
 from tests.fakes.fs_media import FakePhoneCall
-from tests.fakes.voice_doubles import ScriptedSpeechIn, ToneSpeech, voiced_pcm
+from tests.fakes.voice_doubles import ScriptedSpeechIn, ToneSpeech, until, voiced_pcm
 from voice.esl import EslOutboundServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.stack]
@@ -37,14 +37,6 @@ async def host(stack: Stack, stack_settings: Settings) -> AsyncIterator[Host]:
     speech, speech_in = ToneSpeech(ms=250), ScriptedSpeechIn([])
     async with voice_host(stack_settings, speech, speech_in, stack_settings.media_port_max + 200) as service:
         yield Host(service.server, speech, speech_in)
-
-
-async def until(cond: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out: {what}")
-        await asyncio.sleep(0.01)
 
 
 @pytest.mark.parametrize("name", sorted(CALLS))

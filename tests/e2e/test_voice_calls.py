@@ -15,7 +15,7 @@ import asyncio
 import json
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -25,7 +25,7 @@ from bot.stack import Stack
 from tests.e2e.conftest import Client, voice_host
 from tests.fakes.freeswitch import CallScript
 from tests.fakes.fs_media import FakePhoneCall
-from tests.fakes.voice_doubles import ScriptedSpeechIn, voiced_pcm
+from tests.fakes.voice_doubles import ScriptedSpeechIn, until, voiced_pcm
 from voice.tts import build_speaker, espeak_path
 
 pytestmark = [
@@ -33,14 +33,6 @@ pytestmark = [
     pytest.mark.stack,
     pytest.mark.skipif(espeak_path() is None, reason="espeak-ng is not installed (apt-get install espeak-ng)"),
 ]
-
-
-async def until(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def get_json(url: str) -> Any:

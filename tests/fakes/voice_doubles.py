@@ -110,3 +110,12 @@ def voiced_pcm(rate: int = 8000, ms: int = 800) -> bytes:
         sig = sig + 0.3 * np.sin(2 * math.pi * formant * t) * np.sin(phase) ** 2
     sig = sig / np.max(np.abs(sig)) * 0.5 * (1 + 0.3 * np.sin(2 * math.pi * 4 * t))
     return (sig * 32767 * 0.8).astype("<i2").tobytes()
+
+
+async def until(cond: Callable[[], bool], timeout: float = 5.0, what: str = "the condition") -> None:
+    """Wait (polling) until ``cond()`` holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)

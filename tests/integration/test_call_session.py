@@ -28,6 +28,7 @@ from tests.fakes.voice_doubles import (
     ScriptedDialogue,
     ScriptedSpeechIn,
     ToneSpeech,
+    until,
     voiced_pcm,
 )
 from voice.call import CallDeps, CallSession, CallSettings
@@ -81,14 +82,6 @@ class Harness:
         assert call.media is not None
         media = call.media
         await until(lambda: (last := media.log.last_arrival()) is not None and time.monotonic() - last > 0.15, timeout)
-
-
-async def until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 def route(routes: list[tuple[Any, Reply]]) -> list[tuple[Any, Reply]]:
