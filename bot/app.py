@@ -16,6 +16,7 @@ from aiohttp.typedefs import Handler
 
 from bot import desk
 from bot.api import inventory, records, tickets
+from bot.api import workflow as api_workflow
 from bot.api.errors import error_middleware
 from bot.chat import api as chat_api
 from bot.chat.dialogue import RasaDialogue
@@ -46,6 +47,7 @@ def create_app(settings: Settings, db: Database | None = None) -> web.Applicatio
     tickets.setup_routes(app)
     inventory.setup_routes(app)
     records.setup_routes(app)
+    api_workflow.setup_routes(app)
     chat_api.setup_routes(app)
     desk.setup_routes(app)
     app.router.add_get("/healthz", _healthz)

@@ -59,9 +59,22 @@ class Settings(BaseSettings):
     # --- the operator desk (bot/desk/) ---
     desk_session_hours: float = Field(default=12, gt=0)  # a sign-in lasts this long at most
     desk_secure_cookies: bool = False  # True behind HTTPS; False lets the cookie work on http://127.0.0.1
+    # M3: compensation for our own overdue faults; the branch pays. Overdue by more than
+    # this many hours past the centre's completion deadline → eligible, amount by customer
+    # type (HOTLINE_COMPENSATION_AMOUNTS='{"residential": 20, "business": 100}').
+    compensation_after_overdue_hours: float = Field(default=24, ge=0)
+    compensation_amounts: dict[str, float] = Field(default_factory=lambda: {"residential": 20.0, "business": 100.0})
+    compensation_big_customer_amount: float = Field(default=200, ge=0)
+    compensation_currency: str = "CNY"
 
     # --- chat sessions ---
     chat_idle_timeout_s: float = 900.0  # a silent chat counts as abandoned after this
+
+    # --- J1: a caller waiting for an operator (bot/store/handoffs.py; web chat and phone) ---
+    handoff_offer_seconds: float = Field(default=15, gt=0)  # offer a return to the bot after/every this long
+    handoff_poll_seconds: float = Field(default=1.0, gt=0)  # a call on hold checks its handoff this often
+    handoff_chat_leave_grace_s: float = Field(default=10, ge=0)  # a closed chat left unless it polls again (reload)
+    handoff_chat_gone_s: float = Field(default=90, gt=0)  # a waiting chat that stopped polling this long left
 
     # --- the phone (voice/): FreeSWITCH dials the ESL outbound server per call ---
     voice_enabled: bool = True
@@ -123,3 +136,4 @@ def _settings_key() -> web.AppKey[Settings]:
 
 
 SETTINGS_KEY = _settings_key()
+

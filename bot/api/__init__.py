@@ -7,9 +7,10 @@ from aiohttp import web
 
 
 def setup_routes(app: web.Application) -> None:
-    """All of this package's routes: tickets (TMF621), inventory, records."""
-    from bot.api import inventory, records, tickets
+    """All of this package's routes: tickets (TMF621), inventory, records, the workflow."""
+    from bot.api import inventory, records, tickets, workflow
 
     tickets.setup_routes(app)
     inventory.setup_routes(app)
     records.setup_routes(app)
+    workflow.setup_routes(app)

@@ -20,9 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from actions.numbers import group_digits
 from bot.api.errors import ApiError, canonical_number, parse_body, read_json, validate
 from bot.settings import SETTINGS_KEY
-from bot.store import service
+from bot.store import service, workflow
 from bot.store.db import DB_KEY
-from bot.store.models import utc
+from bot.store.models import STATUSES, TicketStatusChange, utc
 from bot.store.service import TicketView
 
 BASE = "/tmf-api/troubleTicket/v5"
@@ -81,6 +81,15 @@ def render_ticket(v: TicketView, base_url: str) -> dict[str, Any]:
                                                           "en": v.repairman_message.en}, "object"))
     if t.branch:
         characteristics.append(_char("branch", t.branch, "string"))
+    # Our workflow inside the TMF621 status (bot/store/workflow.py).
+    characteristics.append(_char("subStep", workflow.sub_step_of(t), "string"))
+    characteristics.append(_char("version", t.version, "integer"))
+    if t.fault_class:
+        characteristics.append(_char("faultClass", t.fault_class, "string"))
+    if t.centre_id:
+        characteristics.append(_char("measurementCentre", t.centre_id, "string"))
+    if t.chase_count:
+        characteristics.append(_char("chaseCount", t.chase_count, "integer"))
 
     external: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()
@@ -114,8 +123,7 @@ def render_ticket(v: TicketView, base_url: str) -> dict[str, Any]:
         "note": [{"id": str(n.id), "author": n.author, "date": _iso(n.at), "text": n.text, "@type": "Note"}
                  for n in v.notes],
         "attachment": [_attachment(a) for a in v.attachments],
-        "statusChangeHistory": [{"status": h.to_status, "statusChangeReason": h.reason,
-                                 "statusChangeDate": _iso(h.at), "@type": "StatusChange"} for h in v.history],
+        "statusChangeHistory": [_history(h) for h in v.history],
     }
     if t.expected_resolution_date is not None:
         body["expectedResolutionDate"] = _iso(t.expected_resolution_date)
@@ -136,6 +144,14 @@ def render_ticket(v: TicketView, base_url: str) -> dict[str, Any]:
             "@type": "RelatedPartyRefOrPartyRoleRef",
         })
     return body
+
+
+def _history(h: TicketStatusChange) -> dict[str, Any]:
+    """TMF621's StatusChange, extended (``@type`` says so) with who did it and which
+    workflow action moved which sub-step."""
+    return {"status": h.to_status, "statusChangeReason": h.reason, "statusChangeDate": _iso(h.at),
+            "changedBy": h.author, "action": h.action, "fromSubStep": h.from_sub_step,
+            "subStep": h.to_sub_step, "@type": "HotlineStatusChange", "@baseType": "StatusChange"}
 
 
 def _attachment(a: Any) -> dict[str, Any]:
@@ -269,10 +285,10 @@ async def list_tickets(request: web.Request) -> web.Response:
     statuses = None
     if "status" in request.query:
         statuses = [s for s in request.query["status"].split(",") if s]
-        bad = [s for s in statuses if s not in service.STATUSES]
+        bad = [s for s in statuses if s not in STATUSES]
         if bad or not statuses:
             raise ApiError(400, "invalid_parameter",
-                           f"status must be one of {', '.join(sorted(service.STATUSES))}")
+                           f"status must be one of {', '.join(sorted(STATUSES))}")
     channels = None
     if "channel.name" in request.query:
         channels = [channel_from_name(c) for c in request.query["channel.name"].split(",") if c]
@@ -289,9 +305,24 @@ async def list_tickets(request: web.Request) -> web.Response:
     )
 
 
+def etag(version: int) -> str:
+    return f'W/"{version}"'
+
+
+def _if_match(request: web.Request) -> int | None:
+    """If-Match: W/"<version>" (or the bare number) from an earlier GET's ETag."""
+    raw = request.headers.get("If-Match")
+    if raw is None:
+        return None
+    value = raw.strip().removeprefix("W/").strip('"')
+    if not value.isdigit() or len(value) > 9:
+        raise ApiError(400, "invalid_if_match", 'If-Match takes the ETag of a GET, e.g. W/"3"')
+    return int(value)
+
+
 async def get_ticket(request: web.Request) -> web.Response:
     view = await request.app[DB_KEY].run(service.get_ticket, request.match_info["id"])
-    return web.json_response(render_ticket(view, _base_url(request)))
+    return web.json_response(render_ticket(view, _base_url(request)), headers={"ETag": etag(view.ticket.version)})
 
 
 async def create_ticket(request: web.Request) -> web.Response:
@@ -326,14 +357,19 @@ async def patch_ticket(request: web.Request) -> web.Response:
         raise ApiError(415, "unsupported_media_type",
                        "PATCH takes application/merge-patch+json (or application/json)")
     body = validate(TicketPatchIn, await read_json(request))
-    if body.status is not None and body.status not in service.STATUSES:
-        raise ApiError(400, "invalid_status", f"status must be one of {', '.join(sorted(service.STATUSES))}")
-    view = await request.app[DB_KEY].run(
-        service.patch_ticket, request.match_info["id"], status=body.status,
-        status_change_reason=body.statusChangeReason, notes=[(n.author or "api", n.text) for n in body.note],
-        severity=body.severity, priority=body.priority,
-    )
-    return web.json_response(render_ticket(view, _base_url(request)))
+    if body.status is not None and body.status not in STATUSES:
+        raise ApiError(400, "invalid_status", f"status must be one of {', '.join(sorted(STATUSES))}")
+    try:
+        view = await request.app[DB_KEY].run(
+            service.patch_ticket, request.match_info["id"], status=body.status,
+            status_change_reason=body.statusChangeReason, notes=[(n.author or "api", n.text) for n in body.note],
+            severity=body.severity, priority=body.priority, expected_version=_if_match(request),
+        )
+    except service.Conflict as exc:
+        if exc.code == "stale":  # the If-Match precondition failed
+            raise ApiError(412, "stale", exc.reason) from exc
+        raise
+    return web.json_response(render_ticket(view, _base_url(request)), headers={"ETag": etag(view.ticket.version)})
 
 
 async def openapi(_request: web.Request) -> web.FileResponse:

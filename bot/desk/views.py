@@ -4,7 +4,6 @@ the caller says; J3: the big-customer flag; J4: open and past tickets on the lin
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import structlog
@@ -55,35 +54,15 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
                                 "page and try again (cookies must be allowed for this site).")
     raw_username, password = str(form.get("username") or ""), str(form.get("password") or "")
     shown = raw_username.strip()[:64]
-    try:
-        username = users.normalise_username(raw_username)
-    except users.UserError:
-        return _login_form(request, status=401, error="Wrong username or password.", username=shown)
-    db = request.app[DB_KEY]
-    check = await db.run(auth.login_check, username)
-    if check.locked_until is not None:
-        log.warning("desk.login_locked", username=username)
-        return _login_form(request, status=429, username=shown, error=(
-            "Too many failed sign-ins for this username. Try again after "
-            f"{pages.local_time(check.locked_until, auth.settings_of(request).timezone)}."))
-    # argon2 takes ~0.1 s of CPU: off the event loop. Unknown users are checked
-    # against a dummy hash so the answer takes as long either way.
-    ok = await asyncio.to_thread(users.verify_password, check.password_hash or users.dummy_hash(), password[:4096])
-    if not ok or check.user_id is None:
-        locked = await db.run(auth.record_failure, username)
-        log.warning("desk.login_failed", username=username, locked=locked is not None)
-        return _login_form(request, status=401, error="Wrong username or password.", username=shown)
-    if not check.active:
-        log.warning("desk.login_disabled", username=username)
-        return _login_form(request, status=403, username=shown,
-                           error="This account is disabled. Ask an administrator.")
-    new_hash = None
-    if check.password_hash and users.needs_rehash(check.password_hash):
-        new_hash = await asyncio.to_thread(users.hash_password, password)
+    result = await auth.sign_in(request, raw_username, password)
+    if result.token is None:
+        error = result.error
+        if result.locked_until is not None:
+            error = (f"{error} Try again after "
+                     f"{pages.local_time(result.locked_until, auth.settings_of(request).timezone)}.")
+        return _login_form(request, status=result.status, error=error, username=shown)
     settings = auth.settings_of(request)
-    token = await db.run(auth.login_succeeded, check.user_id, username, settings.desk_session_hours,
-                         new_hash=new_hash)
-    log.info("desk.login", username=username)
+    token = result.token
     response = pages.redirect("/desk/")
     auth.set_session_cookie(response, settings, token)
     auth.clear_login_cookie(response, settings)

@@ -78,6 +78,7 @@ class TicketStatus(str, Enum):
     cancelled = "cancelled"
 
 
+STATUSES: frozenset[str] = frozenset(s.value for s in TicketStatus)
 # A6: a repeat report is one made on a ticket that is still open.
 OPEN_STATUSES: frozenset[str] = frozenset({"acknowledged", "inProgress", "pending", "held"})
 
@@ -122,6 +123,16 @@ class Ticket(TicketBase, table=True):
     origin: str = Field(default=TicketOrigin.api.value, max_length=20)
     world_fault_id: str | None = Field(default=None, max_length=64, unique=True)
     conversation_id: str | None = Field(default=None, max_length=128, index=True)
+    # Our steps inside the TMF621 status (bot/store/workflow.py); NULL on tickets made
+    # before the workflow existed, read as "new".
+    sub_step: str | None = Field(default=None, max_length=30, index=True)
+    # Optimistic locking: every change bumps it; a writer that read an older version
+    # gets a conflict instead of overwriting (issue 4, §8).
+    version: int = Field(default=1)
+    fault_class: str | None = Field(default=None, max_length=100)  # S2
+    centre_id: str | None = Field(default=None, max_length=64, index=True)  # S2: dispatched to
+    dispatched_at: datetime | None = _maybe_when()
+    chase_count: int = Field(default=0)
 
 
 class TicketStatusChange(SQLModel, table=True):
@@ -134,6 +145,11 @@ class TicketStatusChange(SQLModel, table=True):
     reason: str | None = Field(default=None, sa_type=Text)
     author: str = Field(default="system", max_length=100)
     at: datetime = _when()
+    # The workflow action that made the change and our sub-steps either side of it;
+    # an action may move the sub-step and leave the TMF621 status as it was.
+    action: str | None = Field(default=None, max_length=40)
+    from_sub_step: str | None = Field(default=None, max_length=30)
+    to_sub_step: str | None = Field(default=None, max_length=30)
 
 
 class TicketNote(SQLModel, table=True):
@@ -149,6 +165,7 @@ class TicketNote(SQLModel, table=True):
 class ReportKind(str, Enum):
     new = "new"
     repeat = "repeat"
+    supplement = "supplement"  # J5: 补充申告, recorded by an operator
 
 
 class Report(SQLModel, table=True):
@@ -260,7 +277,8 @@ class HandoffQueue(str, Enum):
 class HandoffState(str, Enum):
     queued = "queued"
     taken = "taken"
-    abandoned = "abandoned"
+    abandoned = "abandoned"  # the caller left while waiting
+    returned = "returned"  # J1: the caller took the offer to go back to the bot
     done = "done"
 
 
@@ -281,6 +299,66 @@ class Handoff(SQLModel, table=True):
     created: datetime = _when()
     taken_by: str | None = Field(default=None, max_length=64)  # the desk user's username
     taken_at: datetime | None = _maybe_when()
+    ended_at: datetime | None = _maybe_when()  # done, abandoned or back to the bot: wait time
+    end_reason: str | None = Field(default=None, sa_type=Text)
+    return_offers: int = Field(default=0)  # J1: offers to go back to the bot so far
+    transferred_from: str | None = Field(default=None, max_length=64)  # J3/J5/J6: the junior
+
+
+class HandoffMessageSender(str, Enum):
+    caller = "caller"
+    operator = "operator"
+    system = "system"
+
+
+class HandoffMessage(SQLModel, table=True):
+    """J1: the live text conversation between a chat user and the operator who took them."""
+
+    __tablename__ = "handoff_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    handoff_id: int = Field(foreign_key="handoff.id", ondelete="CASCADE", index=True)
+    sender: str = Field(max_length=20)
+    author: str | None = Field(default=None, max_length=64)  # the operator's username
+    text: str = Field(sa_type=Text)
+    at: datetime = _when()
+
+
+class DeskTaskKind(str, Enum):
+    senior_transfer = "senior_transfer"  # J3/J5/J6 → S1; graded by a senior (S3)
+    callback = "callback"  # S2: no dispatch needed, call the customer back
+    escalation = "escalation"  # J4/J6/S1 → M1–M3
+    branch_notice = "branch_notice"  # M3: the branch is told of a finding / compensation
+
+
+class DeskTaskState(str, Enum):
+    open = "open"
+    done = "done"
+
+
+class DeskTask(SQLModel, table=True):
+    """Work one post hands to another: who asked, why, for whom, and how it ended."""
+
+    __tablename__ = "desk_task"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=30, index=True)
+    role: str = Field(max_length=20, index=True)  # the post that does it
+    branch: str | None = Field(default=None, max_length=100)  # centre tasks: whose branch
+    state: str = Field(default=DeskTaskState.open.value, max_length=20, index=True)
+    ticket_id: str | None = Field(default=None, max_length=40, index=True)
+    handoff_id: int | None = Field(default=None, index=True)
+    reason: str = Field(sa_type=Text)
+    created_by: str = Field(max_length=64)
+    created: datetime = _when()
+    done_by: str | None = Field(default=None, max_length=64)
+    done_at: datetime | None = _maybe_when()
+    outcome: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    # S3: a senior grades a junior's transfer; "incorrect" counts in the junior's assessment.
+    grade: str | None = Field(default=None, max_length=20)
+    grade_note: str | None = Field(default=None, sa_type=Text)
+    graded_by: str | None = Field(default=None, max_length=64)
+    graded_at: datetime | None = _maybe_when()
 
 
 # -------------------------------------------------------------------- inventory
@@ -376,6 +454,7 @@ class DeskUser(SQLModel, table=True):
     branch: str | None = Field(default=None, max_length=100)  # centre staff: whose centre
     password_hash: str = Field(max_length=255)  # argon2id, PHC string
     active: bool = True
+    extension: str | None = Field(default=None, max_length=20)  # J1: the SIP phone a call is bridged to
     created: datetime = _when()
 
 

@@ -23,6 +23,10 @@ from sqlmodel import Session, col, select
 
 from actions.numbers import mask_number
 from bot.linetest.results import summary_for
+from bot.store.errors import Conflict as Conflict  # re-exported: callers catch these from here
+from bot.store.errors import IllegalTransition as IllegalTransition
+from bot.store.errors import NotFound as NotFound
+from bot.store.errors import ServiceError as ServiceError
 from bot.store.models import (
     OPEN_STATUSES,
     Attachment,
@@ -35,6 +39,7 @@ from bot.store.models import (
     HandoffState,
     LineRow,
     LineTest,
+    MeasurementCentreRow,
     RepairmanMessage,
     Report,
     ReportKind,
@@ -49,80 +54,6 @@ from bot.store.models import (
 from bot.world.schema import OpenFault
 
 log = structlog.get_logger(__name__)
-
-# ----------------------------------------------------------------------- errors
-
-
-class ServiceError(Exception):
-    """A refused request, with a reason a person can read. ``status`` is the HTTP hint."""
-
-    status = 400
-    code = "bad_request"
-
-    def __init__(self, reason: str, *, code: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        if code is not None:
-            self.code = code
-
-
-class NotFound(ServiceError):
-    status = 404
-    code = "not_found"
-
-
-class Conflict(ServiceError):
-    status = 409
-    code = "conflict"
-
-
-class IllegalTransition(Conflict):
-    code = "illegal_transition"
-
-
-# ------------------------------------------------------------------ transitions
-
-# TMF621 lists the states but defines no transitions (ecosystem-notes §6); this is the
-# plausible graph: acknowledged → rejected | inProgress ⇄ pending/held; inProgress →
-# resolved → closed; any open state → cancelled. resolved → inProgress lets an operator
-# reopen a fault the caller says is still there.
-ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
-    "acknowledged": frozenset({"inProgress", "rejected", "cancelled"}),
-    "inProgress": frozenset({"pending", "held", "resolved", "cancelled"}),
-    "pending": frozenset({"inProgress", "cancelled"}),
-    "held": frozenset({"inProgress", "cancelled"}),
-    "resolved": frozenset({"closed", "inProgress"}),
-    "closed": frozenset(),
-    "rejected": frozenset(),
-    "cancelled": frozenset(),
-}
-STATUSES = frozenset(s.value for s in TicketStatus)
-
-
-def check_transition(current: str, to: str) -> None:
-    if to not in STATUSES:
-        raise ServiceError(f"unknown status {to!r}; one of {', '.join(sorted(STATUSES))}", code="invalid_status")
-    allowed = ALLOWED_TRANSITIONS[current]
-    if to not in allowed:
-        options = ", ".join(sorted(allowed)) if allowed else f"none, {current} is final"
-        raise IllegalTransition(f"a ticket cannot go from {current} to {to} (allowed from {current}: {options})")
-
-
-def change_status(
-    s: Session, ticket: Ticket, to: str, reason: str | None, *, author: str = "system", now: datetime | None = None
-) -> None:
-    """Move ``ticket`` to ``to`` if the graph allows it, recording the change."""
-    check_transition(ticket.status, to)
-    now = now or utcnow()
-    s.add(TicketStatusChange(ticket_id=ticket.id, from_status=ticket.status, to_status=to, reason=reason, author=author, at=now))
-    ticket.status = to
-    ticket.status_change_reason = reason
-    ticket.status_change_date = now
-    ticket.last_update = now
-    if to == TicketStatus.resolved.value:
-        ticket.resolution_date = now
-    s.add(ticket)
-
 
 # ----------------------------------------------------------------------- inputs
 
@@ -204,6 +135,9 @@ class TicketCreateData:
     symptom_text: str | None = None
     branch: str | None = None
     notes: Sequence[tuple[str, str]] = ()  # (author, text)
+    author: str = "api"  # who records it: another system, or a desk operator (J5/J6)
+    conversation_id: str | None = None  # the desk: the handed-off conversation it came from
+    language: str | None = None
 
 
 @dataclass
@@ -315,6 +249,8 @@ def _new_report(s: Session, data: ReportData) -> ReportResult:
             last_update=now,
             origin=TicketOrigin.conversation.value,
             conversation_id=data.conversation_id,
+            # J6: the bot's A10 report is a dispatch, and a senior reviews every dispatch (S2).
+            sub_step="awaiting_review",
         )
         if _insert_ticket(s, ticket):
             break
@@ -326,7 +262,8 @@ def _new_report(s: Session, data: ReportData) -> ReportResult:
     else:  # pragma: no cover - five id collisions in a row
         raise Conflict("could not allocate a ticket id", code="ticket_id_exhausted")
     s.add(TicketStatusChange(ticket_id=ticket.id, from_status=None, to_status=ticket.status,
-                             reason="reported by the caller", author=data.channel, at=now))
+                             reason="reported by the caller", author=data.channel, at=now,
+                             action="report", to_sub_step=ticket.sub_step))
     s.add(_report_row(ticket.id, data, ReportKind.new.value, now))
     if data.line_test is not None:
         record_line_test(s, data.fault_number, data.line_test, ticket_id=ticket.id)
@@ -767,6 +704,7 @@ def create_ticket(s: Session, data: TicketCreateData) -> TicketView:
             contact_number=data.contact_number, symptom_category=category, symptom_text=data.symptom_text,
             branch=data.branch, status=TicketStatus.acknowledged.value, status_change_reason="created",
             status_change_date=now, creation_date=now, last_update=now, origin=TicketOrigin.api.value,
+            sub_step="new", conversation_id=data.conversation_id, language=data.language,
         )
         if data.branch is None and data.fault_number:
             exchange = exchange_for(s, data.fault_number)
@@ -776,7 +714,7 @@ def create_ticket(s: Session, data: TicketCreateData) -> TicketView:
     else:  # pragma: no cover
         raise Conflict("could not allocate a ticket id", code="ticket_id_exhausted")
     s.add(TicketStatusChange(ticket_id=ticket.id, from_status=None, to_status=ticket.status, reason="created",
-                             author="api", at=now))
+                             author=data.author, at=now, action="create", to_sub_step=ticket.sub_step))
     for author, text in data.notes:
         s.add(TicketNote(ticket_id=ticket.id, author=author, text=text, at=now))
     s.flush()
@@ -795,12 +733,20 @@ def patch_ticket(
     severity: str | None = None,
     priority: str | None = None,
     author: str = "api",
+    expected_version: int | None = None,
 ) -> TicketView:
-    """PATCH /troubleTicket/{id}: status (through the transition table), notes, severity, priority."""
+    """PATCH /troubleTicket/{id}: status (through the workflow's table), notes, severity,
+    priority. ``expected_version`` (If-Match) refuses the patch if the ticket changed."""
+    from bot.store import workflow  # the workflow builds on this module's errors and rows
+
     ticket = get_ticket_row(s, ticket_id)
+    if expected_version is not None and expected_version != ticket.version:
+        raise workflow.stale_conflict(s, ticket, expected_version)
     now = utcnow()
     if status is not None and status != ticket.status:
-        change_status(s, ticket, status, status_change_reason, author=author, now=now)
+        action = workflow.action_for_status(ticket, status)
+        workflow.perform(s, ticket_id, action, workflow.Actor(author, workflow.API), reason=status_change_reason,
+                         expected_version=ticket.version, now=now)
     elif status_change_reason is not None and status is None:
         raise ServiceError("statusChangeReason needs a status", code="invalid_patch")
     if severity is not None:
@@ -809,6 +755,8 @@ def patch_ticket(
         ticket.priority = priority
     for note_author, text in notes:
         s.add(TicketNote(ticket_id=ticket.id, author=note_author, text=text, at=now))
+    if severity is not None or priority is not None or notes:
+        ticket.version += 1
     ticket.last_update = now
     s.add(ticket)
     s.flush()
@@ -834,12 +782,17 @@ def add_world_fault(s: Session, fault: OpenFault) -> Ticket:
         branch=(line.branch if line is not None and line.branch else None) or (exchange.branch if exchange else None),
         status=TicketStatus.inProgress.value, status_change_reason="open fault in the world file",
         status_change_date=opened, creation_date=opened, last_update=opened,
+        sub_step="dispatched", dispatched_at=opened,
         expected_resolution_date=fault.deadline, origin=TicketOrigin.world.value, world_fault_id=fault.id,
     )
     s.add(ticket)
     s.flush()
+    centre = s.exec(select(MeasurementCentreRow).where(MeasurementCentreRow.branch == ticket.branch)
+                    .order_by(col(MeasurementCentreRow.id))).first() if ticket.branch else None
+    ticket.centre_id = centre.id if centre is not None else None
     s.add(TicketStatusChange(ticket_id=ticket.id, from_status=None, to_status=ticket.status,
-                             reason="open fault in the world file", author="world", at=opened))
+                             reason="open fault in the world file", author="world", at=opened,
+                             action="world", to_sub_step=ticket.sub_step))
     for i in range(fault.reports):
         s.add(Report(ticket_id=ticket.id, kind=ReportKind.new.value if i == 0 else ReportKind.repeat.value,
                      at=opened, channel="world", symptom_category=category,
