@@ -11,6 +11,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bot.api.errors import json_error
+from bot.chat import handoff_api
 from bot.chat.dialogue import DialogueUnavailable
 from bot.chat.service import ChatInput, ChatService
 
@@ -86,3 +87,4 @@ async def post_chat(request: web.Request) -> web.Response:
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/chat/{conversation_id}", post_chat)
+    handoff_api.setup_routes(app)  # J1: waiting for an operator, the live chat

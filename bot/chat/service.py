@@ -24,7 +24,7 @@ from bot.chat.prompts import Language, PromptCatalogue
 
 log = structlog.get_logger()
 
-Event = Literal["start", "no_input", "end", "recorded"]
+Event = Literal["start", "no_input", "end", "recorded", "return_to_bot"]  # return_to_bot: J1
 # Safety net for A8: the dialogue decides when to stop waiting; this only bounds a turn.
 MAX_WAIT_POLLS = 120
 
