@@ -10,7 +10,7 @@ import structlog
 from aiohttp import web
 from sqlmodel import Session, col, select
 
-from bot.desk import auth, pages, users
+from bot.desk import auth, live, pages, users
 from bot.desk.auth import Identity, require_role
 from bot.store import service
 from bot.store.db import DB_KEY
@@ -211,3 +211,4 @@ def setup_routes(app: web.Application) -> None:
     # At most 9 digits: the id fits PostgreSQL's integer, a longer one is simply not found.
     app.router.add_post(r"/desk/handoffs/{id:\d{1,9}}/take", take)
     app.router.add_get(r"/desk/handoffs/{id:\d{1,9}}", handoff_page)
+    live.setup_routes(app)  # J1: the live chat with a taken web-chat user (bot/desk/live.py)

@@ -415,7 +415,8 @@ async def test_callers_text_is_escaped_everywhere(desk_client: Client, demo_db: 
     assert XSS not in home and XSS_ESCAPED in home
     assert (await jun.post(f"/desk/handoffs/{hid}/take"))[0] == 303
     _, page = await jun.get(f"/desk/handoffs/{hid}")
-    assert XSS not in page and "<script" not in page
+    # The one script is the desk's own file (J1 live chat); callers' words never become markup.
+    assert XSS not in page and "<script" not in page.replace('<script src="/static/desk-live.js" defer></script>', "")
     assert page.count(XSS_ESCAPED) >= 5  # reason, line test (2), transcript text and time, the ticket's symptom
 
 
