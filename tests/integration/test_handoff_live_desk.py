@@ -14,20 +14,27 @@ from bot.store import handoffs
 from bot.store.db import Database
 from bot.store.models import Handoff
 from tests.conftest import AClient
-from tests.integration.test_desk_http import (  # noqa: F401 - password_hash is a fixture
+from tests.integration.test_desk_http import (
+    PASSWORD,
     Client,
     Operator,
     _app,
     _make_accounts,
-    password_hash,
     queue,
     sign_in,
 )
 
 
+@pytest.fixture(scope="module")
+def accounts_hash() -> str:
+    from bot.desk.users import hash_password
+
+    return hash_password(PASSWORD)  # argon2 is slow on purpose: once for the module
+
+
 @pytest.fixture
-async def desk(aiohttp_client: AClient, demo_db: Database, settings: Settings, password_hash: str) -> Client:  # noqa: F811
-    _make_accounts(demo_db, password_hash)
+async def desk(aiohttp_client: AClient, demo_db: Database, settings: Settings, accounts_hash: str) -> Client:
+    _make_accounts(demo_db, accounts_hash)
     return await aiohttp_client(_app(demo_db, settings))
 
 
