@@ -136,3 +136,14 @@ def _structlog_defaults() -> Iterator[None]:
     import structlog
 
     structlog.reset_defaults()
+
+
+DESK_TEST_PASSWORD = "desk-password-1"
+
+
+@pytest.fixture(scope="session")
+def password_hash() -> str:
+    """The desk tests' accounts' password, hashed once: argon2 is slow on purpose."""
+    from bot.desk.users import hash_password
+
+    return hash_password(DESK_TEST_PASSWORD)

@@ -10,11 +10,11 @@ import structlog
 from aiohttp import web
 from sqlmodel import Session, col, select
 
-from bot.desk import auth, live, pages, users
+from bot.desk import auth, junior, live, pages, users
 from bot.desk.auth import Identity, require_role
-from bot.store import service
+from bot.store import service, workflow
 from bot.store.db import DB_KEY
-from bot.store.models import OPEN_STATUSES, Handoff, HandoffState, utc
+from bot.store.models import OPEN_STATUSES, Handoff, HandoffState, utc, utcnow
 
 log = structlog.get_logger(__name__)
 
@@ -175,11 +175,19 @@ def _context(s: Session, fault_number: str | None) -> dict[str, Any]:
     if not fault_number:
         return {"lookup": None, "open_tickets": [], "past_tickets": []}
     views, _total = service.list_tickets(s, fault_number=fault_number, limit=50)
+    now = utcnow()
     tickets = [{
         "id": v.ticket.id, "status": v.ticket.status, "created": utc(v.ticket.creation_date),
         "channel": v.ticket.channel, "symptom": v.ticket.symptom_text or v.ticket.symptom_category or "",
         "description": v.ticket.description, "report_count": v.report_count,
         "last_test": v.last_test.result if v.last_test else None,
+        "sub_step": workflow.sub_step_of(v.ticket), "version": v.ticket.version,
+        # J4: in progress and not overdue → tell the progress; overdue → the manager hotline.
+        "deadline": utc(v.ticket.expected_resolution_date) if v.ticket.expected_resolution_date else None,
+        "overdue": v.ticket.expected_resolution_date is not None and v.ticket.status in OPEN_STATUSES
+        and utc(v.ticket.expected_resolution_date) < now,
+        "resolved": utc(v.ticket.resolution_date) if v.ticket.resolution_date else None,
+        "repairman": v.repairman_message.zh if v.repairman_message else None,
     } for v in views]
     return {
         "lookup": service.lookup_number(s, fault_number, "fixed"),
@@ -195,7 +203,8 @@ async def handoff_page(request: web.Request, who: Identity) -> web.StreamRespons
         return refused
     assert row is not None
     context = await request.app[DB_KEY].run(_context, row.fault_number)
-    return pages.render(request, "handoff.html", who=who, h=_handoff_view(row), **context)
+    return pages.render(request, "handoff.html", who=who, h=_handoff_view(row), symptoms=service.SYMPTOM_NAMES,
+                        **context)
 
 
 async def _to_home(_: web.Request) -> web.Response:
@@ -212,3 +221,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post(r"/desk/handoffs/{id:\d{1,9}}/take", take)
     app.router.add_get(r"/desk/handoffs/{id:\d{1,9}}", handoff_page)
     live.setup_routes(app)  # J1: the live chat with a taken web-chat user (bot/desk/live.py)
+    junior.setup_routes(app)
