@@ -18,6 +18,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from actions.numbers import group_digits
+from bot.api.auth import actor_of
 from bot.api.errors import ApiError, canonical_number, parse_body, read_json, validate
 from bot.settings import SETTINGS_KEY
 from bot.store import service, workflow
@@ -326,6 +327,7 @@ async def get_ticket(request: web.Request) -> web.Response:
 
 
 async def create_ticket(request: web.Request) -> web.Response:
+    actor = await actor_of(request)
     body = await parse_body(request, TicketCreateIn)
     settings = request.app[SETTINGS_KEY]
     fault_number = None
@@ -343,7 +345,8 @@ async def create_ticket(request: web.Request) -> web.Response:
         channel=channel_from_name(body.channel.name) if body.channel else "api",
         fault_number=fault_number, contact_number=contact,
         symptom_category=chars.get("symptomCategory"), symptom_text=chars.get("symptomText"),
-        branch=chars.get("branch"), notes=[(n.author or "api", n.text) for n in body.note],
+        branch=chars.get("branch"), notes=[(n.author or actor.username, n.text) for n in body.note],
+        author=actor.username,
     )
     view = await request.app[DB_KEY].run(service.create_ticket, data)
     rendered = render_ticket(view, _base_url(request))
@@ -356,14 +359,21 @@ async def patch_ticket(request: web.Request) -> web.Response:
         # octet-stream is what aiohttp reports when no Content-Type was sent.
         raise ApiError(415, "unsupported_media_type",
                        "PATCH takes application/merge-patch+json (or application/json)")
+    actor = await actor_of(request)
     body = validate(TicketPatchIn, await read_json(request))
     if body.status is not None and body.status not in STATUSES:
         raise ApiError(400, "invalid_status", f"status must be one of {', '.join(sorted(STATUSES))}")
+    if body.status is not None and actor.role not in (workflow.API, workflow.A):
+        # A desk post moves tickets by its own actions, which carry its rules (who, which step).
+        raise ApiError(403, "forbidden_action", f"a {actor.role} changes a ticket's state with "
+                       f"POST /api/tickets/{{id}}/actions/{{action}}, not PATCH status")
     try:
         view = await request.app[DB_KEY].run(
             service.patch_ticket, request.match_info["id"], status=body.status,
-            status_change_reason=body.statusChangeReason, notes=[(n.author or "api", n.text) for n in body.note],
+            status_change_reason=body.statusChangeReason,
+            notes=[(n.author or actor.username, n.text) for n in body.note],
             severity=body.severity, priority=body.priority, expected_version=_if_match(request),
+            author=actor.username,
         )
     except service.Conflict as exc:
         if exc.code == "stale":  # the If-Match precondition failed

@@ -25,6 +25,7 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from bot.api.auth import actor_of
 from bot.api.errors import ApiError, parse_body
 from bot.api.tickets import render_ticket
 from bot.desk import auth
@@ -65,22 +66,6 @@ class DecisionIn(_In):
 
 def _base_url(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}"
-
-
-async def actor_of(request: web.Request) -> Actor:
-    header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
-        raise ApiError(401, "unauthorized", "sign in: POST /api/session, then send Authorization: Bearer <token>")
-    token = header.removeprefix("Bearer ").strip()
-    staff = request.app[SETTINGS_KEY].staff_api_token
-    if staff is not None and auth.same_token(token, staff.get_secret_value()):
-        return Actor("api", workflow.API)
-    if not 20 <= len(token) <= 100:
-        raise ApiError(401, "unauthorized", "the token is not valid")
-    who = await request.app[DB_KEY].run(auth.session_identity, token)
-    if who is None:
-        raise ApiError(401, "unauthorized", "the token is not valid or has expired; sign in again")
-    return Actor(who.username, who.role, who.branch)
 
 
 def _refuse(exc: service.ServiceError) -> ApiError:

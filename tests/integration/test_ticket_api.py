@@ -13,6 +13,7 @@ from bot.store import service
 from bot.store.db import Database
 
 BASE = "/tmf-api/troubleTicket/v5"
+STAFF = {"Authorization": "Bearer staff-secret"}  # the settings fixture's staff API token
 TT = f"{BASE}/troubleTicket"
 
 
@@ -102,7 +103,7 @@ async def test_list_bad_parameters(client: Any, params: dict[str, str], code: st
 
 
 async def test_post_creates(client: Any) -> None:
-    resp = await client.post(TT, json={
+    resp = await client.post(TT, headers=STAFF, json={
         "@type": "TroubleTicket", "description": "Line dead since this morning", "severity": "Major",
         "ticketType": "fault", "priority": "High", "channel": {"name": "webchat"},
         "relatedEntity": [{"role": "faultyLine", "entity": {"id": "0571 8765 0002", "@referredType": "Service"}}],
@@ -133,21 +134,21 @@ async def test_post_creates(client: Any) -> None:
     ],
 )
 async def test_post_bad_input(client: Any, body: dict[str, Any], needle: str) -> None:
-    resp = await client.post(TT, json=body)
+    resp = await client.post(TT, json=body, headers=STAFF)
     assert resp.status == 400
     assert needle in (await resp.json())["reason"]
 
 
 async def test_malformed_json(client: Any) -> None:
     for raw in ("{not json", "", "[1, 2]"):
-        resp = await client.post(TT, data=raw, headers={"Content-Type": "application/json"})
+        resp = await client.post(TT, data=raw, headers={"Content-Type": "application/json", **STAFF})
         assert resp.status == 400
         assert (await resp.json())["error"] == "malformed_json"
 
 
 async def test_patch_status_notes_and_refusals(client: Any, demo_db: Database) -> None:
     tid = await make_conversation_ticket(client)
-    headers = {"Content-Type": "application/merge-patch+json"}
+    headers = {"Content-Type": "application/merge-patch+json", **STAFF}
     resp = await client.patch(f"{TT}/{tid}", json={"status": "inProgress", "statusChangeReason": "dispatched",
                                                     "note": [{"text": "sent to MC-XH", "author": "senior"}],
                                                     "priority": "High"}, headers=headers)
@@ -175,17 +176,17 @@ async def test_patch_status_notes_and_refusals(client: Any, demo_db: Database) -
 )
 async def test_patch_bad_input(client: Any, body: dict[str, Any], status: int, code: str) -> None:
     tid = await make_conversation_ticket(client)
-    resp = await client.patch(f"{TT}/{tid}", json=body)
+    resp = await client.patch(f"{TT}/{tid}", json=body, headers=STAFF)
     assert resp.status == status
     assert (await resp.json())["error"] == code
 
 
 async def test_patch_unknown_ticket_and_wrong_media_type(client: Any) -> None:
-    resp = await client.patch(f"{TT}/TT-NOPE", json={"status": "inProgress"})
+    resp = await client.patch(f"{TT}/TT-NOPE", json={"status": "inProgress"}, headers=STAFF)
     assert resp.status == 404
     tid = await make_conversation_ticket(client)
     resp = await client.patch(f"{TT}/{tid}", data="status=closed",
-                              headers={"Content-Type": "application/x-www-form-urlencoded"})
+                              headers={"Content-Type": "application/x-www-form-urlencoded", **STAFF})
     assert resp.status == 415
 
 
