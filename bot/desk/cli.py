@@ -1,4 +1,4 @@
-"""`python -m bot users add|list|disable`: desk accounts."""
+"""`python -m bot users add|list|disable|enable|password|extension`: desk accounts."""
 
 from __future__ import annotations
 
@@ -85,10 +85,10 @@ def list_command() -> None:
     if not users:
         typer.echo("no desk accounts")
         return
-    typer.echo(f"{'username':<20} {'role':<8} {'active':<6} {'branch':<16} name")
+    typer.echo(f"{'username':<20} {'role':<8} {'active':<6} {'branch':<16} {'ext':<8} name")
     for u in users:
         typer.echo(f"{u.username:<20} {u.role:<8} {'yes' if u.active else 'no':<6} {u.branch or '-':<16} "
-                   f"{u.display_name}")
+                   f"{u.extension or '-':<8} {u.display_name}")
 
 
 @users_app.command("disable")
@@ -98,3 +98,40 @@ def disable_command(username: str = typer.Argument(..., help="The account to dis
 
     user = _call(disable_user, username)
     typer.echo(f"disabled {user.username}")
+
+
+@users_app.command("enable")
+def enable_command(username: str = typer.Argument(..., help="The account to enable again.")) -> None:
+    """Let a disabled account sign in again."""
+    from bot.desk.users import enable_user
+
+    user = _call(enable_user, username)
+    typer.echo(f"enabled {user.username}")
+
+
+@users_app.command("password")
+def password_command(
+    username: str = typer.Argument(..., help="The account."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin's first line."),
+) -> None:
+    """Set a new password (a reset); the account's open sessions end."""
+    from bot.desk.users import set_password
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    user = _call(set_password, username, password)
+    typer.echo(f"password set for {user.username}; its sessions ended")
+
+
+@users_app.command("extension")
+def extension_command(
+    username: str = typer.Argument(..., help="The operator."),
+    extension: str = typer.Argument(None, help="The SIP extension (freeswitch/directory); omit to clear."),
+) -> None:
+    """The phone a handed-off call is bridged to when this operator takes it (J1)."""
+    from bot.desk.users import set_extension
+
+    user = _call(set_extension, username, extension)
+    typer.echo(f"{user.username}: extension {user.extension or 'none'}")

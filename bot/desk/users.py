@@ -129,6 +129,44 @@ def disable_user(s: Session, username: str) -> DeskUser:
     return user
 
 
+def enable_user(s: Session, username: str) -> DeskUser:
+    user = get_user(s, username)
+    if user is None:
+        raise UserError(f"no user {username!r}")
+    user.active = True
+    s.add(user)
+    log.info("desk.user_enabled", username=user.username)
+    return user
+
+
+def set_password(s: Session, username: str, password: str) -> DeskUser:
+    """A new password (an administrator's reset); every open session of the account ends."""
+    check_password(password)
+    user = get_user(s, username)
+    if user is None:
+        raise UserError(f"no user {username!r}")
+    user.password_hash = hash_password(password)
+    s.add(user)
+    s.execute(delete(DeskSession).where(col(DeskSession.user_id) == user.id))
+    log.info("desk.password_set", username=user.username)
+    return user
+
+
+EXTENSION = re.compile(r"^[0-9]{2,8}$")
+
+
+def set_extension(s: Session, username: str, extension: str | None) -> DeskUser:
+    """J1: the SIP extension (freeswitch/directory) a call is bridged to for this operator."""
+    if extension is not None and not EXTENSION.match(extension):
+        raise UserError("an extension is 2 to 8 digits")
+    user = get_user(s, username)
+    if user is None:
+        raise UserError(f"no user {username!r}")
+    user.extension = extension
+    s.add(user)
+    return user
+
+
 # ---------------------------------------------------------------- demo accounts
 
 
@@ -139,12 +177,13 @@ class DemoUser:
     display_name: str
     password: str
     branch: str | None = None
+    extension: str | None = None  # freeswitch/directory/default/operators.xml
 
 
 # Documented in the README; created only with the demo world (bot/world/demo.yml).
 DEMO_USERS: tuple[DemoUser, ...] = (
-    DemoUser("junior", "junior", "Demo junior operator", "junior-demo"),
-    DemoUser("senior", "senior", "Demo senior operator", "senior-demo"),
+    DemoUser("junior", "junior", "Demo junior operator", "junior-demo", extension="2001"),
+    DemoUser("senior", "senior", "Demo senior operator", "senior-demo", extension="3001"),
     DemoUser("centre", "centre", "Demo measurement centre (西湖)", "centre-demo", "西湖分公司"),
     DemoUser("manager", "manager", "Demo manager hotline", "manager-demo"),
     DemoUser("admin", "admin", "Demo administrator", "admin-demo"),
@@ -161,7 +200,9 @@ def _ensure_demo_users(s: Session) -> list[str]:
     for demo in DEMO_USERS:
         if get_user(s, demo.username) is not None:
             continue  # never reset a password or re-enable an account someone changed
-        add_user(s, demo.username, demo.role, demo.password, display_name=demo.display_name, branch=demo.branch)
+        user = add_user(s, demo.username, demo.role, demo.password, display_name=demo.display_name,
+                        branch=demo.branch)
+        user.extension = demo.extension
         created.append(demo.username)
     return created
 

@@ -107,6 +107,7 @@ def test_demo_users_one_per_role_and_never_reset(db: Database) -> None:
     for demo in DEMO_USERS:
         assert verify_password(users[demo.username].password_hash, demo.password)
     assert users["centre"].branch == "西湖分公司"  # a branch of the demo world
+    assert (users["junior"].extension, users["senior"].extension) == ("2001", "3001")  # freeswitch/directory
 
     def change(s: object) -> None:
         from sqlmodel import Session
@@ -182,6 +183,34 @@ def test_cli_add_list_disable(cli_db: Database) -> None:
     assert any(line.startswith("wang ") and " no " in line for line in runner.invoke(users_app, ["list"]).output.splitlines())
     missing = runner.invoke(users_app, ["disable", "nobody"])
     assert missing.exit_code == 1 and "no user" in missing.output
+
+
+def test_cli_enable_password_and_extension(cli_db: Database) -> None:
+    runner = CliRunner()
+    assert runner.invoke(users_app, ["add", "wu", "--role", "junior", "--password-stdin"],
+                         input="first-password\n").exit_code == 0
+    cli_db.call(lambda s: auth.open_session(s, cli_db.call(get_user, "wu").id, 1))  # type: ignore[union-attr]
+    reset = runner.invoke(users_app, ["password", "wu", "--password-stdin"], input="second-password\n")
+    assert reset.exit_code == 0 and "sessions ended" in reset.output and "second-password" not in reset.output
+    wu = cli_db.call(get_user, "wu")
+    assert wu is not None and verify_password(wu.password_hash, "second-password")
+    assert not verify_password(wu.password_hash, "first-password")
+    assert cli_db.call(lambda s: s.exec(select(DeskSession)).all()) == []
+    short = runner.invoke(users_app, ["password", "wu", "--password-stdin"], input="short\n")
+    assert short.exit_code == 1 and "at least 8" in short.output
+    assert runner.invoke(users_app, ["disable", "wu"]).exit_code == 0
+    enabled = runner.invoke(users_app, ["enable", "wu"])
+    assert enabled.exit_code == 0 and cli_db.call(get_user, "wu").active  # type: ignore[union-attr]
+    ext = runner.invoke(users_app, ["extension", "wu", "1001"])
+    assert ext.exit_code == 0 and "extension 1001" in ext.output
+    assert any(" 1001 " in line for line in runner.invoke(users_app, ["list"]).output.splitlines())
+    bad = runner.invoke(users_app, ["extension", "wu", "user/1001"])
+    assert bad.exit_code == 1 and "2 to 8 digits" in bad.output
+    cleared = runner.invoke(users_app, ["extension", "wu"])
+    assert cleared.exit_code == 0 and cli_db.call(get_user, "wu").extension is None  # type: ignore[union-attr]
+    for command in (["enable", "nobody"], ["password", "nobody", "--password-stdin"], ["extension", "nobody", "12"]):
+        missing = runner.invoke(users_app, command, input="a-long-password\n")
+        assert missing.exit_code == 1 and "no user" in missing.output, command
 
 
 def test_cli_is_registered_under_users() -> None:
