@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import math
+import re
 import time
 import uuid as uuidlib
 from collections import deque
@@ -49,6 +51,13 @@ APOLOGY: dict[Language, str] = {
     "en": "Sorry, the system cannot take your report right now. Transferring you to an operator, please hold.",
 }
 VOICE_MESSAGE_DECISION_PROMPT = "utter_ask_voice_message_decision"
+# J1: said every ``handoff_offer_s`` while the caller waits for a free seat.
+HOLD_OFFER: dict[Language, str] = {
+    "zh": "返回自动服务请按1，继续等待请不要挂机。",
+    "en": "To go back to the automated service, press 1. To keep waiting, please stay on the line.",
+}
+RETURN_KEY = "1"
+OPERATOR_EXTENSION = re.compile(r"[0-9]{2,8}")  # a directory account, e.g. 2001 → user/2001
 
 
 class SpeechOut(Protocol):
@@ -70,11 +79,33 @@ class SpeechIn(Protocol):
 RecogniserFactory = Callable[[Language, int], SpeechIn | None]
 
 
+@dataclass(frozen=True)
+class HoldStatus:
+    """A waiting call's handoff as the store has it."""
+
+    state: str  # queued | taken | abandoned | returned | done
+    extension: str | None = None  # the taker's SIP phone, once taken
+    operator: str | None = None  # the taker's username
+
+
+class HandoffLine(Protocol):
+    """J1 for a call on hold: the operator queue in the store (voice.service.StoreHandoffLine).
+    Any exception means the store is out of reach: the call falls back to a transfer."""
+
+    async def status(self, handoff_id: int) -> HoldStatus: ...
+    async def offered(self, handoff_id: int) -> None: ...
+    async def return_to_bot(self, handoff_id: int) -> bool: ...  # False: an operator took it first
+    async def abandon(self, handoff_id: int, reason: str) -> float | None: ...  # seconds waited
+
+
 @dataclass
 class CallSettings:
     fs_media_ip: str = "127.0.0.1"  # FreeSWITCH binds its end of unicast here
     handoff_extension: str = "handoff"
     handoff_context: str = "default"
+    handoff_offer_s: float = 15.0  # J1: offer a return to the bot this often while on hold
+    handoff_poll_s: float = 1.0  # … and ask the store this often whether an operator took the call
+    bridge_answer_timeout_s: float = 60.0  # the operator's phone rings at most this long (then: the queue)
     recording_silence_ms: int = 3000  # A11: this much silence after speech ends a message
     preroll_ms: int = 300  # audio kept from before speech was confirmed, for the recogniser
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
@@ -93,6 +124,7 @@ class CallDeps:
     recordings: RecordingStore
     recognisers: RecogniserFactory | None = None  # None: keypad only
     settings: CallSettings = field(default_factory=CallSettings)
+    handoffs: HandoffLine | None = None  # None: a handoff transfers to the queue extension at once
 
 
 # ---- what reaches a turn -----------------------------------------------------------
@@ -161,6 +193,8 @@ class CallSession:
         self._fs_port: int | None = None
         self.outcome: Outcome = "hangup"
         self.media_stats: dict[str, int | float] = {}
+        self._bridge_result: asyncio.Future[str] | None = None  # "bridged" or "failed: <disposition>"
+        self.hold: dict[str, Any] = {}  # J1: what happened on hold (offers, waited_s, ended)
 
     def _now_ms(self) -> float:
         return time.monotonic() * 1000.0
@@ -247,8 +281,11 @@ class CallSession:
                 if self._gone.is_set():
                     return "hangup"
                 if reply.handoff is not None:
-                    await self._transfer(reply.handoff)
-                    return "handoff"
+                    after = await self._wait_for_operator(reply.handoff)
+                    if isinstance(after, ChatInput):  # J1: back to the bot
+                        chat_input = after
+                        continue
+                    return after
                 with contextlib.suppress(EslError):
                     await self.conn.hangup()
                 return "ended"
@@ -534,9 +571,8 @@ class CallSession:
         await self._ep.play_stream(self.deps.speech_out.speak(APOLOGY[self.language], self.language, self.fmt.sample_rate))
         await self._transfer({"reason": "system_unavailable", "conversation_id": self.call_id, "detail": reason})
 
-    async def _transfer(self, handoff: Mapping[str, Any]) -> None:
-        """Operator queue with the context as channel variables (freeswitch/dialplan/default.xml)."""
-        s = self.deps.settings
+    def _handoff_variables(self, handoff: Mapping[str, Any]) -> dict[str, str]:
+        """The context the operator's side gets as channel variables."""
         variables = {
             "hotline_conversation_id": self.call_id,
             "hotline_handoff_reason": str(handoff.get("reason") or "caller_asked"),
@@ -545,19 +581,194 @@ class CallSession:
                          ("fault_number", "hotline_fault_number")):
             if handoff.get(key):
                 variables[var] = str(handoff[key])
+        return variables
+
+    async def _transfer(self, handoff: Mapping[str, Any]) -> None:
+        """Operator queue with the context as channel variables (freeswitch/dialplan/default.xml)."""
+        s = self.deps.settings
+        variables = self._handoff_variables(handoff)
         try:
             await self.conn.transfer(s.handoff_extension, s.handoff_context, variables=variables)
             metrics.HANDOFFS.labels(variables["hotline_handoff_reason"]).inc()
         except EslError as exc:
             self._log.error("call.transfer_failed", error=str(exc))
 
+    # ---- J1: waiting for a free seat ---------------------------------------------------
+
+    async def _wait_for_operator(self, handoff: Mapping[str, Any]) -> Outcome | ChatInput:
+        """Hold music while the caller waits; every ``handoff_offer_s`` the offer to go
+        back to the bot (key 1 → ``/return_to_bot``, the dialogue goes on at A2). An
+        operator takes the call → bridged to their phone; a hang-up → abandoned with the
+        wait. Without the store (none configured, or out of reach) → today's transfer."""
+        line = self.deps.handoffs
+        handoff_id = handoff.get("handoff_id")
+        if line is None or not isinstance(handoff_id, int) or isinstance(handoff_id, bool):
+            await self._transfer(handoff)
+            return "handoff"
+        s = self.deps.settings
+        started = time.monotonic()
+        next_offer = started + s.handoff_offer_s
+        next_poll = started
+        offers = 0
+        self.hold = {"handoff_id": handoff_id, "offers": 0}
+        self._drain_stale_inputs()
+        hold = _Hold(self)
+        self._log.info("call.on_hold", handoff_id=handoff_id)
+        try:
+            while True:
+                now = time.monotonic()
+                if now >= next_poll:
+                    try:
+                        status = await line.status(handoff_id)
+                    except Exception as exc:  # noqa: BLE001 - no store: the queue extension still works
+                        self._log.error("call.hold_store_unreachable", error=str(exc))
+                        await hold.stop()
+                        await self._transfer(handoff)
+                        return "handoff"
+                    next_poll = time.monotonic() + s.handoff_poll_s
+                    if status.state == "taken":
+                        await hold.stop()
+                        self.hold.update(waited_s=round(time.monotonic() - started, 1), ended="taken",
+                                         operator=status.operator)
+                        return await self._bridge(handoff, status)
+                    if status.state != "queued":  # ended elsewhere: the queue extension decides
+                        await hold.stop()
+                        await self._transfer(handoff)
+                        return "handoff"
+                item: _Input | None = None
+                if now >= next_offer:
+                    await hold.stop()
+                    offers += 1
+                    self.hold["offers"] = offers
+                    with contextlib.suppress(Exception):
+                        await line.offered(handoff_id)
+                    item = await self._offer_return()
+                    next_offer = time.monotonic() + s.handoff_offer_s
+                    hold = _Hold(self)
+                if item is None:
+                    timeout = max(0.0, min(next_poll, next_offer) - time.monotonic())
+                    try:
+                        item = await asyncio.wait_for(self._inputs.get(), timeout)
+                    except TimeoutError:
+                        continue
+                if isinstance(item, _Gone):
+                    self._gone.set()
+                    await hold.stop()
+                    waited = time.monotonic() - started
+                    self.hold.update(waited_s=round(waited, 1), ended="abandoned")
+                    self._log.info("call.hold_abandoned", handoff_id=handoff_id, waited_s=round(waited, 1))
+                    with contextlib.suppress(Exception):
+                        # Shielded: the hang-up may be cancelling us; the wait must still be stored.
+                        stored = await asyncio.shield(line.abandon(handoff_id, "hangup"))
+                        if stored is not None:  # the whole wait, from joining the queue
+                            self.hold["waited_s"] = round(stored, 1)
+                    return "hangup"
+                if isinstance(item, _Key) and item.digit == RETURN_KEY:
+                    try:
+                        back = await line.return_to_bot(handoff_id)
+                    except Exception as exc:  # noqa: BLE001
+                        self._log.error("call.hold_store_unreachable", error=str(exc))
+                        await hold.stop()
+                        await self._transfer(handoff)
+                        return "handoff"
+                    if back:
+                        await hold.stop()
+                        self.hold.update(waited_s=round(time.monotonic() - started, 1), ended="returned")
+                        self._log.info("call.hold_returned", handoff_id=handoff_id, offers=offers)
+                        return ChatInput(event="return_to_bot")
+                    next_poll = time.monotonic()  # an operator took it a moment earlier: bridge
+        finally:
+            await hold.stop()
+
+    async def _offer_return(self) -> _Input | None:
+        """Say the offer; a key (or a hang-up) stops it and is returned."""
+        ep = self._ep
+        assert ep is not None
+        cancel = asyncio.Event()
+        chunks = self.deps.speech_out.speak(HOLD_OFFER[self.language], self.language, self.fmt.sample_rate)
+
+        async def say() -> None:
+            await ep.play_stream(chunks, cancel=cancel)
+
+        playback = asyncio.create_task(say())
+        item = await self._next_input(None, playback)
+        if item is not None:
+            cancel.set()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await playback
+        return item
+
+    async def _bridge(self, handoff: Mapping[str, Any], status: HoldStatus) -> Outcome:
+        """J1 → J2 on the phone: bridge the caller to the operator's phone with the context
+        as (exported) channel variables. No extension, or the phone does not answer →
+        the queue extension, as before."""
+        extension = (status.extension or "").strip().removeprefix("user/")
+        if not OPERATOR_EXTENSION.fullmatch(extension):
+            # Only a directory account (freeswitch/directory/default/operators.xml): a
+            # desk record must never make the switch dial anywhere else.
+            if extension:
+                self._log.warning("call.bad_operator_extension", operator=status.operator)
+            await self._transfer(handoff)
+            return "handoff"
+        dial = f"user/{extension}"
+        variables = self._handoff_variables(handoff)
+        if status.operator:
+            variables["hotline_operator"] = status.operator
+        loop = asyncio.get_running_loop()
+        self._bridge_result = loop.create_future()
+        try:
+            # After the operator hangs up the caller is done too (not back to the dialplan).
+            await self.conn.set_variables({"hangup_after_bridge": "true"})
+            await self.conn.bridge(dial, variables=variables)
+        except EslError as exc:
+            self._log.error("call.bridge_failed", error=str(exc))
+            await self._transfer(handoff)
+            return "handoff"
+        result = await self._await_bridge()
+        if result == "bridged":
+            metrics.HANDOFFS.labels(variables["hotline_handoff_reason"]).inc()
+            self._log.info("call.bridged", extension=extension, operator=status.operator)
+            return "handoff"
+        if result == "hangup":
+            self._gone.set()
+            return "hangup"
+        self._log.warning("call.bridge_not_answered", extension=extension, result=result)
+        await self._transfer(handoff)
+        return "handoff"
+
+    async def _await_bridge(self) -> str:
+        """CHANNEL_BRIDGE (answered), the bridge app completing without one (failed), or a
+        hang-up. Unicast audio stops while the bridge app runs: "media dead" is expected."""
+        assert self._bridge_result is not None
+        deadline = time.monotonic() + self.deps.settings.bridge_answer_timeout_s
+        while not self._bridge_result.done():
+            get = asyncio.ensure_future(self._inputs.get())
+            waiters: set[asyncio.Future[Any]] = {get, self._bridge_result}
+            await asyncio.wait(waiters, timeout=max(0.0, deadline - time.monotonic()),
+                               return_when=asyncio.FIRST_COMPLETED)
+            if not get.done():
+                get.cancel()
+            elif isinstance(item := get.result(), _Gone) and item.reason == "hangup":
+                return "hangup"
+            if time.monotonic() >= deadline and not self._bridge_result.done():
+                return "failed: no answer in time"
+        return self._bridge_result.result()
+
     # ---- listening -----------------------------------------------------------------
 
     async def _pump_events(self) -> None:
         try:
             async for item in self.conn.events():
-                if isinstance(item, EslEvent) and (press := dtmf_from_event(item)) is not None:
+                if not isinstance(item, EslEvent):
+                    continue
+                if (press := dtmf_from_event(item)) is not None:
                     self._inputs.put_nowait(_Key(press.digit, self._now_ms()))
+                elif self._bridge_result is not None and not self._bridge_result.done():
+                    if item.name == "CHANNEL_BRIDGE":
+                        self._bridge_result.set_result("bridged")
+                    elif item.name == "CHANNEL_EXECUTE_COMPLETE" and item.headers.get("Application") == "bridge":
+                        why = item.headers.get("variable_originate_disposition") or "no bridge"
+                        self._bridge_result.set_result(f"failed: {why}")
         finally:
             self._inputs.put_nowait(_Gone("hangup"))
 
@@ -636,4 +847,45 @@ def _tone(rate: int, hz: float = 1000.0, ms: int = 300) -> bytes:
     n = rate * ms // 1000
     t = np.arange(n) / rate
     wave = 0.3 * np.sin(2 * math.pi * hz * t)
+    return (wave * 32767).astype("<i2").tobytes()
+
+
+class _Hold:
+    """Hold music on the call until stopped (J1)."""
+
+    def __init__(self, session: CallSession) -> None:
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(self._loop(session), name=f"hold-{session.call_id}")
+
+    async def _loop(self, session: CallSession) -> None:
+        ep = session._ep
+        assert ep is not None
+        pcm = hold_music(session.fmt.sample_rate)
+        while not self._stop.is_set() and not session._gone.is_set():
+            result = await ep.play(pcm, cancel=self._stop)
+            if result.error or result.cancelled:
+                return
+
+    async def stop(self) -> None:
+        self._stop.set()  # the frame being paced is the last one
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), 1.0)
+        except asyncio.CancelledError:
+            self._task.cancel()
+            raise
+        except Exception:  # noqa: BLE001 - a stuck or failed hold loop is simply ended
+            self._task.cancel()
+
+
+@functools.lru_cache(maxsize=4)
+def hold_music(rate: int) -> bytes:
+    """A soft two-note chime and 2.4 s of quiet (3 s): gentle, cheap, made once per rate."""
+    def note(hz: float, ms: int) -> np.ndarray:
+        n = rate * ms // 1000
+        t = np.arange(n) / rate
+        envelope = np.sin(np.pi * np.arange(n) / n)  # fades in and out: no clicks
+        return 0.08 * envelope * (np.sin(2 * math.pi * hz * t) + 0.3 * np.sin(4 * math.pi * hz * t))
+
+    quiet = np.zeros(rate * 2400 // 1000)
+    wave = np.concatenate([note(523.25, 300), note(659.25, 300), quiet])
     return (wave * 32767).astype("<i2").tobytes()

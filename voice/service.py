@@ -22,8 +22,21 @@ import yaml
 from bot.chat.prompts import Language
 from bot.chat.service import ChatService
 from bot.settings import Settings
+from bot.store import handoffs
+from bot.store.db import Database
+from bot.store.errors import Conflict
 from voice.asr import AsrModel, CallRecognizer, asr_executor, grammar_for
-from voice.call import CallDeps, CallSession, CallSettings, RecogniserFactory, SpeechIn, SpeechOut
+from voice.call import (
+    APOLOGY,
+    HOLD_OFFER,
+    CallDeps,
+    CallSession,
+    CallSettings,
+    HoldStatus,
+    RecogniserFactory,
+    SpeechIn,
+    SpeechOut,
+)
 from voice.esl import EslCallConnection, EslOutboundServer
 from voice.media import PortPool, UnicastConfig
 from voice.recording import RecordingStore
@@ -78,8 +91,37 @@ class SpeechEngines:
         return make
 
 
+class StoreHandoffLine:
+    """J1 for calls on hold, from the store (bot/store/handoffs.py)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def status(self, handoff_id: int) -> HoldStatus:
+        st = await self._db.run(handoffs.status, handoff_id)
+        return HoldStatus(st.state, st.operator_extension, st.operator_username)
+
+    async def offered(self, handoff_id: int) -> None:
+        with contextlib.suppress(Conflict):
+            await self._db.run(handoffs.count_offer, handoff_id)
+
+    async def return_to_bot(self, handoff_id: int) -> bool:
+        try:
+            await self._db.run(handoffs.return_to_bot, handoff_id)
+        except Conflict:
+            return False
+        return True
+
+    async def abandon(self, handoff_id: int, reason: str) -> float | None:
+        try:
+            return await self._db.run(handoffs.abandon, handoff_id, reason)
+        except Conflict:
+            return None
+
+
 def static_prompt_texts(nlu_dir: Path) -> list[tuple[Language, str]]:
-    """Every response text without slots, per language: synthesised once at start-up."""
+    """Every response text without slots, per language, and the phone's own texts (the
+    apology, the J1 offer on hold): synthesised once at start-up."""
     data = yaml.safe_load((nlu_dir / "domain" / "responses.yml").read_text(encoding="utf-8")) or {}
     out: list[tuple[Language, str]] = []
     for variants in (data.get("responses") or {}).values():
@@ -90,6 +132,8 @@ def static_prompt_texts(nlu_dir: Path) -> list[tuple[Language, str]]:
             cond = v.get("condition") or []
             lang: Language = "en" if any(c.get("name") == "language" and c.get("value") == "en" for c in cond) else "zh"
             out.append((lang, text))
+    for own in (APOLOGY, HOLD_OFFER):
+        out += [(lang, text) for lang, text in own.items()]
     return out
 
 
@@ -138,10 +182,15 @@ class VoiceService:
         chat: ChatService,
         engines: SpeechEngines,
         on_call_end: Callable[[CallSession], None] | None = None,
+        db: Database | None = None,
     ) -> None:
         self.settings = settings
         self.engines = engines
         self._on_call_end = on_call_end
+        # J1: calls on hold ask the store how their handoff stands (the app's database,
+        # or one of our own on the same URL).
+        self._own_db = db is None
+        self.db = db if db is not None else Database.from_settings(settings)
         unicast = UnicastConfig(local_ip=settings.media_ip, dead_after_s=settings.media_dead_after_s)
         self.deps = CallDeps(
             chat=chat,
@@ -154,6 +203,8 @@ class VoiceService:
                 fs_media_ip=settings.fs_media_ip,
                 handoff_extension=settings.handoff_extension,
                 handoff_context=settings.handoff_context,
+                handoff_offer_s=settings.handoff_offer_seconds,
+                handoff_poll_s=settings.handoff_poll_seconds,
                 recording_silence_ms=settings.recording_silence_ms,
                 end_silence_ms_by_kind={"choice": settings.vad_end_silence_choice_ms,
                                         "digits": settings.vad_end_silence_digits_ms},
@@ -164,6 +215,7 @@ class VoiceService:
                 ),
                 unicast=unicast,
             ),
+            handoffs=StoreHandoffLine(self.db),
         )
         self.server = EslOutboundServer(self.on_call, settings.esl_host, settings.esl_port, linger_s=settings.esl_linger_s)
         self._prewarm: asyncio.Task[None] | None = None
@@ -203,3 +255,5 @@ class VoiceService:
                 await closer.stop()
         if self.engines.executor is not None:
             self.engines.executor.shutdown(wait=False, cancel_futures=True)
+        if self._own_db:
+            self.db.dispose()

@@ -12,7 +12,7 @@ Two roles:
   from ``tests/fixtures/esl/connect_reply_channel_data.txt``, replies to
   ``myevents``/``linger``/``sendmsg``/``api``/``exit`` with FreeSWITCH's reply texts,
   emits the events ``myevents`` subscribes to (CHANNEL_EXECUTE_COMPLETE, CHANNEL_ANSWER,
-  DTMF, CHANNEL_HANGUP, CHANNEL_HANGUP_COMPLETE) only once subscribed, sends the
+  DTMF, CHANNEL_BRIDGE, CHANNEL_HANGUP, CHANNEL_HANGUP_COMPLETE) only once subscribed, sends the
   ``linger`` disconnect notice when the channel goes down, and records every command
   the bot sent with a monotonic timestamp.
 * ``FakeEslServer`` is the inbound listener on port 8021: ``auth/request``, ``auth``
@@ -213,6 +213,11 @@ class CallScript:
     uuid: str = field(default_factory=lambda: str(uuid_mod.uuid4()))
     caller: str = FIXTURE_CALLER
     answer_overrides: dict[str, str] = field(default_factory=dict)
+    # What a ``bridge`` does: "answer" (the far end picks up: CHANNEL_BRIDGE, and the
+    # app keeps running, so no CHANNEL_EXECUTE_COMPLETE yet) or an originate
+    # disposition it fails with (USER_NOT_REGISTERED, NO_ANSWER …: CHANNEL_EXECUTE_COMPLETE
+    # at once, as mod_dptools' bridge returns).
+    bridge: str = "answer"
 
 
 class FakeCall(_Recorder):
@@ -364,6 +369,17 @@ class FakeCall(_Recorder):
             self.transferred_to = arg
         elif app == "bridge":
             self.bridged_to = arg
+            if self.script.bridge == "answer":
+                # switch_ivr_multi_threaded_bridge: CHANNEL_BRIDGE on the A-leg; the
+                # application completes only when the bridge ends.
+                await self._event("event_channel_bridge.txt", {"Other-Leg-Destination-Number": arg.rsplit("/", 1)[-1]})
+                return
+            cause = self.script.bridge
+            await self._event("event_channel_execute_complete.txt", {
+                "Application": app, "Application-Data": arg, "Application-Response": "_none_",
+                "variable_originate_disposition": cause, "variable_DIALSTATUS": cause,
+            })
+            return
         elif app == "hangup":
             await self._hangup(arg or "NORMAL_CLEARING")
             return

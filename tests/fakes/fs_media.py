@@ -193,6 +193,12 @@ class FakePhoneCall(FakeCall):
             await self.media.start()
             self.media_started.set()
 
+    async def _execute(self, app: str, arg: str) -> None:
+        if app == "bridge" and self.script.bridge == "answer" and self.media is not None:
+            # Unicast audio flows only while the channel is parked; bridged, it stops.
+            self.media.paused = True
+        await super()._execute(app, arg)
+
     async def _hangup(self, cause: str) -> None:
         if self.media is not None:
             self.media.paused = True

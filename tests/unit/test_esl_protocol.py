@@ -40,6 +40,7 @@ EXPECTED_TYPES = {
     "disconnect_session.txt": ContentType.DISCONNECT_NOTICE,
     "event_background_job.txt": ContentType.EVENT_PLAIN,
     "event_channel_answer.txt": ContentType.EVENT_PLAIN,
+    "event_channel_bridge.txt": ContentType.EVENT_PLAIN,
     "event_channel_execute_complete.txt": ContentType.EVENT_PLAIN,
     "event_channel_hangup.txt": ContentType.EVENT_PLAIN,
     "event_channel_hangup_complete.txt": ContentType.EVENT_PLAIN,
