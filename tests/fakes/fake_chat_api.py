@@ -9,8 +9,14 @@ instead of Rasa, so the web-chat page and the console can be tested without the 
               number ──▶ V2 read back (1 confirm, 2 re-enter)
                           1 ──▶ V9 accepted, conversation ended
                           2 ──▶ V1 again
-      0 / "人工" / "operator" anywhere ──▶ handoff (queue "junior")
+      0 / "人工" / "operator" anywhere ──▶ handoff (queue "junior"; the answer ends the
+                                         dialogue, as the real bot's does)
       no_input ──▶ "did not hear you" + the same prompt; the third in a row ──▶ handoff
+
+J1 once handed off, as bot/chat/handoff_api.py: `GET /api/chat-handoff/{id}` (the wait,
+the offer after `handoff_offer_s`, the live messages after `since`), `POST …/messages`
+(only once taken), `POST …/return` (back to V1 while still queued), `POST …/leave`. The
+test plays the operator: `take(id, name)`, `operator_says(id, text)`, `finish(id)`.
 
 Switches on `FakeChatState` (shared by reference, so a test in another thread can flip
 them): `outage` (every request answers 503), `delay_s` (answers slowly, like a line
@@ -27,7 +33,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +96,12 @@ PROMPTS: dict[str, tuple[str | None, str, str, str]] = {
         "正在为您转接人工服务，请稍候。",
         "Connecting you to an operator, please hold.",
     ),
+    "utter_back_to_bot": (
+        None,
+        "A2",
+        "好的，已为您返回自动服务。",
+        "OK, you are back with the automated service.",
+    ),
 }
 
 CHOICE_LABELS: dict[str, dict[str, list[tuple[str, str]]]] = {
@@ -116,6 +130,19 @@ class Conversation:
 
 
 @dataclass
+class FakeHandoff:
+    """One user waiting for (or talking to) an operator."""
+
+    state: str = "queued"  # queued | taken | returned | abandoned | done
+    created: float = field(default_factory=time.monotonic)
+    taken_at: float | None = None
+    operator: str | None = None
+    return_offers: int = 0
+    left: bool = False
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
 class FakeChatState:
     outage: bool = False
     outage_reason: str = "The dialogue engine is not reachable. Please try again in a minute."
@@ -124,10 +151,16 @@ class FakeChatState:
     inter_digit_timeout_ms: int = 5000
     reject_next: str | None = None
     handoff_position: int = 2
+    handoff_offer_s: float = 15.0
     conversations: dict[str, Conversation] = field(default_factory=dict)
     requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    handoffs: dict[str, FakeHandoff] = field(default_factory=dict)
+    message_ids: int = 0
 
     def reset(self) -> None:
+        self.handoffs.clear()
+        self.handoff_offer_s = 15.0
+        self.handoff_position = 2
         self.outage = False
         self.delay_s = 0.0
         self.no_input_timeout_ms = 10000
@@ -138,6 +171,27 @@ class FakeChatState:
 
     def bodies(self, conversation_id: str | None = None) -> list[dict[str, Any]]:
         return [b for cid, b in self.requests if conversation_id in (None, cid)]
+
+    # --- the operator's side, played by the test ---------------------------------
+
+    def take(self, conversation_id: str, operator: str) -> None:
+        h = self.handoffs[conversation_id]
+        h.state, h.operator, h.taken_at = "taken", operator, time.monotonic()
+
+    def add_message(self, conversation_id: str, sender: str, text: str) -> dict[str, Any]:
+        h = self.handoffs[conversation_id]
+        self.message_ids += 1
+        message = {"id": self.message_ids, "sender": sender, "text": text,
+                   "at": datetime.now(UTC).isoformat(), "name": h.operator if sender == "operator" else None}
+        h.messages.append(message)
+        return message
+
+    def operator_says(self, conversation_id: str, text: str) -> None:
+        self.add_message(conversation_id, "operator", text)
+
+    def finish(self, conversation_id: str) -> None:
+        self.handoffs[conversation_id].state = "done"
+        self.add_message(conversation_id, "system", "The operator ended the conversation.")
 
 
 STATE_KEY = web.AppKey("fake_chat_state", FakeChatState)
@@ -189,6 +243,7 @@ def _current_prompt(state: FakeChatState, conv: Conversation) -> dict[str, Any]:
 
 def _handoff(state: FakeChatState, conv: Conversation, reason: str) -> dict[str, Any]:
     conv.state = "handoff"
+    state.handoffs[conv.conversation_id] = FakeHandoff()
     return {
         "handoff_id": f"h-{conv.conversation_id[:8]}",
         "queue": "junior",
@@ -336,7 +391,95 @@ async def chat(request: web.Request) -> web.Response:
     conv.transcript.extend(
         {"from": "bot", "prompt": m["prompt"], "text": m["text"]} for m in messages
     )
-    return web.json_response(_answer(conv, messages, handoff, ended=conv.state == "ended"))
+    return web.json_response(_answer(conv, messages, handoff, ended=conv.state == "ended" or handoff is not None))
+
+
+# --- J1: waiting for an operator ---------------------------------------------------
+
+
+def _handoff_status(state: FakeChatState, h: FakeHandoff, since: int = 0) -> dict[str, Any]:
+    end = h.taken_at if h.taken_at is not None else time.monotonic()
+    waited = end - h.created
+    offer = h.state == "queued" and waited >= state.handoff_offer_s
+    if offer and h.return_offers == 0:
+        h.return_offers = 1
+    return {
+        "handoff_id": 1, "state": h.state, "queue": "junior",
+        "position": state.handoff_position if h.state == "queued" else None,
+        "waited_s": round(waited, 1), "return_offers": h.return_offers, "operator": h.operator,
+        "messages": [m for m in h.messages if m["id"] > since], "offer_after_s": state.handoff_offer_s,
+        "offer": offer, "ended": h.state in ("returned", "abandoned", "done"),
+    }
+
+
+def _no_handoff() -> web.Response:
+    return web.json_response({"error": "no_handoff", "reason": "this conversation is not waiting for an operator"},
+                             status=404)
+
+
+async def handoff_status(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    raw = request.query.get("since", "0")
+    if not raw.isdigit():
+        return web.json_response({"error": "bad_since", "reason": "since: a whole number"}, status=400)
+    h = state.handoffs.get(request.match_info["conversation_id"])
+    if h is None:
+        return _no_handoff()
+    h.left = False
+    return web.json_response(_handoff_status(state, h, int(raw)))
+
+
+async def handoff_message(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    cid = request.match_info["conversation_id"]
+    h = state.handoffs.get(cid)
+    if h is None:
+        return _no_handoff()
+    try:
+        body = await request.json()
+    except ValueError:
+        return web.json_response({"error": "malformed_json", "reason": "The body is not valid JSON."}, status=400)
+    if not isinstance(body, dict) or set(body) != {"text"} or not isinstance(body["text"], str):
+        return web.json_response({"error": "bad_input", "reason": 'send {"text": "…"}'}, status=400)
+    state.requests.append((cid, {"handoff_message": body["text"]}))
+    text = body["text"].strip()
+    if not text or len(body["text"]) > MAX_TEXT:
+        return web.json_response({"error": "empty_message" if not text else "message_too_long",
+                                  "reason": "The message is empty or too long."}, status=400)
+    if h.state != "taken":
+        return web.json_response({"error": "not_taken", "reason": "No operator has taken the chat yet."},
+                                 status=409)
+    return web.json_response({"message": state.add_message(cid, "caller", text)}, status=201)
+
+
+async def handoff_return(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    cid = request.match_info["conversation_id"]
+    h = state.handoffs.get(cid)
+    conv = state.conversations.get(cid)
+    if h is None or conv is None:
+        return _no_handoff()
+    state.requests.append((cid, {"handoff": "return"}))
+    if h.state != "queued":
+        code = "already_taken" if h.state == "taken" else f"handoff_{h.state}"
+        return web.json_response({"error": code, "reason": f"The chat is {h.state}.",
+                                  "handoff": _handoff_status(state, h)}, status=409)
+    h.state = "returned"
+    conv.state = "ask_number"
+    messages = [_message(state, conv, "utter_back_to_bot", kind="none"),
+                _message(state, conv, "utter_ask_fault_number")]
+    return web.json_response(_answer(conv, messages, None, ended=False))
+
+
+async def handoff_leave(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    cid = request.match_info["conversation_id"]
+    h = state.handoffs.get(cid)
+    if h is None:
+        return _no_handoff()
+    h.left = True
+    state.requests.append((cid, {"handoff": "leave"}))
+    return web.json_response({"state": h.state}, status=202)
 
 
 def _answer(
@@ -364,6 +507,10 @@ def make_app(state: FakeChatState | None = None, static_dir: Path | None = None)
     app = web.Application()
     app[STATE_KEY] = state or FakeChatState()
     app.router.add_post("/api/chat/{conversation_id}", chat)
+    app.router.add_get("/api/chat-handoff/{conversation_id}", handoff_status)
+    app.router.add_post("/api/chat-handoff/{conversation_id}/messages", handoff_message)
+    app.router.add_post("/api/chat-handoff/{conversation_id}/return", handoff_return)
+    app.router.add_post("/api/chat-handoff/{conversation_id}/leave", handoff_leave)
     if static_dir is not None:
         index = static_dir / "index.html"
 

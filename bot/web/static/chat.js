@@ -14,11 +14,19 @@
 // No-input timer: expect.no_input_timeout_ms after the last answer or the user's last
 // activity, sends {"event": "no_input"} (or, with digits half typed, sends those digits
 // without "#", as the phone's inter-digit timeout would).
+//
+// Waiting for an operator (J1): an answer with `handoff` puts the page in handoff mode.
+// It polls GET /api/chat-handoff/{id}: while queued it shows the place in the queue and,
+// once the server says `offer` (after handoff_offer_seconds), a button back to the
+// automated service (POST …/return, answered like a chat turn); once an operator took
+// the chat, their name and a live text conversation in this window (POST …/messages).
+// Every text is put on the page with textContent. Closing the page sends …/leave.
 
 const STORAGE_KEY = "hotline.chat.v1";
 const LANG_KEY = "hotline.uiLang";
 const MAX_TEXT = 2000;
 const DTMF_RE = /^[0-9*#]+$/;
+const HANDOFF_POLL_MS = 2000;
 
 const I18N = {
   zh: {
@@ -54,6 +62,13 @@ const I18N = {
     hintNone: "",
     tooLong: `文字太长，最多 ${MAX_TEXT} 个字。`,
     badRequest: "无法发送：",
+    offerText: "人工座席繁忙。您可以继续等待，也可以返回自动服务。",
+    returnToBot: "返回自动服务",
+    operatorServing: (name) => `人工客服${name ? ` ${name} ` : ""}正在为您服务`,
+    operator: "人工客服",
+    hintWaiting: "正在排队，请稍候…",
+    hintLive: "请输入文字，与人工客服对话",
+    liveEnded: "人工服务已结束。",
   },
   en: {
     htmlLang: "en",
@@ -88,6 +103,13 @@ const I18N = {
     hintNone: "",
     tooLong: `The text is too long (at most ${MAX_TEXT} characters).`,
     badRequest: "Could not send: ",
+    offerText: "All operators are busy. You can keep waiting, or go back to the automated service.",
+    returnToBot: "Back to the automated service",
+    operatorServing: (name) => (name ? `${name} (operator) is with you` : "An operator is with you"),
+    operator: "Operator",
+    hintWaiting: "Waiting for an operator…",
+    hintLive: "Type a message to the operator",
+    liveEnded: "The operator has ended the conversation.",
   },
 };
 
@@ -103,6 +125,10 @@ const el = {
   typing: $("typing"),
   handoff: $("handoff-banner"),
   handoffPosition: $("handoff-position"),
+  handoffWaiting: $("handoff-waiting"),
+  handoffOperator: $("handoff-operator"),
+  handoffOffer: $("handoff-offer"),
+  returnButton: $("return-button"),
   hint: $("expect-hint"),
   choices: $("choices"),
   digitEntry: $("digit-entry"),
@@ -148,6 +174,7 @@ function freshConversation() {
     expect: null,
     ended: false,
     handoff: null,
+    live: null,         // J1 while handed off: {state, operator, offer, since}
     dialogueLang: null, // the bot's language, from the last answer
   };
 }
@@ -171,9 +198,11 @@ let pending = null;       // the request to resend after an outage
 let digits = "";          // the number being composed on the keypad
 let keypadOpen = false;   // the user opened the keypad by hand
 let noInputTimer = null;
+let handoffTimer = null;
 
 const t = (key) => I18N[uiLang][key];
 const apiUrl = () => `/api/chat/${encodeURIComponent(conv.id)}`;
+const handoffUrl = (tail = "") => `/api/chat-handoff/${encodeURIComponent(conv.id)}${tail}`;
 
 // ---------------------------------------------------------------- labels
 
@@ -209,7 +238,7 @@ function setUiLang(lang) {
 function addBubble(entry, { save = true } = {}) {
   const li = document.createElement("li");
   li.className = `msg msg-${entry.who}`;
-  li.dataset.testid = entry.who === "bot" ? "bot-message" : "user-message";
+  li.dataset.testid = { bot: "bot-message", operator: "operator-message" }[entry.who] || "user-message";
   if (entry.who === "bot") {
     li.dataset.prompt = entry.prompt || "";
     li.dataset.spec = entry.spec || "";
@@ -218,8 +247,13 @@ function addBubble(entry, { save = true } = {}) {
     if (tag) li.title = tag;
   }
   const who = document.createElement("span");
-  who.className = "visually-hidden";
-  who.textContent = `${entry.who === "bot" ? t("bot") : t("you")}: `;
+  if (entry.who === "operator") {
+    who.className = "msg-name";
+    who.textContent = entry.name || t("operator");
+  } else {
+    who.className = "visually-hidden";
+    who.textContent = `${entry.who === "bot" ? t("bot") : t("you")}: `;
+  }
   const body = document.createElement("span");
   body.className = "msg-text";
   body.textContent = entry.text;
@@ -233,9 +267,14 @@ function scrollToEnd() {
   el.conversation.scrollTop = el.conversation.scrollHeight;
 }
 
+function handoffMode() {
+  if (!conv.handoff || conv.ended) return "none";
+  return conv.live && conv.live.state === "taken" ? "live" : "queued";
+}
+
 function keypadMode() {
   const e = conv.expect;
-  if (conv.ended || !e) return "off";
+  if (conv.ended || !e || handoffMode() !== "none") return "off";
   if (e.kind === "digits") return "compose";
   if (e.kind === "choice") return "single";
   if (e.kind === "text" && Array.isArray(e.keys) && e.keys.length) {
@@ -246,7 +285,8 @@ function keypadMode() {
 
 function renderExpect() {
   const e = conv.expect;
-  const kind = conv.ended ? "none" : (e && e.kind) || "none";
+  const handing = handoffMode();
+  const kind = conv.ended || handing !== "none" ? "none" : (e && e.kind) || "none";
   const mode = keypadMode();
 
   // hint
@@ -255,6 +295,8 @@ function renderExpect() {
   else if (kind === "choice") hint = t("hintChoice");
   else if (kind === "text") hint = mode === "off" ? t("hintText") : t("hintTextKeys");
   else if (kind === "recording") hint = t("hintRecording");
+  else if (handing === "queued") hint = t("hintWaiting");
+  else if (handing === "live") hint = t("hintLive");
   el.hint.textContent = hint;
   el.hint.hidden = !hint;
   el.hint.dataset.kind = kind;
@@ -295,10 +337,11 @@ function renderExpect() {
   el.digitDisplay.textContent = digits;
   el.backspace.disabled = !digits || busy;
 
-  // text box
-  el.form.hidden = conv.ended;
-  el.input.disabled = conv.ended;
-  el.send.disabled = conv.ended || busy;
+  // text box: the dialogue's, or the operator's once one took the chat; none while queued
+  const noText = conv.ended || handing === "queued";
+  el.form.hidden = noText;
+  el.input.disabled = noText;
+  el.send.disabled = noText || busy;
   el.choices.querySelectorAll("button").forEach((b) => { b.disabled = busy; });
 
   el.ended.hidden = !conv.ended;
@@ -308,8 +351,127 @@ function renderExpect() {
 
 function renderHandoff() {
   const h = conv.handoff;
-  el.handoff.hidden = !h || conv.ended;
+  const live = conv.live || {};
+  const handing = handoffMode();
+  el.handoff.hidden = handing === "none";
+  el.handoff.dataset.state = live.state || (h ? "queued" : "");
   if (h) el.handoffPosition.textContent = h.position == null ? "" : t("positionValue")(h.position);
+  el.handoffWaiting.hidden = handing !== "queued";
+  el.handoffOperator.hidden = handing !== "live";
+  el.handoffOperator.textContent = handing === "live" ? t("operatorServing")(live.operator || "") : "";
+  el.handoffOffer.hidden = !(handing === "queued" && live.offer);
+  el.returnButton.disabled = busy;
+}
+
+// ---------------------------------------------------------------- J1: waiting, live chat
+
+function stopHandoffPolling() {
+  if (handoffTimer !== null) clearTimeout(handoffTimer);
+  handoffTimer = null;
+}
+
+function startHandoffPolling() {
+  stopHandoffPolling();
+  if (handoffMode() === "none") return;
+  pollHandoff();
+}
+
+async function pollHandoff() {
+  handoffTimer = null;
+  if (handoffMode() === "none") return;
+  const since = (conv.live && conv.live.since) || 0;
+  let data = null;
+  let status = 0;
+  try {
+    const res = await fetch(`${handoffUrl()}?since=${since}`, { headers: { Accept: "application/json" } });
+    status = res.status;
+    data = await res.json();
+  } catch { data = null; }
+  if (status === 200 && data) applyHandoffStatus(data);
+  else if (status === 404) endHandoff(null);
+  if (handoffMode() !== "none" && handoffTimer === null) {
+    handoffTimer = setTimeout(pollHandoff, HANDOFF_POLL_MS);
+  }
+}
+
+function applyHandoffStatus(data) {
+  if (!conv.handoff) return;
+  const live = conv.live || { since: 0 };
+  live.state = data.state;
+  live.operator = data.operator || null;
+  live.offer = Boolean(data.offer);
+  conv.live = live;
+  if (data.position != null) conv.handoff.position = data.position;
+  for (const m of data.messages || []) {
+    if (typeof m.id !== "number" || m.id <= live.since) continue;
+    live.since = m.id;
+    if (m.sender === "operator") addBubble({ who: "operator", text: m.text, name: m.name || "" });
+    else if (m.sender === "caller") addBubble({ who: "user", text: m.text });
+  }
+  if (data.ended || !["queued", "taken"].includes(data.state)) {
+    endHandoff(data.state === "done" ? t("liveEnded") : null);
+    return;
+  }
+  saveConversation();
+  renderExpect();
+  renderHandoff();
+}
+
+function endHandoff(note) {
+  stopHandoffPolling();
+  if (note) addBubble({ who: "bot", text: note });
+  conv.ended = true;
+  conv.expect = null;
+  saveConversation();
+  renderExpect();
+  renderHandoff();
+}
+
+async function backToBot() {
+  if (busy || handoffMode() !== "queued") return;
+  stopHandoffPolling();
+  setBusy(true);
+  let res = null;
+  let data = null;
+  try {
+    res = await fetch(handoffUrl("/return"), { method: "POST", headers: { Accept: "application/json" } });
+    try { data = await res.json(); } catch { data = null; }
+  } catch { res = null; }
+  setBusy(false);
+  if (res && res.ok && data && Array.isArray(data.messages)) {
+    conv.handoff = null;
+    conv.live = null;
+    hideBanner();
+    onAnswer(data);
+    return;
+  }
+  if (res && res.status === 409 && data && data.handoff) {
+    applyHandoffStatus(data.handoff); // an operator took it a moment earlier
+  } else {
+    showInputError(t("badRequest") + ((data && data.reason) || (res ? `HTTP ${res.status}` : "")));
+  }
+  if (handoffMode() !== "none") handoffTimer = setTimeout(pollHandoff, HANDOFF_POLL_MS);
+}
+
+async function sendLive(text) {
+  showInputError("");
+  let res = null;
+  let data = null;
+  try {
+    res = await fetch(handoffUrl("/messages"), {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({ text }),
+    });
+    try { data = await res.json(); } catch { data = null; }
+  } catch { res = null; }
+  if (res && res.status === 201) {
+    stopHandoffPolling();
+    await pollHandoff(); // shows the line in order with the operator's
+    return;
+  }
+  el.input.value = text;
+  showInputError(t("badRequest") + ((data && data.reason) || (res ? `HTTP ${res.status}` : "")));
 }
 
 function showInputError(text) {
@@ -428,8 +590,10 @@ function onAnswer(data) {
     addBubble({ who: "bot", text: m.text || "", prompt: m.prompt, spec: m.spec, step: m.step });
   }
   conv.expect = data.expect || (data.messages.length ? data.messages[data.messages.length - 1].expect : null);
-  conv.ended = Boolean(data.ended);
   conv.handoff = data.handoff || null;
+  conv.live = conv.handoff ? { state: "queued", operator: null, offer: false, since: 0 } : null;
+  // Handed to a person, the conversation goes on here (J1) even though the dialogue ended.
+  conv.ended = Boolean(data.ended) && !conv.handoff;
   digits = "";
   keypadOpen = false;
   // Follow the dialogue when the user switched its language in the bot's menu (key 9).
@@ -442,6 +606,7 @@ function onAnswer(data) {
   renderHandoff();
   scrollToEnd(); // the composer may have grown (keypad) and hidden the newest message
   armNoInput();
+  if (conv.handoff) startHandoffPolling();
 }
 
 function choiceLabel(key) {
@@ -476,6 +641,8 @@ function submitText() {
   if (!raw || busy || conv.ended) return;
   if (raw.length > MAX_TEXT) { showInputError(t("tooLong")); return; }
   el.input.value = "";
+  if (handoffMode() === "live") { sendLive(raw); return; }
+  if (handoffMode() === "queued") return;
   const compact = raw.replace(/[\s-]/g, "");
   if (DTMF_RE.test(compact)) {
     // Typed keys are keys: the dialogue reads keypad input as dtmf, never as text.
@@ -498,6 +665,7 @@ function restart() {
   pending = null;
   hideBanner();
   showInputError("");
+  stopHandoffPolling();
   conv = freshConversation();
   digits = "";
   keypadOpen = false;
@@ -535,6 +703,7 @@ el.retry.addEventListener("click", () => {
   post(pending);
 });
 el.restart.addEventListener("click", restart);
+el.returnButton.addEventListener("click", backToBot);
 
 // Physical keyboard: digits, * and # go to the keypad when the text box is not focused.
 document.addEventListener("keydown", (ev) => {
@@ -555,6 +724,11 @@ document.addEventListener("keydown", (ev) => {
 // The user left: tell the bot (a reload keeps the id and carries on from sessionStorage).
 window.addEventListener("pagehide", (ev) => {
   if (ev.persisted || !conv.started || conv.ended) return;
+  if (handoffMode() !== "none") {
+    // Waiting or talking to an operator: a reload polls again at once and keeps the place.
+    try { navigator.sendBeacon(handoffUrl("/leave"), new Blob(["{}"], { type: "application/json" })); } catch { /* nothing to do */ }
+    return;
+  }
   const body = new Blob([JSON.stringify({ event: "end" })], { type: "application/json" });
   try { navigator.sendBeacon(apiUrl(), body); } catch { /* nothing to do */ }
 });
@@ -571,6 +745,7 @@ function boot() {
     start();
   } else {
     armNoInput();
+    startHandoffPolling();
   }
   document.body.dataset.ready = "true";
 }
@@ -581,4 +756,5 @@ boot();
 window.hotlineChat = {
   get conversationId() { return conv.id; },
   get expect() { return conv.expect; },
+  get handoffMode() { return handoffMode(); },
 };
