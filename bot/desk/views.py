@@ -10,7 +10,7 @@ import structlog
 from aiohttp import web
 from sqlmodel import Session, col, select
 
-from bot.desk import auth, junior, live, pages, users
+from bot.desk import auth, junior, live, pages, users, work
 from bot.desk.auth import Identity, require_role
 from bot.store import service, workflow
 from bot.store.db import DB_KEY
@@ -99,7 +99,10 @@ def _queue_rows(s: Session, queues: tuple[str, ...], operator: str) -> tuple[lis
 async def desk_home(request: web.Request, who: Identity) -> web.StreamResponse:
     queues = QUEUES_FOR_ROLE.get(who.role)
     if queues is None:
-        # Manager hotline, measurement centres and admins get their own views later.
+        # Measurement centres, the manager hotline and admins have their own pages (work.py).
+        home = {"centre": "/desk/centre", "manager": "/desk/escalations", "admin": "/desk/admin"}.get(who.role)
+        if home is not None:
+            return pages.redirect(home)
         return pages.render(request, "placeholder.html", who=who, role_name=users.ROLE_NAMES[who.role])
     waiting, mine = await request.app[DB_KEY].run(_queue_rows, queues, who.username)
     return pages.render(request, "queue.html", who=who, queues=queues, role_name=users.ROLE_NAMES[who.role],
@@ -222,3 +225,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get(r"/desk/handoffs/{id:\d{1,9}}", handoff_page)
     live.setup_routes(app)  # J1: the live chat with a taken web-chat user (bot/desk/live.py)
     junior.setup_routes(app)
+    work.setup_routes(app)  # tickets, review, centre, escalations, admin (bot/desk/work.py)
