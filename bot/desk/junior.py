@@ -135,6 +135,9 @@ async def to_senior(request: web.Request, who: Identity) -> web.StreamResponse:
         s.add(row)
         workflow.open_senior_transfer(s, handoff_id=handoff_id, ticket_id=row.ticket_id, junior=who.username,
                                       reason=reason)
+        ticket = s.get(Ticket, row.ticket_id) if row.ticket_id else None
+        if ticket is not None:  # every step lands on the ticket: who, when, why
+            workflow.perform(s, ticket.id, "note", _actor(who), reason=f"转高级话务员 / to a senior: {reason}")
         log.info("desk.to_senior", handoff_id=handoff_id, operator=who.username)
         return "/desk/"
 

@@ -106,6 +106,11 @@ async def test_new_report_is_recorded_tested_and_linked(seat: Client, demo_db: D
     [test] = rows(demo_db, LineTest, ticket_id=tid)
     assert test.result and test.fault_number == LINE and test.summary_zh
     assert handoff_row(demo_db, hid).ticket_id == tid
+    # A transfer after the report lands on the ticket too.
+    status, _body, _loc = await jun.post(f"/desk/handoffs/{hid}/to-senior", reason="用户要求高级话务员")
+    assert status == 303
+    notes = demo_db.call(service.get_ticket, tid).notes
+    assert notes[-1].author == "jun" and "用户要求高级话务员" in notes[-1].text
 
 
 async def test_new_report_without_the_line_test_unit_is_still_recorded(
