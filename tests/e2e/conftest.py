@@ -146,6 +146,7 @@ async def voice_host(settings: Settings, speech_out: Any, speech_in: Any, ports_
     s = settings.model_copy(update={
         "esl_port": 0, "media_port_min": ports_at, "media_port_max": ports_at + 49,
         "fs_media_port_min": ports_at + 50, "fs_media_port_max": ports_at + 99, "recording_silence_ms": 1500,
+        "handoff_offer_seconds": 3, "handoff_poll_seconds": 0.2,
     })
     session = aiohttp.ClientSession()
     db = Database.from_settings(s)

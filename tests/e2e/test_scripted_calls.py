@@ -13,9 +13,13 @@ from typing import Any
 
 import pytest
 import yaml
+from sqlmodel import select
 
 from bot.settings import REPO_ROOT, Settings
 from bot.stack import Stack
+from bot.store import handoffs, service
+from bot.store.db import Database
+from bot.store.models import DeskUser
 from tests.e2e.conftest import Client, voice_host
 from tests.fakes.freeswitch import CallScript
 from tests.fakes.fs_media import FakePhoneCall
@@ -39,8 +43,25 @@ async def host(stack: Stack, stack_settings: Settings) -> AsyncIterator[Host]:
         yield Host(service.server, speech, speech_in)
 
 
+def take_call(settings: Settings, conversation_id: str, username: str) -> None:
+    """J1: an operator takes the waiting call on the desk (an account without a phone
+    extension, so the bot hands the call to the queue extension)."""
+    db = Database.from_settings(settings)
+    try:
+        def account(s: Any) -> None:
+            if s.exec(select(DeskUser).where(DeskUser.username == username)).first() is None:
+                s.add(DeskUser(username=username, display_name=username, role="junior", password_hash="!"))
+
+        db.call(account)
+        row = db.call(handoffs.latest_for_conversation, conversation_id)
+        assert row is not None and row.id is not None, "no handoff queued for the call"
+        db.call(service.take_handoff, row.id, username)
+    finally:
+        db.dispose()
+
+
 @pytest.mark.parametrize("name", sorted(CALLS))
-async def test_scripted_call(name: str, host: Host, client: Client) -> None:
+async def test_scripted_call(name: str, host: Host, client: Client, stack_settings: Settings) -> None:
     script = CALLS[name]
     call = FakePhoneCall("127.0.0.1", host.server.port, CallScript(caller=script["caller"]),
                          ptime_ms=int(script.get("ptime_ms", 20)))
@@ -73,6 +94,8 @@ async def test_scripted_call(name: str, host: Host, client: Client) -> None:
                 await call.wait_closed(10)
             elif step == "ended":
                 await asyncio.wait_for(call.bot_closed.wait(), 60)
+            elif "take" in step:
+                await asyncio.to_thread(take_call, stack_settings, call.uuid, str(step["take"]))
             elif "hear" in step:
                 await hear(str(step["hear"]))
             elif "record" in step:  # A11: speak for this many seconds after the tone, then '#'
