@@ -27,7 +27,7 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from bot.desk import pages, users
 from bot.desk.auth import Identity, require_role, settings_of
@@ -312,9 +312,10 @@ def _centre_context(s: Session, branch: str | None) -> dict[str, Any]:
     if branch is not None:
         q, recent_q = q.where(Ticket.branch == branch), recent_q.where(Ticket.branch == branch)
         centres_q = centres_q.where(MeasurementCentreRow.branch == branch)
-    rows = [_brief(s, t, now) for t in s.exec(q.limit(500))]
-    far = datetime.max.replace(tzinfo=now.tzinfo)
-    rows.sort(key=lambda r: (not (r["left"] or {}).get("overdue", False), r["deadline"] or far, r["id"]))
+    # By deadline, so the overdue come first; tickets without a deadline last (portably:
+    # SQLite and PostgreSQL put NULLs at opposite ends).
+    deadline = col(Ticket.expected_resolution_date)
+    rows = [_brief(s, t, now) for t in s.exec(q.order_by(deadline.is_(None), deadline, col(Ticket.id)).limit(500))]
     recent = s.exec(recent_q.order_by(col(Ticket.last_update).desc()).limit(RECENT)).all()
     notices = workflow.open_tasks(s, "centre", kind=DeskTaskKind.branch_notice.value, branch=branch)
     return {
@@ -448,21 +449,23 @@ async def decide(request: web.Request, who: Identity) -> web.StreamResponse:
 def _overview(s: Session) -> dict[str, Any]:
     now = utcnow()
 
-    def count_steps(*steps: str) -> int:
-        return len(s.exec(select(Ticket.id).where(col(Ticket.sub_step).in_(steps))).all())
+    def tickets(*where: Any) -> int:
+        return s.exec(select(func.count()).select_from(Ticket).where(*where)).one()
 
-    dispatched = s.exec(select(Ticket).where(Ticket.sub_step == "dispatched")).all()
+    def open_tasks(kind: DeskTaskKind, *where: Any) -> int:
+        return s.exec(select(func.count()).select_from(DeskTask).where(
+            DeskTask.kind == kind.value, DeskTask.state == DeskTaskState.open.value, *where)).one()
+
     return {
         "counts": {
-            "review": count_steps(*REVIEW_STEPS),
-            "dispatched": len(dispatched),
-            "overdue": sum(1 for t in dispatched
-                           if t.expected_resolution_date is not None and utc(t.expected_resolution_date) < now),
-            "callbacks": len(workflow.open_tasks(s, "senior", kind=DeskTaskKind.callback.value)),
-            "transfers": len(s.exec(select(DeskTask.id).where(
-                DeskTask.kind == DeskTaskKind.senior_transfer.value, col(DeskTask.grade).is_(None))).all()),
-            "escalations": len(workflow.open_tasks(s, "manager", kind=DeskTaskKind.escalation.value)),
-            "notices": len(workflow.open_tasks(s, "centre", kind=DeskTaskKind.branch_notice.value)),
+            "review": tickets(col(Ticket.sub_step).in_(REVIEW_STEPS)),
+            "dispatched": tickets(Ticket.sub_step == "dispatched"),
+            "overdue": tickets(Ticket.sub_step == "dispatched", col(Ticket.expected_resolution_date) < now),
+            "callbacks": open_tasks(DeskTaskKind.callback),
+            "transfers": s.exec(select(func.count()).select_from(DeskTask).where(
+                DeskTask.kind == DeskTaskKind.senior_transfer.value, col(DeskTask.grade).is_(None))).one(),
+            "escalations": open_tasks(DeskTaskKind.escalation),
+            "notices": open_tasks(DeskTaskKind.branch_notice),
         },
         "recent": [_brief(s, t, now) for t in s.exec(select(Ticket).order_by(col(Ticket.last_update).desc())
                                                      .limit(RECENT))],
