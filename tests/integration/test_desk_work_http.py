@@ -612,3 +612,14 @@ async def test_the_admin_may_do_everything(who: dict[str, Desk], accounts: Datab
     assert r.status == 303 and r.headers["Location"] == f"/desk/tickets/{tid}"
     notes = accounts.call(lambda s: list(s.exec(select(TicketNote).where(TicketNote.ticket_id == tid))))
     assert [n.author for n in notes] == ["adm"]
+
+
+async def test_a_task_page_is_for_its_post(who: dict[str, Desk], accounts: Database) -> None:
+    task_id = transfer(accounts, 7004, "用户要求高级话务员")
+    status, body = await who["sen"].get(f"/desk/tasks/{task_id}")
+    assert status == 200 and "用户要求高级话务员" in body and f'action="/desk/tasks/{task_id}/grade"' in body
+    for name in ("jun", "cen", "man"):
+        status, body = await who[name].get(f"/desk/tasks/{task_id}")
+        assert status == 403 and "用户要求高级话务员" not in body, name
+    status, body = await who["adm"].get(f"/desk/tasks/{task_id}")
+    assert status == 200 and f'action="/desk/tasks/{task_id}/grade"' in body
