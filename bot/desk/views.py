@@ -100,13 +100,20 @@ async def desk_home(request: web.Request, who: Identity) -> web.StreamResponse:
     queues = QUEUES_FOR_ROLE.get(who.role)
     if queues is None:
         # Measurement centres, the manager hotline and admins have their own pages (work.py).
-        home = {"centre": "/desk/centre", "manager": "/desk/escalations", "admin": "/desk/admin"}.get(who.role)
-        if home is not None:
-            return pages.redirect(home)
-        return pages.render(request, "placeholder.html", who=who, role_name=users.ROLE_NAMES[who.role])
-    waiting, mine = await request.app[DB_KEY].run(_queue_rows, queues, who.username)
+        return pages.redirect(HOMES[who.role])
+    waiting, mine, notes = await request.app[DB_KEY].run(_home_rows, queues, who.username)
     return pages.render(request, "queue.html", who=who, queues=queues, role_name=users.ROLE_NAMES[who.role],
-                        waiting=[_handoff_view(h) for h in waiting], mine=[_handoff_view(h) for h in mine])
+                        waiting=[_handoff_view(h) for h in waiting], mine=[_handoff_view(h) for h in mine],
+                        notes=notes)
+
+
+HOMES = {"centre": "/desk/centre", "manager": "/desk/escalations", "admin": "/desk/admin"}
+
+
+def _home_rows(s: Session, queues: tuple[str, ...], operator: str) -> tuple[list[Handoff], list[Handoff], list[Any]]:
+    waiting, mine = _queue_rows(s, queues, operator)
+    # S3: a senior's "incorrect" on this operator's transfers; it counts in assessment.
+    return waiting, mine, workflow.assessment_notes(s, operator)[:20]
 
 
 def _handoff_view(h: Handoff) -> dict[str, Any]:

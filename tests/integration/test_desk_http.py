@@ -220,12 +220,13 @@ async def test_login_form_needs_its_csrf_token(desk_client: Client) -> None:
 async def test_logout_ends_the_session(desk_client: Client, demo_db: Database) -> None:
     op = await sign_in(desk_client, "man")
     status, _, _ = await op.post("/desk/logout", csrf=None)
-    assert status == 403 and (await op.get("/desk/"))[0] == 200  # no token: still signed in
+    assert status == 403 and (await op.get("/desk/escalations"))[0] == 200  # no token: still signed in
     r = await desk_client.post("/desk/logout", data={"csrf": op.csrf}, headers=op.cookie, allow_redirects=False)
     assert r.status == 303 and r.headers["Location"] == "/desk/login"
     cleared = next(c for c in r.headers.getall("Set-Cookie") if c.startswith(f"{auth.SESSION_COOKIE}="))
     assert "Max-Age=0" in cleared or "expires=Thu, 01 Jan 1970" in cleared
-    assert (await op.get("/desk/"))[0] == 303
+    status, _ = await op.get("/desk/escalations")
+    assert status == 303  # back to the sign-in
     assert demo_db.call(lambda s: s.exec(select(DeskSession)).all()) == []
 
 
@@ -259,7 +260,7 @@ async def test_signed_out_visitors_see_nothing(desk_client: Client, demo_db: Dat
 # ------------------------------------------------------------------ roles
 
 
-async def test_each_role_sees_its_queue_or_its_placeholder(desk_client: Client, demo_db: Database) -> None:
+async def test_each_role_sees_its_queue_or_its_own_page(desk_client: Client, demo_db: Database) -> None:
     junior_item = queue(demo_db, "c-junior", fault_number="057187650001")
     senior_item = queue(demo_db, "c-senior", fault_number="057188880001")  # J3: a big customer
     assert handoff_row(demo_db, senior_item).queue == "senior"
@@ -272,11 +273,23 @@ async def test_each_role_sees_its_queue_or_its_placeholder(desk_client: Client, 
     status, body = await sen.get("/desk/")
     assert status == 200 and f"Handoff {junior_item}" in body and f"Handoff {senior_item}" in body
 
-    for name, post in (("cen", "measurement centre"), ("man", "manager hotline"), ("adm", "administrator")):
+    for name, home in (("cen", "/desk/centre"), ("man", "/desk/escalations"), ("adm", "/desk/admin")):
         op = await sign_in(desk_client, name)
-        status, body = await op.get("/desk/")
-        assert status == 200 and f"The views for your post ({post}) come next" in body
-        assert "Handoff" not in body and "我要人工" not in body
+        r = await desk_client.get("/desk/", headers=op.cookie, allow_redirects=False)
+        assert r.status == 303 and r.headers["Location"] == home
+        status, body = await op.get(home)
+        assert status == 200 and "我要人工" not in body
+
+
+async def test_a_junior_reads_the_seniors_notes_on_their_transfers(desk_client: Client, demo_db: Database) -> None:
+    from bot.store import workflow
+
+    task = demo_db.call(workflow.open_senior_transfer, handoff_id=1, ticket_id=None, junior="jun", reason="不会处理")
+    demo_db.call(workflow.grade_transfer, task, workflow.Actor("sen", "senior"), "incorrect", "这是普通新申告，应自己派单")
+    status, body = await (await sign_in(desk_client, "jun")).get("/desk/")
+    assert status == 200 and 'id="assessment"' in body and "这是普通新申告，应自己派单" in body
+    status, body = await (await sign_in(desk_client, "jun2")).get("/desk/")
+    assert status == 200 and 'id="assessment"' not in body
 
 
 @pytest.mark.parametrize("name", ["cen", "man", "adm"])
