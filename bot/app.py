@@ -135,7 +135,7 @@ async def _voice(app: web.Application) -> AsyncIterator[None]:
 
     try:
         engines = await load_speech_engines(settings)
-        voice = VoiceService(settings, app[VOICE_CHAT_KEY], engines)
+        voice = VoiceService(settings, app[VOICE_CHAT_KEY], engines, db=app[DB_KEY])
         await voice.start()
     except Exception as exc:  # noqa: BLE001 - web chat must stay up when the phone side cannot start
         log.error("voice.unavailable", error=str(exc))
