@@ -5,15 +5,12 @@ taking a waiting caller once, and callers' words shown inert. SQLite and Postgre
 from __future__ import annotations
 
 import asyncio
-import re
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from aiohttp import web
-from aiohttp.test_utils import TestClient
 from sqlmodel import func, select
 
 from bot import desk
@@ -23,15 +20,21 @@ from bot.store import service
 from bot.store.db import Database
 from bot.store.models import DeskLoginThrottle, DeskSession, DeskUser, Handoff, utcnow
 from tests.conftest import DESK_TEST_PASSWORD, AClient, make_test_app
+from tests.integration.desk_client import (
+    CSRF_FIELD,
+    XSS,
+    XSS_ESCAPED,
+    Client,
+    login,
+    sign_in,
+)
 
 PASSWORD = DESK_TEST_PASSWORD
-XSS = "<script>alert(1)</script>"
-XSS_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 ACCOUNTS = {  # username: (role, branch)
     "jun": ("junior", None), "jun2": ("junior", None), "sen": ("senior", None),
     "cen": ("centre", "西湖分公司"), "man": ("manager", None), "adm": ("admin", None),
 }
-_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+_CSRF = CSRF_FIELD
 
 
 def _make_accounts(db: Database, password_hash: str) -> None:
@@ -53,53 +56,6 @@ def _app(db: Database, settings: Settings) -> web.Application:
 async def desk_client(aiohttp_client: AClient, demo_db: Database, settings: Settings, password_hash: str) -> Any:
     _make_accounts(demo_db, password_hash)
     return await aiohttp_client(_app(demo_db, settings))
-
-
-Client = TestClient[web.Request, web.Application]
-
-
-async def login(client: Client, username: str, password: str = PASSWORD) -> Any:
-    page = await client.get("/desk/login")
-    assert page.status == 200
-    match = _CSRF.search(await page.text())
-    assert match is not None
-    return await client.post("/desk/login", data={"csrf": match.group(1), "username": username,
-                                                  "password": password}, allow_redirects=False)
-
-
-@dataclass
-class Operator:
-    """A signed-in browser, carried by its cookie (so several can share one test client)."""
-
-    client: Client
-    token: str
-    csrf: str
-
-    @property
-    def cookie(self) -> dict[str, str]:
-        return {"Cookie": f"{auth.SESSION_COOKIE}={self.token}"}
-
-    async def get(self, path: str) -> tuple[int, str]:
-        r = await self.client.get(path, headers=self.cookie, allow_redirects=False)
-        return r.status, await r.text()
-
-    async def post(self, path: str, csrf: str | None = "session", **data: str) -> tuple[int, str, str | None]:
-        form = dict(data)
-        if csrf is not None:
-            form["csrf"] = self.csrf if csrf == "session" else csrf
-        r = await self.client.post(path, data=form, headers=self.cookie, allow_redirects=False)
-        return r.status, await r.text(), r.headers.get("Location")
-
-
-async def sign_in(client: Client, username: str) -> Operator:
-    r = await login(client, username)
-    assert r.status == 303, await r.text()
-    token = r.cookies[auth.SESSION_COOKIE].value
-    client.session.cookie_jar.clear()
-    home = await client.get("/desk/", headers={"Cookie": f"{auth.SESSION_COOKIE}={token}"})
-    match = _CSRF.search(await home.text())
-    assert match is not None
-    return Operator(client, token, match.group(1))
 
 
 def queue(db: Database, conversation_id: str, *, fault_number: str | None = None, queue: str | None = None,

@@ -21,16 +21,8 @@ from bot.store import service
 from bot.store.db import Database
 from bot.store.models import DeskTask, Handoff, LineTest, Report, Ticket, TicketStatusChange
 from tests.conftest import AClient, make_test_app
-from tests.integration.test_desk_http import (
-    XSS,
-    XSS_ESCAPED,
-    Client,
-    Operator,
-    _make_accounts,
-    handoff_row,
-    queue,
-    sign_in,
-)
+from tests.integration.desk_client import XSS, XSS_ESCAPED, Client, Operator, sign_in
+from tests.integration.test_desk_http import _make_accounts, handoff_row, queue
 
 LINE = "057187650001"  # residential, 西湖分公司; the world says its test finds nothing wrong
 REPEAT_LINE = "057187650008"  # has the open world fault TT-W0003

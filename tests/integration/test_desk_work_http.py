@@ -6,25 +6,20 @@ server, CSRF, stale versions, inert caller text, local times. SQLite and Postgre
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 from sqlmodel import Session, col, select
 
 from bot import desk
-from bot.desk import auth
 from bot.settings import Settings
 from bot.store import service, workflow
 from bot.store.db import Database
 from bot.store.models import DeskTask, DeskUser, Ticket, TicketNote, TicketStatusChange
 from bot.store.workflow import Actor
-from tests.conftest import DESK_TEST_PASSWORD, AClient, make_test_app
+from tests.conftest import AClient, make_test_app
+from tests.integration.desk_client import XSS, XSS_ESCAPED, Client, Operator, sign_in
 
-XSS = "<script>alert(1)</script>"
-XSS_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 XH, BJ = "西湖分公司", "滨江分公司"
 ACCOUNTS = {  # username: (role, branch)
     "jun": ("junior", None), "sen": ("senior", None), "cen": ("centre", XH), "bj": ("centre", BJ),
@@ -34,51 +29,7 @@ LINE = "057187650001"  # residential, 西湖分公司
 BJ_LINE = "057188880001"  # big customer (business), 滨江分公司
 OVERDUE = "TT-W0003"  # demo world: dispatched to MC-XH, deadline 2024-06-02T08:05+08:00
 DISPATCHED = "TT-W0001"  # demo world: dispatched to MC-XH, no deadline
-_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-
-Client = TestClient[web.Request, web.Application]
-
-
-@dataclass
-class Desk:
-    """A signed-in browser, carried by its cookie (several share one test client)."""
-
-    client: Client
-    token: str
-    csrf: str
-
-    @property
-    def cookie(self) -> dict[str, str]:
-        return {"Cookie": f"{auth.SESSION_COOKIE}={self.token}"}
-
-    async def get(self, path: str) -> tuple[int, str]:
-        r = await self.client.get(path, headers=self.cookie, allow_redirects=False)
-        return r.status, await r.text()
-
-    async def post(self, path: str, csrf: str | None = "session", **data: str) -> tuple[int, str, str | None]:
-        form = dict(data)
-        if csrf is not None:
-            form["csrf"] = self.csrf if csrf == "session" else csrf
-        r = await self.client.post(path, data=form, headers=self.cookie, allow_redirects=False)
-        return r.status, await r.text(), r.headers.get("Location")
-
-    async def act(self, ticket_id: str, action: str, version: int, **data: str) -> tuple[int, str, str | None]:
-        return await self.post(f"/desk/tickets/{ticket_id}/actions/{action}", version=str(version), **data)
-
-
-async def sign_in(client: Client, username: str) -> Desk:
-    page = await client.get("/desk/login")
-    match = _CSRF.search(await page.text())
-    assert match is not None
-    r = await client.post("/desk/login", data={"csrf": match.group(1), "username": username,
-                                               "password": DESK_TEST_PASSWORD}, allow_redirects=False)
-    assert r.status == 303, await r.text()
-    token = r.cookies[auth.SESSION_COOKIE].value
-    client.session.cookie_jar.clear()
-    home = await client.get("/desk/", headers={"Cookie": f"{auth.SESSION_COOKIE}={token}"})
-    found = _CSRF.search(await home.text())
-    assert found is not None
-    return Desk(client, token, found.group(1))
+Desk = Operator
 
 
 @pytest.fixture

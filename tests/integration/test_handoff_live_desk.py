@@ -14,15 +14,8 @@ from bot.store import handoffs
 from bot.store.db import Database
 from bot.store.models import Handoff
 from tests.conftest import AClient
-from tests.integration.test_desk_http import (
-    PASSWORD,
-    Client,
-    Operator,
-    _app,
-    _make_accounts,
-    queue,
-    sign_in,
-)
+from tests.integration.desk_client import Client, Operator, sign_in
+from tests.integration.test_desk_http import PASSWORD, _app, _make_accounts, queue
 
 
 @pytest.fixture(scope="module")
