@@ -4,12 +4,10 @@ authentication, with If-Match. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from aiohttp import web
-from sqlmodel import Session
 
 from bot import desk
 from bot.api import workflow as api_workflow
@@ -19,6 +17,7 @@ from bot.store.db import Database
 from bot.store.models import DeskUser, Ticket
 from tests.conftest import DESK_TEST_PASSWORD, AClient, make_test_app
 from tests.integration.test_desk_http import _make_accounts
+from tests.unit.test_workflow import make_overdue
 
 TT = "/tmf-api/troubleTicket/v5/troubleTicket"
 STAFF = {"Authorization": "Bearer staff-secret"}
@@ -160,21 +159,11 @@ async def test_workflow_table_is_published(api: Any) -> None:
 # ------------------------------------------------------------------- tasks
 
 
-def _make_overdue(db: Database, tid: str, hours: float) -> None:
-    def q(s: Session) -> None:
-        t = s.get(Ticket, tid)
-        assert t is not None
-        t.expected_resolution_date = datetime.now(UTC) - timedelta(hours=hours)
-        s.add(t)
-
-    db.call(q)
-
-
 async def test_escalation_to_the_manager_with_compensation(api: Any, demo_db: Database) -> None:
     tid = a10_ticket(demo_db)
     jun, sen, man, cen = [await bearer(api, n) for n in ("jun", "sen", "man", "cen")]
     await act(api, sen, tid, "approve_dispatch", reason="x", params={"fault_class": "电缆故障"})
-    _make_overdue(demo_db, tid, 50)
+    make_overdue(demo_db, tid, 50)
     status, _body = await act(api, jun, tid, "escalate", reason="超时两天未修，用户要求赔偿")
     assert status == 200
     assert await (await api.get("/api/tasks", headers=jun)).json() == []

@@ -291,7 +291,8 @@ def test_two_writers_at_once_one_wins(demo_db: Database) -> None:
 # ------------------------------------------------------------- escalations (M)
 
 
-def _overdue(db: Database, tid: str, hours: float) -> None:
+def make_overdue(db: Database, tid: str, hours: float) -> None:
+    """The ticket's completion deadline passed ``hours`` ago."""
     def q(s: Session) -> None:
         t = s.get(Ticket, tid)
         assert t is not None
@@ -304,7 +305,7 @@ def _overdue(db: Database, tid: str, hours: float) -> None:
 def test_escalation_decision_with_compensation_tells_the_branch(demo_db: Database) -> None:
     tid = report(demo_db)
     do(demo_db, tid, "approve_dispatch", SENIOR, params={"fault_class": "电缆故障"})
-    _overdue(demo_db, tid, 30)
+    make_overdue(demo_db, tid, 30)
     task_id = do(demo_db, tid, "escalate", JUNIOR, "超时未修复，用户要求经理处理").task_id
     assert task_id is not None and ticket(demo_db, tid).sub_step == "dispatched"  # the repair goes on
     task = demo_db.call(workflow.decide_escalation, task_id, MANAGER, finding="ours",
@@ -323,7 +324,7 @@ def test_escalation_decision_with_compensation_tells_the_branch(demo_db: Databas
 def test_compensation_is_refused_when_the_rules_do_not_allow_it(demo_db: Database) -> None:
     tid = report(demo_db)
     do(demo_db, tid, "approve_dispatch", SENIOR, params={"fault_class": "电缆故障"})
-    _overdue(demo_db, tid, 2)  # overdue, but not by more than 24 h
+    make_overdue(demo_db, tid, 2)  # overdue, but not by more than 24 h
     task_id = do(demo_db, tid, "escalate", JUNIOR, "用户不满").task_id
     assert task_id is not None
     with pytest.raises(service.ServiceError) as info:
