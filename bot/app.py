@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 import structlog
@@ -27,12 +28,16 @@ from bot.settings import SETTINGS_KEY, Settings
 from bot.store import service as store
 from bot.store.db import DB_KEY, Database
 
+if TYPE_CHECKING:
+    from voice.control import FreeswitchControl  # voice/ loads only when the phone is on
+
 log = structlog.get_logger()
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 HTTP_SESSION_KEY = web.AppKey("http_session", aiohttp.ClientSession)
 SWEEP_INTERVAL_S = 30.0
 VOICE_CHAT_KEY = web.AppKey("voice_chat", ChatService)
 VOICE_STATUS_KEY = web.AppKey("voice_status", dict)
+FREESWITCH_CONTROL_KEY: web.AppKey[FreeswitchControl] = web.AppKey("freeswitch_control")
 
 
 def create_app(settings: Settings, db: Database | None = None) -> web.Application:
@@ -131,6 +136,7 @@ async def _voice(app: web.Application) -> AsyncIterator[None]:
     """The phone channel (voice/): FreeSWITCH's ESL outbound connections, one call
     session each, on the same dialogue and stores as web chat."""
     settings = app[SETTINGS_KEY]
+    from voice.control import FreeswitchControl
     from voice.service import VoiceService, load_speech_engines
 
     try:
@@ -146,7 +152,11 @@ async def _voice(app: web.Application) -> AsyncIterator[None]:
         "enabled": True, "running": True, "esl_port": voice.server.port,
         "speech_input": sorted(engines.asr_models), "keypad_only": not engines.asr_models,
     }
+    control = FreeswitchControl(settings)
+    control.start()
+    app[FREESWITCH_CONTROL_KEY] = control
     yield
+    await control.close()
     await voice.stop()
 
 
@@ -173,6 +183,9 @@ async def _healthz(request: web.Request) -> web.Response:
         "rasa_url": settings.rasa_url,
         "voice": request.app[VOICE_STATUS_KEY],
     }
+    control = request.app.get(FREESWITCH_CONTROL_KEY)
+    if control is not None:
+        body["freeswitch"] = await control.status()
     return web.json_response(body)
 
 

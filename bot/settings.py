@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     esl_host: str = "127.0.0.1"
     esl_port: int = 8084
     esl_linger_s: int = 30
+    # Our control connection to FreeSWITCH's inbound event socket (health on /healthz);
+    # off while no password is set. The same HOTLINE_ESL_PASSWORD FreeSWITCH reads
+    # (freeswitch/vars.xml), and FreeSWITCH's listen address (docker-compose.yml).
+    esl_password: SecretStr | None = None
+    fs_esl_listen_ip: str = "127.0.0.1"
+    fs_esl_listen_port: int = 8021
     # Our end of each call's unicast audio (UDP), and FreeSWITCH's end: every call
     # needs its own port on both sides (FreeSWITCH binds local-ip:local-port per call).
     media_ip: str = "127.0.0.1"

@@ -144,7 +144,7 @@ _VOICE_FIELDS = (
     "voice_enabled", "esl_host", "esl_port", "media_ip", "media_port_min", "media_port_max",
     "fs_media_ip", "fs_media_port_min", "fs_media_port_max", "speech_models_dir", "vosk_model_zh",
     "vosk_model_en", "piper_voice_zh", "piper_voice_en", "keypad_only", "tts_cache_dir", "recordings_dir",
-    "staff_api_token",
+    "staff_api_token", "esl_password", "fs_esl_listen_ip", "fs_esl_listen_port",
 )
 
 
