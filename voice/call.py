@@ -534,17 +534,24 @@ class CallSession:
             text = str(message.get("text") or "")
             if not text:
                 continue
-            chunks = self.deps.speech_out.speak(text, self.language, self.fmt.sample_rate)
-            if first:
-                chunks = _observe_first(chunks, lambda: self._first_audio(turn_started))
-                first = False
-            result = await ep.play_stream(chunks, cancel=barge if self._barge_allowed else None)
-            if result.error:
-                # After a hang-up the endpoint is closed under the prompt: expected, not a fault.
-                quiet = self._gone.is_set() or result.error in ("endpoint closed", "stream dead")
-                (self._log.debug if quiet else self._log.warning)("call.play_failed", error=result.error)
-            if result.cancelled:
-                return
+            texts = [text]
+            hint = (message.get("expect") or {}).get("speech_hint")
+            if hint and self._speech_in is not None:
+                # Only a call that understands speech invites it (prompts.yml speech_hints),
+                # said after the prompt; keypad-only calls hear "press" and nothing else.
+                texts.append(str(hint))
+            for said in texts:
+                chunks = self.deps.speech_out.speak(said, self.language, self.fmt.sample_rate)
+                if first:
+                    chunks = _observe_first(chunks, lambda: self._first_audio(turn_started))
+                    first = False
+                result = await ep.play_stream(chunks, cancel=barge if self._barge_allowed else None)
+                if result.error:
+                    # After a hang-up the endpoint is closed under the prompt: expected, not a fault.
+                    quiet = self._gone.is_set() or result.error in ("endpoint closed", "stream dead")
+                    (self._log.debug if quiet else self._log.warning)("call.play_failed", error=result.error)
+                if result.cancelled or self._gone.is_set():
+                    return
         self._barge_allowed = False
         if recording:
             await ep.play(_tone(self.fmt.sample_rate))

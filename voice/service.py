@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 import yaml
 
-from bot.chat.prompts import Language
+from bot.chat.prompts import Language, PromptCatalogue
 from bot.chat.service import ChatService
 from bot.settings import Settings
 from bot.store import handoffs
@@ -134,7 +134,11 @@ def static_prompt_texts(nlu_dir: Path) -> list[tuple[Language, str]]:
             out.append((lang, text))
     for own in (APOLOGY, HOLD_OFFER):
         out += [(lang, text) for lang, text in own.items()]
-    return out
+    # The invitations to speak that calls with speech recognition add after prompts.
+    catalogue = PromptCatalogue.load(nlu_dir / "prompts.yml")
+    hints = {(lang, hint) for name in catalogue.names() for lang in LANGUAGES
+             if (hint := catalogue.expectation(name, lang)["speech_hint"])}
+    return out + sorted(hints)
 
 
 async def load_speech_engines(settings: Settings) -> SpeechEngines:

@@ -43,6 +43,9 @@ class PromptSpec(_Strict):
     inter_digit_timeout_ms: int | None = None
     barge_in: bool | None = None
     ends: bool = False
+    # On a call that can hear speech: false = say nothing more; text = this prompt's own
+    # invitation instead of the one for its kind (speech_hints).
+    speech_hint: Literal[False] | dict[Language, str] | None = None
 
 
 class Defaults(_Strict):
@@ -53,6 +56,9 @@ class Defaults(_Strict):
 
 class PromptFile(_Strict):
     defaults: Defaults = Defaults()
+    # Said after a prompt on calls where speech is understood (a recognition model for the
+    # call's language is installed); {labels} is the prompt's choices' labels.
+    speech_hints: dict[InputKind, dict[Language, str]] = Field(default_factory=dict)
     prompts: dict[str, PromptSpec] = Field(default_factory=dict)
 
 
@@ -92,4 +98,15 @@ class PromptCatalogue:
             "barge_in": d.barge_in if spec.barge_in is None else spec.barge_in,
             "poll_after_ms": expect.poll_after_ms,
             "max_seconds": expect.max_seconds,
+            "speech_hint": self.speech_hint(spec, language),
         }
+
+    def speech_hint(self, spec: PromptSpec, language: Language) -> str | None:
+        """What a phone call that understands speech adds to the prompt, if anything."""
+        if spec.speech_hint is False:
+            return None
+        template = (spec.speech_hint or self._file.speech_hints.get(spec.expect.kind) or {}).get(language)
+        if not template:
+            return None
+        separator = "、" if language == "zh" else ", "
+        return template.format(labels=separator.join(c.label[language] for c in spec.expect.choices))

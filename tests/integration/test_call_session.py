@@ -220,6 +220,20 @@ async def test_speech_answers_and_barges_in(make_harness: Any) -> None:
     assert speech_in.fed_bytes > 0
 
 
+async def test_only_calls_that_understand_speech_are_invited_to_speak(make_harness: Any) -> None:
+    """prompts.yml speech_hints: said after the prompt when a recogniser listens; a
+    keypad-only call hears the prompt alone (it never asks to "say" anything)."""
+    hint = "您也可以直接说：障碍申告、其他服务、English、普通话。"
+    listening = await make_harness([("/start", MENU), ("/no_input", GOODBYE)], speech_in=ScriptedSpeechIn([]))
+    await listening.dial()
+    await listening.heard(GOODBYE[0][1], timeout=8)
+    assert listening.speech.texts[:2] == [MENU[0][1], hint]
+    keypad = await make_harness([("/start", MENU), ("/no_input", GOODBYE)])
+    await keypad.dial()
+    await keypad.heard(GOODBYE[0][1], timeout=8)
+    assert keypad.speech.texts[:2] == [MENU[0][1], GOODBYE[0][1]]
+
+
 async def test_filler_frames_are_silence_not_speech(make_harness: Any) -> None:
     speech_in = ScriptedSpeechIn(["不该出现"])
     h = await make_harness([("/start", MENU), ("/no_input", GOODBYE)], speech_in=speech_in)

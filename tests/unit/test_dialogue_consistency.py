@@ -51,6 +51,37 @@ def test_every_response_has_a_prompt_entry_and_back(domain: dict) -> None:
     assert catalogue.names() - responses == set(), "prompts.yml names responses that do not exist"
 
 
+# Words that invite speech. A keypad-only call must never hear them (issue 3 §5): the
+# phone's own variant of a response leaves them out, and the call adds the prompt's
+# speech hint (prompts.yml) only when it can understand speech.
+SPEECH_INVITES = ("说", "say", "describe")
+
+
+def test_phone_prompts_never_invite_speech_themselves(domain: dict) -> None:
+    for name, variants in domain["responses"].items():
+        if all("custom" in v and "text" not in v for v in variants):
+            continue
+        phone = [v for v in variants if v.get("channel") == "voice"] or [v for v in variants if "channel" not in v]
+        for v in phone:
+            text = str(v.get("text", "")).lower()
+            spoken = [w for w in SPEECH_INVITES if w in text and not _in_quoted_example(text, w)]
+            assert not spoken, f"{name} invites speech on the phone ({spoken}): add a `channel: voice` variant"
+
+
+def _in_quoted_example(text: str, word: str) -> bool:
+    """"说" inside a readback of what the caller said is not an invitation."""
+    return word == "说" and ("您说" in text or "说的" in text)
+
+
+def test_speech_hints_name_the_choices() -> None:
+    catalogue = PromptCatalogue.load(NLU / "prompts.yml")
+    menu = catalogue.expectation("utter_ask_menu_choice", "zh")["speech_hint"]
+    assert menu == "您也可以直接说：障碍申告、其他服务、English、普通话。"
+    assert catalogue.expectation("utter_ask_fault_number", "en")["speech_hint"] == "You can also say the number."
+    assert catalogue.expectation("utter_ask_symptom_category", "zh")["speech_hint"] == "您也可以直接说出故障现象。"
+    assert catalogue.expectation("utter_repaired", "zh")["speech_hint"] is None  # an announcement
+
+
 def test_every_response_has_both_languages(domain: dict) -> None:
     for name, variants in domain["responses"].items():
         if all("custom" in v and "text" not in v for v in variants):
