@@ -26,6 +26,7 @@ from sqlmodel import Session
 from actions.numbers import check_number, mask_number
 from bot.desk import pages
 from bot.desk.auth import Identity, require_role, settings_of
+from bot.desk.work import actor_of
 from bot.linetest.client import LineTestClient, LineTestUnavailable
 from bot.store import service, workflow
 from bot.store.db import DB_KEY
@@ -65,10 +66,6 @@ def _mine(s: Session, handoff_id: int, who: Identity) -> Handoff:
     return row
 
 
-def _actor(who: Identity) -> workflow.Actor:
-    return workflow.Actor(who.username, who.role, who.branch)
-
-
 async def _run(request: web.Request, who: Identity, fn: Any, *args: Any) -> web.StreamResponse:
     try:
         location = await request.app[DB_KEY].run(fn, *args)
@@ -97,7 +94,7 @@ async def owner_mismatch(request: web.Request, who: Identity) -> web.StreamRespo
         row = _mine(s, handoff_id, who)
         ticket = s.get(Ticket, row.ticket_id) if row.ticket_id else None
         if ticket is not None and workflow.sub_step_of(ticket) in ACTIONS_FROM_REJECT:
-            workflow.perform(s, ticket.id, "reject_owner_mismatch", _actor(who), reason=reason)
+            workflow.perform(s, ticket.id, "reject_owner_mismatch", actor_of(who), reason=reason)
         _end(row, f"J2 owner mismatch: {reason}")
         s.add(row)
         log.info("desk.owner_mismatch", handoff_id=handoff_id, operator=who.username)
@@ -137,7 +134,7 @@ async def to_senior(request: web.Request, who: Identity) -> web.StreamResponse:
                                       reason=reason)
         ticket = s.get(Ticket, row.ticket_id) if row.ticket_id else None
         if ticket is not None:  # every step lands on the ticket: who, when, why
-            workflow.perform(s, ticket.id, "note", _actor(who), reason=f"转高级话务员 / to a senior: {reason}")
+            workflow.perform(s, ticket.id, "note", actor_of(who), reason=f"转高级话务员 / to a senior: {reason}")
         log.info("desk.to_senior", handoff_id=handoff_id, operator=who.username)
         return "/desk/"
 
@@ -168,7 +165,7 @@ async def _line_test(request: web.Request, number: str) -> tuple[service.LineTes
 
 def _note_test(s: Session, ticket_id: str, who: Identity, problem: str | None) -> None:
     if problem is not None:
-        workflow.perform(s, ticket_id, "note", _actor(who), reason=f"线路测试未完成 / line test not done: {problem}")
+        workflow.perform(s, ticket_id, "note", actor_of(who), reason=f"线路测试未完成 / line test not done: {problem}")
 
 
 @require_role(*OPERATORS)
@@ -243,7 +240,7 @@ async def supplement(request: web.Request, who: Identity) -> web.StreamResponse:
         t = s.get(Ticket, ticket_id)
         if t is None or t.fault_number != h.fault_number:
             raise Refused(404, "No such ticket", f"{ticket_id} is not a ticket on this caller's line.")
-        workflow.perform(s, ticket_id, "supplement", _actor(who), reason=text, expected_version=version,
+        workflow.perform(s, ticket_id, "supplement", actor_of(who), reason=text, expected_version=version,
                          params={"channel": h.channel})
         if test is not None:
             service.record_line_test(s, t.fault_number or "", test, ticket_id=ticket_id)
