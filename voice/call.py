@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import structlog
@@ -98,6 +98,16 @@ class HandoffLine(Protocol):
     async def abandon(self, handoff_id: int, reason: str) -> float | None: ...  # seconds waited
 
 
+@runtime_checkable
+class HandoffEnding(Protocol):
+    """J2 on the phone, optional on a :class:`HandoffLine`: how a bridged call's handoff
+    ends in the store, so the desk does not show it taken after the call is over.
+    Failures are logged and the call goes on."""
+
+    async def operator_finished(self, handoff_id: int, operator: str | None) -> None: ...  # taken → done
+    async def caller_left(self, handoff_id: int, reason: str) -> None: ...  # taken → done (queued → abandoned)
+
+
 @dataclass
 class CallSettings:
     fs_media_ip: str = "127.0.0.1"  # FreeSWITCH binds its end of unicast here
@@ -159,6 +169,7 @@ class _Gone:
 
 _Input = _Key | _SpeechBegan | _SpeechDone | _SpeechPaused | _Gone
 Outcome = Literal["ended", "handoff", "hangup", "failed"]
+_Requeued = Literal["requeued"]  # J3: the desk sent the caller back to a queue while bridged
 
 
 class CallSession:
@@ -194,6 +205,10 @@ class CallSession:
         self.outcome: Outcome = "hangup"
         self.media_stats: dict[str, int | float] = {}
         self._bridge_result: asyncio.Future[str] | None = None  # "bridged" or "failed: <disposition>"
+        self._operator_leg: str | None = None  # the bridged operator's channel (Other-Leg-Unique-ID)
+        self._bridge_over = asyncio.Event()  # the answered bridge's app completed: the caller is parked again
+        self._bridge_end_hangup = False  # … and the caller's channel was hung up by then
+        self._handoff_counted = False
         self.hold: dict[str, Any] = {}  # J1: what happened on hold (offers, waited_s, ended)
 
     def _now_ms(self) -> float:
@@ -617,7 +632,7 @@ class CallSession:
         next_offer = started + s.handoff_offer_s
         next_poll = started
         offers = 0
-        self.hold = {"handoff_id": handoff_id, "offers": 0}
+        self.hold = {"handoff_id": handoff_id, "offers": 0, "bridges": 0}
         self._drain_stale_inputs()
         hold = _Hold(self)
         self._log.info("call.on_hold", handoff_id=handoff_id)
@@ -637,7 +652,19 @@ class CallSession:
                         await hold.stop()
                         self.hold.update(waited_s=round(time.monotonic() - started, 1), ended="taken",
                                          operator=status.operator)
-                        return await self._bridge(handoff, status)
+                        after = await self._bridge(handoff, status)
+                        if after != "requeued":
+                            return after
+                        # J3: the desk sent the caller to another queue (a senior): on hold
+                        # again for the same handoff, until someone there takes it.
+                        self.hold.update(ended=None, requeued=self.hold.get("requeued", 0) + 1)
+                        self._drain_stale_inputs()  # keys pressed to the operator were for them
+                        if self._gone.is_set():
+                            return "hangup"
+                        hold = _Hold(self)
+                        next_offer = time.monotonic() + s.handoff_offer_s
+                        next_poll = time.monotonic() + s.handoff_poll_s
+                        continue
                     if status.state != "queued":  # ended elsewhere: the queue extension decides
                         await hold.stop()
                         await self._transfer(handoff)
@@ -705,10 +732,11 @@ class CallSession:
             await playback
         return item
 
-    async def _bridge(self, handoff: Mapping[str, Any], status: HoldStatus) -> Outcome:
+    async def _bridge(self, handoff: Mapping[str, Any], status: HoldStatus) -> Outcome | _Requeued:
         """J1 → J2 on the phone: bridge the caller to the operator's phone with the context
-        as (exported) channel variables. No extension, or the phone does not answer →
-        the queue extension, as before."""
+        as (exported) channel variables, and stay with the call while it is bridged
+        (``_while_bridged``). No extension, or the phone does not answer → the queue
+        extension, as before."""
         extension = (status.extension or "").strip().removeprefix("user/")
         if not OPERATOR_EXTENSION.fullmatch(extension):
             # Only a directory account (freeswitch/directory/default/operators.xml): a
@@ -723,9 +751,17 @@ class CallSession:
             variables["hotline_operator"] = status.operator
         loop = asyncio.get_running_loop()
         self._bridge_result = loop.create_future()
+        self._operator_leg = None
+        self._bridge_over = asyncio.Event()
+        self._bridge_end_hangup = False
+        assert self._ep is not None
+        # The park loop (and with it unicast) stops while the bridge app runs: no
+        # audio is no dead stream then. It resumes, same connection, when the app returns.
+        self._ep.pause_watchdog()
         try:
-            # After the operator hangs up the caller is done too (not back to the dialplan).
-            await self.conn.set_variables({"hangup_after_bridge": "true"})
+            # When the operator's leg ends, the bridge app returns and the caller stays
+            # parked with us (not hung up): a transfer to a senior goes on from here.
+            await self.conn.set_variables({"hangup_after_bridge": "false"})
             await self.conn.bridge(dial, variables=variables)
         except EslError as exc:
             self._log.error("call.bridge_failed", error=str(exc))
@@ -733,9 +769,13 @@ class CallSession:
             return "handoff"
         result = await self._await_bridge()
         if result == "bridged":
-            metrics.HANDOFFS.labels(variables["hotline_handoff_reason"]).inc()
-            self._log.info("call.bridged", extension=extension, operator=status.operator)
-            return "handoff"
+            if not self._handoff_counted:
+                metrics.HANDOFFS.labels(variables["hotline_handoff_reason"]).inc()
+                self._handoff_counted = True
+            self.hold["bridges"] = self.hold.get("bridges", 0) + 1
+            self._log.info("call.bridged", extension=extension, operator=status.operator,
+                           operator_leg=self._operator_leg)
+            return await self._while_bridged(handoff, status)
         if result == "hangup":
             self._gone.set()
             return "hangup"
@@ -743,9 +783,138 @@ class CallSession:
         await self._transfer(handoff)
         return "handoff"
 
+    async def _while_bridged(self, handoff: Mapping[str, Any], status: HoldStatus) -> Outcome | _Requeued:
+        """J2 → J3: the caller talks to the operator; every ``handoff_poll_s`` the store
+        says whether the desk sent the caller to another queue (then the operator's leg
+        is killed and the caller goes back on hold). The caller hanging up ends the
+        handoff; the operator hanging up without a requeue finishes it and the call.
+        A store out of reach leaves the bridge alone."""
+        line = self.deps.handoffs
+        assert line is not None
+        handoff_id = int(handoff["handoff_id"])
+        s = self.deps.settings
+        operator = status.operator
+        next_poll = time.monotonic() + s.handoff_poll_s
+        unreachable = False
+        while True:
+            if self._bridge_over.is_set():
+                return await self._after_bridge(handoff, handoff_id, operator)
+            get = asyncio.ensure_future(self._inputs.get())
+            over = asyncio.ensure_future(self._bridge_over.wait())
+            try:
+                await asyncio.wait({get, over}, timeout=max(0.0, next_poll - time.monotonic()),
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                over.cancel()
+                if not get.done():
+                    get.cancel()  # Queue.get leaves the item queued when cancelled before taking it
+            if get.done() and not get.cancelled():
+                item = get.result()
+                if isinstance(item, _Gone) and item.reason == "hangup":
+                    return await self._caller_left_bridge(handoff_id)
+                continue  # keys the caller pressed go to the operator, not to us
+            if self._bridge_over.is_set() or time.monotonic() < next_poll:
+                continue
+            next_poll = time.monotonic() + s.handoff_poll_s
+            try:
+                now = await line.status(handoff_id)
+            except Exception as exc:  # noqa: BLE001 - the bridge does not need the store
+                if not unreachable:
+                    self._log.error("call.bridged_store_unreachable", error=str(exc))
+                unreachable = True
+                continue
+            unreachable = False
+            if _requeued(now, operator):
+                return await self._take_back(handoff_id, operator)
+
+    async def _take_back(self, handoff_id: int, operator: str | None) -> Outcome | _Requeued:
+        """J3 on the desk: end the operator's leg (``uuid_kill``), wait for the bridge app
+        to return, and put the caller back on hold."""
+        self._log.info("call.requeued_while_bridged", handoff_id=handoff_id, operator=operator,
+                       operator_leg=self._operator_leg)
+        leg = self._operator_leg
+        if leg is None:
+            self._log.error("call.no_operator_leg")  # CHANNEL_BRIDGE named none: cannot end it
+        else:
+            try:
+                reply = await self.conn.api(f"uuid_kill {leg}")
+                if not reply.ok:  # gone already (-ERR No Such Channel!): the bridge ends anyway
+                    self._log.warning("call.uuid_kill_refused", reply=reply.text.strip())
+            except EslError as exc:
+                self._log.error("call.uuid_kill_failed", error=str(exc))
+        get = asyncio.ensure_future(self._gone_or_hangup())
+        over = asyncio.ensure_future(self._bridge_over.wait())
+        try:
+            await asyncio.wait({get, over}, timeout=self.deps.settings.bridge_answer_timeout_s,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            get.cancel()
+            over.cancel()
+        if self._gone.is_set() or self._bridge_end_hangup:
+            return await self._caller_left_bridge(handoff_id)
+        if not self._bridge_over.is_set():
+            # The bridge did not end: the caller is still with the operator, who can
+            # transfer on their phone; we stop watching.
+            self._log.error("call.bridge_did_not_end", operator_leg=leg)
+            return "handoff"
+        assert self._ep is not None
+        self._ep.resume_watchdog()
+        return "requeued"
+
+    async def _gone_or_hangup(self) -> None:
+        """Until the caller's hang-up reaches the input queue (other inputs are dropped)."""
+        while True:
+            item = await self._inputs.get()
+            if isinstance(item, _Gone) and item.reason == "hangup":
+                self._gone.set()
+                return
+
+    async def _after_bridge(self, handoff: Mapping[str, Any], handoff_id: int,
+                            operator: str | None) -> Outcome | _Requeued:
+        """The bridge ended without our kill: the caller hung up, or the operator did —
+        after a transfer on the desk (back on hold) or at the end of the conversation
+        (the handoff is done and the caller is hung up)."""
+        if self._bridge_end_hangup or self.conn.hung_up.is_set():
+            return await self._caller_left_bridge(handoff_id)
+        line = self.deps.handoffs
+        assert line is not None and self._ep is not None
+        try:
+            now = await line.status(handoff_id)
+        except Exception as exc:  # noqa: BLE001 - who knows what the desk did: the queue extension decides
+            self._log.error("call.hold_store_unreachable", error=str(exc))
+            await self._transfer(handoff)
+            return "handoff"
+        if _requeued(now, operator):
+            self._log.info("call.requeued_while_bridged", handoff_id=handoff_id, operator=operator)
+            self._ep.resume_watchdog()
+            return "requeued"
+        self._log.info("call.operator_hung_up", handoff_id=handoff_id, operator=operator)
+        self.hold["ended"] = "finished"
+        if isinstance(line, HandoffEnding) and now.state == "taken":
+            try:
+                await line.operator_finished(handoff_id, operator)
+            except Exception as exc:  # noqa: BLE001
+                self._log.error("call.handoff_finish_failed", error=str(exc))
+        with contextlib.suppress(EslError):
+            await self.conn.hangup()
+        return "handoff"
+
+    async def _caller_left_bridge(self, handoff_id: int) -> Outcome:
+        self._gone.set()
+        self.hold["ended"] = "caller_hung_up"
+        self._log.info("call.caller_hung_up_bridged", handoff_id=handoff_id)
+        line = self.deps.handoffs
+        if isinstance(line, HandoffEnding):
+            try:
+                # Shielded: the hang-up may be cancelling us; the end must still be stored.
+                await asyncio.shield(line.caller_left(handoff_id, "hangup"))
+            except Exception as exc:  # noqa: BLE001
+                self._log.error("call.handoff_finish_failed", error=str(exc))
+        return "hangup"
+
     async def _await_bridge(self) -> str:
         """CHANNEL_BRIDGE (answered), the bridge app completing without one (failed), or a
-        hang-up. Unicast audio stops while the bridge app runs: "media dead" is expected."""
+        hang-up. Unicast audio stops while the bridge app runs (the watchdog is paused)."""
         assert self._bridge_result is not None
         deadline = time.monotonic() + self.deps.settings.bridge_answer_timeout_s
         while not self._bridge_result.done():
@@ -770,14 +939,33 @@ class CallSession:
                     continue
                 if (press := dtmf_from_event(item)) is not None:
                     self._inputs.put_nowait(_Key(press.digit, self._now_ms()))
-                elif self._bridge_result is not None and not self._bridge_result.done():
-                    if item.name == "CHANNEL_BRIDGE":
-                        self._bridge_result.set_result("bridged")
-                    elif item.name == "CHANNEL_EXECUTE_COMPLETE" and item.headers.get("Application") == "bridge":
-                        why = item.headers.get("variable_originate_disposition") or "no bridge"
-                        self._bridge_result.set_result(f"failed: {why}")
+                elif self._bridge_result is not None and item.unique_id in (None, self.call_id):
+                    self._on_bridge_event(item, self._bridge_result)
         finally:
             self._inputs.put_nowait(_Gone("hangup"))
+
+    def _on_bridge_event(self, item: EslEvent, result: asyncio.Future[str]) -> None:
+        """switch_ivr_multi_threaded_bridge on the caller's channel: CHANNEL_BRIDGE once
+        the operator answered (the operator's leg in Other-Leg-Unique-ID /
+        Bridge-B-Unique-ID); CHANNEL_UNBRIDGE and then the bridge app's
+        CHANNEL_EXECUTE_COMPLETE when it ends (the app's completion is the end: nothing
+        of this bridge comes after it to be mistaken for the next one's); the app
+        completing without a bridge is a failed call to the operator's phone. The
+        caller's channel data on those events says whether it was the caller who left."""
+        headers = item.headers
+        if item.name == "CHANNEL_BRIDGE" and not result.done():
+            self._operator_leg = headers.get("Other-Leg-Unique-ID") or headers.get("Bridge-B-Unique-ID")
+            result.set_result("bridged")
+            return
+        completed = item.name == "CHANNEL_EXECUTE_COMPLETE" and headers.get("Application") == "bridge"
+        if completed and not result.done():
+            why = headers.get("variable_originate_disposition") or "no bridge"
+            result.set_result(f"failed: {why}")
+        elif (completed or item.name == "CHANNEL_UNBRIDGE") and result.done():
+            if headers.get("Channel-Call-State") == "HANGUP" or headers.get("Answer-State") == "hangup":
+                self._bridge_end_hangup = True
+            if completed:
+                self._bridge_over.set()
 
     async def _feed(self, pcm: bytes) -> None:
         if self._speech_in is not None and (partial := await self._speech_in.feed(pcm)) is not None:
@@ -830,6 +1018,12 @@ class CallSession:
             if self._recognising and not frame_fed:
                 await self._feed(pcm)
             self._preroll.append(pcm)
+
+
+def _requeued(status: HoldStatus, operator: str | None) -> bool:
+    """The desk took the caller from the bridged operator: waiting in a queue again, or
+    already taken by someone else (a requeue and a take between two polls)."""
+    return status.state == "queued" or (status.state == "taken" and status.operator != operator)
 
 
 async def _observe_first(chunks: AsyncIterator[bytes], on_first: Callable[[], None]) -> AsyncIterator[bytes]:

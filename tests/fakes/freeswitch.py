@@ -12,9 +12,15 @@ Two roles:
   from ``tests/fixtures/esl/connect_reply_channel_data.txt``, replies to
   ``myevents``/``linger``/``sendmsg``/``api``/``exit`` with FreeSWITCH's reply texts,
   emits the events ``myevents`` subscribes to (CHANNEL_EXECUTE_COMPLETE, CHANNEL_ANSWER,
-  DTMF, CHANNEL_BRIDGE, CHANNEL_HANGUP, CHANNEL_HANGUP_COMPLETE) only once subscribed, sends the
-  ``linger`` disconnect notice when the channel goes down, and records every command
-  the bot sent with a monotonic timestamp.
+  DTMF, CHANNEL_BRIDGE, CHANNEL_UNBRIDGE, CHANNEL_HANGUP, CHANNEL_HANGUP_COMPLETE) only
+  once subscribed, sends the ``linger`` disconnect notice when the channel goes down,
+  and records every command the bot sent with a monotonic timestamp. A bridge that was
+  answered ends as ``switch_ivr_multi_threaded_bridge`` ends it: the operator's leg
+  hangs up (``operator_hangs_up``) or is killed (``api uuid_kill <b-uuid>`` → ``+OK``,
+  an unknown UUID → ``-ERR No Such Channel!``, as mod_commands' ``kill_function``);
+  then CHANNEL_UNBRIDGE (Bridge-A/B-Unique-ID), and either the caller is hung up
+  (``hangup_after_bridge=true``) or the app returns (CHANNEL_EXECUTE_COMPLETE,
+  Application: bridge) and the channel is parked again.
 * ``FakeEslServer`` is the inbound listener on port 8021: ``auth/request``, ``auth``
   (``+OK accepted`` or ``-ERR invalid`` then disconnect), ``api`` → ``api/response``,
   ``bgapi`` → Job-UUID and a BACKGROUND_JOB event, ``event plain …``, ``exit``, and
@@ -29,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
 import uuid as uuid_mod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -38,6 +45,7 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "esl"
 FIXTURE_UUID = "5f1c2c7e-3b2a-4d8e-9a61-0c7d2b9e4a10"
 FIXTURE_CALLER = "13800138000"
 FIXTURE_JOB_UUID = "7d6c1f0e-2a9b-4c3d-8e5f-6a7b8c9d0e1f"
+FIXTURE_B_LEG_UUID = "9a0b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d"  # the operator's leg in event_channel_bridge.txt
 
 # SWITCH_URL_UNSAFE (src/include/switch_utils.h); control and non-ASCII bytes too.
 _URL_UNSAFE = '\r\n #%&+:;<=>?@[\\]^`{|}"'
@@ -70,6 +78,11 @@ def command_reply(text: str, extra: Iterable[tuple[str, str]] = ()) -> bytes:
 def api_response(text: str) -> bytes:
     data = text.encode("utf-8")
     return f"Content-Type: api/response\nContent-Length: {len(data)}\n\n".encode() + data
+
+
+def fixture_body(name: str) -> str:
+    """The body of a non-event fixture (an api/response's text)."""
+    return fixture_bytes(name).decode("utf-8").partition("\n\n")[2]
 
 
 def disconnect_notice(session_uuid: str | None, message: str = _GOODBYE) -> bytes:
@@ -238,6 +251,12 @@ class FakeCall(_Recorder):
         self.unicast: dict[str, str] | None = None
         self.transferred_to: str | None = None
         self.bridged_to: str | None = None
+        self.bridges: list[str] = []  # every bridge's dial string, in order
+        self.b_leg: str | None = None  # the answered bridge's far end (Bridge-B-Unique-ID), while bridged
+        self.b_leg_answered_at: float | None = None  # time.monotonic() of the last CHANNEL_BRIDGE
+        self.unbridged_at: float | None = None  # time.monotonic() of the last CHANNEL_UNBRIDGE
+        self.killed: list[str] = []  # UUIDs ``api uuid_kill`` hung up
+        self.unicast_failures = 0  # ``unicast`` again while the first one is bound (see _sendmsg)
         self.hangup_cause: str | None = None
         self.bot_closed = asyncio.Event()
         self.connected = asyncio.Event()
@@ -268,6 +287,11 @@ class FakeCall(_Recorder):
 
     async def caller_hangs_up(self, cause: str = "NORMAL_CLEARING") -> None:
         await self._hangup(cause)
+
+    async def operator_hangs_up(self, cause: str = "NORMAL_CLEARING") -> None:
+        """The bridged operator's phone hangs up (the B leg goes down)."""
+        assert self.b_leg is not None, "not bridged"
+        await self._end_bridge(cause)
 
     async def wait_closed(self, timeout: float = 5.0) -> None:
         if self._task is not None:
@@ -334,16 +358,42 @@ class FakeCall(_Recorder):
             await self.send_raw(command_reply("+OK"))
             await self._sendmsg(p)
         elif low.startswith("api "):
-            await self.send_raw(api_response(f"-ERR {cmd[4:].split(' ')[0]} Command not found!\n"))
+            await self._api(cmd[4:].strip())
         elif low.startswith("getvar"):
             await self.send_raw(command_reply(self.variables.get(cmd[6:].strip(), "")))
         else:
             await self.send_raw(command_reply("-ERR command not found"))
         return True
 
+    async def _api(self, command: str) -> None:
+        name, _, arg = command.partition(" ")
+        if name != "uuid_kill":
+            await self.send_raw(api_response(f"-ERR {name} Command not found!\n"))
+            return
+        target, _, cause = arg.strip().partition(" ")
+        cause = cause.strip() or "NORMAL_CLEARING"
+        if target and target == self.b_leg:
+            # kill_function answers once switch_ivr_kill_uuid hung the channel up; the
+            # bridge then unwinds on the A leg.
+            self.killed.append(target)
+            await self.send_raw(api_response(fixture_body("bridge/api_response_uuid_kill_ok.txt")))
+            await self._end_bridge(cause)
+        elif target and target == self.uuid and self.channel_up:
+            self.killed.append(target)
+            await self.send_raw(api_response(fixture_body("bridge/api_response_uuid_kill_ok.txt")))
+            await self._hangup(cause)
+        else:
+            await self.send_raw(api_response(fixture_body("bridge/api_response_uuid_kill_err.txt")))
+
     async def _sendmsg(self, p: Packet) -> None:
         command = (p.header("call-command") or "").lower()
         if command == "unicast":
+            if self.unicast is not None:
+                # switch_ivr_activate_unicast binds local-ip:local-port again while the
+                # first connection (still serviced by the park loop) holds it: the bind
+                # fails ("Failure creating unicast connection") and the first one stays.
+                self.unicast_failures += 1
+                return
             self.unicast = {k: p.header(k) or "" for k in ("local-ip", "local-port", "remote-ip", "remote-port", "transport", "flags")}
         elif command == "hangup":
             await self._hangup(p.header("hangup-cause") or "NORMAL_CLEARING")
@@ -369,10 +419,13 @@ class FakeCall(_Recorder):
             self.transferred_to = arg
         elif app == "bridge":
             self.bridged_to = arg
+            self.bridges.append(arg)
             if self.script.bridge == "answer":
                 # switch_ivr_multi_threaded_bridge: CHANNEL_BRIDGE on the A-leg; the
                 # application completes only when the bridge ends.
-                await self._event("event_channel_bridge.txt", {"Other-Leg-Destination-Number": arg.rsplit("/", 1)[-1]})
+                self.b_leg = str(uuid_mod.uuid4())
+                self.b_leg_answered_at = time.monotonic()
+                await self._event("event_channel_bridge.txt", self._bridge_headers())
                 return
             cause = self.script.bridge
             await self._event("event_channel_execute_complete.txt", {
@@ -385,16 +438,65 @@ class FakeCall(_Recorder):
             return
         await self._event("event_channel_execute_complete.txt", {"Application": app, "Application-Data": arg})
 
-    async def _hangup(self, cause: str) -> None:
+    def _bridge_headers(self) -> dict[str, str]:
+        """The far end as switch_channel_event_set_data puts it on the A leg's events
+        (the originatee's caller profile) and Bridge-B-Unique-ID."""
+        assert self.b_leg is not None and self.bridged_to is not None
+        number = self.bridged_to.rsplit("/", 1)[-1]
+        return {
+            "Bridge-B-Unique-ID": self.b_leg, "Other-Leg-Unique-ID": self.b_leg,
+            "Other-Leg-Destination-Number": number, "Other-Leg-Username": number,
+            "Other-Leg-Channel-Name": f"sofia/internal/{number}@192.0.2.20:5062",
+        }
+
+    async def _end_bridge(self, cause: str) -> None:
+        """The B leg is gone: the end of switch_ivr_multi_threaded_bridge on the A leg.
+        CHANNEL_UNBRIDGE; with hangup_after_bridge=true the caller is hung up (the app's
+        completion follows the hang-up); otherwise the bridge app returns
+        (CHANNEL_EXECUTE_COMPLETE) and the socket app's park loop runs again."""
+        if self.b_leg is None:
+            return
+        headers = self._bridge_headers()
+        self.b_leg = None
+        self.unbridged_at = time.monotonic()
+        if not self.channel_up:
+            return
+        await self._event("bridge/event_channel_unbridge.txt", headers)
+        done = {**headers, "Application-Data": self.bridged_to or "", "variable_bridge_hangup_cause": cause,
+                "variable_last_bridge_hangup_cause": cause,
+                "variable_hangup_after_bridge": self.variables.get("hangup_after_bridge", "")}
+        if self.variables.get("hangup_after_bridge", "").lower() in ("true", "yes", "on", "1"):
+            await self._hangup(cause, before_complete=[("bridge/event_channel_execute_complete_bridge.txt", done)])
+            return
+        self._bridge_ended()
+        await self._event("bridge/event_channel_execute_complete_bridge.txt", done)
+
+    def _bridge_ended(self) -> None:
+        """Hook: the A leg is parked again (media resumes in FakePhoneCall)."""
+
+    async def _hangup(self, cause: str, before_complete: list[tuple[str, dict[str, str]]] | None = None) -> None:
         """The channel goes down: CHANNEL_HANGUP; with linger, the linger notice and
         CHANNEL_HANGUP_COMPLETE, then FreeSWITCH waits for the bot to close (or the
-        linger time); without linger it says goodbye and closes at once."""
+        linger time); without linger it says goodbye and closes at once. A bridged
+        caller's hang-up also ends the bridge: CHANNEL_UNBRIDGE and the bridge app's
+        completion, with the A leg's channel data saying it is hung up."""
         if not self.channel_up:
             return
         self.channel_up = False
         self.hangup_cause = cause
         hangup_vars = {"Hangup-Cause": cause, "variable_hangup_cause": cause}
         await self._event("event_channel_hangup.txt", hangup_vars)
+        gone = {"Channel-Call-State": "HANGUP", "Answer-State": "hangup", **hangup_vars}
+        if self.b_leg is not None:
+            headers = self._bridge_headers()
+            self.b_leg = None
+            self.unbridged_at = time.monotonic()
+            await self._event("bridge/event_channel_unbridge.txt", {**headers, **gone})
+            before_complete = [("bridge/event_channel_execute_complete_bridge.txt", {
+                **headers, "Application-Data": self.bridged_to or "", "variable_bridge_hangup_cause": cause,
+                "variable_hangup_after_bridge": self.variables.get("hangup_after_bridge", "")})]
+        for fixture, overrides in before_complete or []:
+            await self._event(fixture, {**overrides, **gone})
         if self.linger is None:
             await self.send_raw(disconnect_notice(self.uuid))
             await self._close_socket()

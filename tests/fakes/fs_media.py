@@ -5,6 +5,14 @@ binds ``local-ip:local-port``, and every ptime sends one datagram to
 ``remote-ip:remote-port`` — the caller's audio as L16 (host order, little-endian here),
 or a frame of 0xFF bytes when the caller sends nothing (comfort noise). What comes
 back is written to the channel as it arrives; here it is recorded with arrival times.
+
+A bridge runs inside the socket app's park loop, so while the caller is bridged no
+frame is sent (the loop is blocked in the bridge app); the unicast thread still writes
+whatever arrives into the bridged call, so anything the bot sends then is counted as
+``received_while_bridged`` (a fault). When the bridge app returns with the caller still
+up (``hangup_after_bridge=false``) the park loop goes on with the same connection:
+frames flow again to the same address, and no new ``unicast`` is needed (one would
+fail to bind the port the first still holds).
 """
 
 from __future__ import annotations
@@ -94,6 +102,8 @@ class FakeUnicastMedia:
         self.quiet.set()
         self.last_voice_frame_at: float | None = None
         self.paused = False
+        self.bridged = False
+        self.received_while_bridged = 0
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -112,6 +122,8 @@ class FakeUnicastMedia:
         pcm = np.frombuffer(data[: len(data) - len(data) % 2], dtype="<i2")
         loud = bool(pcm.size) and float(np.abs(pcm.astype(np.int32)).mean()) > 50
         self.log.arrivals.append(Arrival(time.monotonic(), len(data), loud))
+        if self.bridged:
+            self.received_while_bridged += 1
 
     def say_pcm(self, pcm: bytes) -> float:
         """Queue caller audio (L16le at the call rate); returns its length in seconds."""
@@ -197,12 +209,18 @@ class FakePhoneCall(FakeCall):
         if app == "bridge" and self.script.bridge == "answer" and self.media is not None:
             # Unicast audio flows only while the channel is parked; bridged, it stops.
             self.media.paused = True
+            self.media.bridged = True
         await super()._execute(app, arg)
 
-    async def _hangup(self, cause: str) -> None:
+    def _bridge_ended(self) -> None:
+        if self.media is not None and self.channel_up:
+            self.media.bridged = False
+            self.media.paused = False
+
+    async def _hangup(self, cause: str, before_complete: list[tuple[str, dict[str, str]]] | None = None) -> None:
         if self.media is not None:
             self.media.paused = True
-        await super()._hangup(cause)
+        await super()._hangup(cause, before_complete)
 
     async def close(self) -> None:
         if self.media is not None:
