@@ -118,6 +118,15 @@ class StoreHandoffLine:
         except Conflict:
             return None
 
+    async def operator_finished(self, handoff_id: int, operator: str | None) -> None:
+        """The operator hung up the bridged call: the handoff is done (by the system when
+        the operator is unknown)."""
+        with contextlib.suppress(Conflict):
+            await self._db.run(handoffs.finish, handoff_id, operator or "", admin=operator is None)
+
+    async def caller_left(self, handoff_id: int, reason: str) -> None:
+        await self._db.run(handoffs.caller_left, handoff_id, reason, on_phone=True)
+
 
 def static_prompt_texts(nlu_dir: Path) -> list[tuple[Language, str]]:
     """Every response text without slots, per language, and the phone's own texts (the

@@ -207,9 +207,12 @@ def abandon(s: Session, handoff_id: int, reason: str, *, now: datetime | None = 
     return waited
 
 
-def caller_left(s: Session, handoff_id: int, reason: str, *, now: datetime | None = None) -> str:
-    """The caller closed the chat: abandoned while waiting, the live chat finished once
-    taken (the operator sees a note). Returns the state it ended in ("" if it had ended)."""
+def caller_left(s: Session, handoff_id: int, reason: str, *, now: datetime | None = None,
+                on_phone: bool = False) -> str:
+    """The caller closed the chat or hung up: abandoned while waiting, the live chat or
+    bridged call finished once taken (the operator sees a note). Returns the state it
+    ended in ("" if it had ended)."""
+    left = "hung up" if on_phone else "left the chat"
     row = _get(s, handoff_id)
     if row.state == HandoffState.queued.value:
         try:
@@ -219,10 +222,10 @@ def caller_left(s: Session, handoff_id: int, reason: str, *, now: datetime | Non
             row = _get(s, handoff_id)  # taken in the meantime: finish it below
     if row.state == HandoffState.taken.value:
         ok, _row = _conditional(s, handoff_id, HandoffState.taken.value, state=HandoffState.done.value,
-                                ended_at=now or utcnow(), end_reason=f"the caller left the chat ({reason})")
+                                ended_at=now or utcnow(), end_reason=f"the caller {left} ({reason})")
         if ok:
             s.add(HandoffMessage(handoff_id=handoff_id, sender=HandoffMessageSender.system.value,
-                                 text="The caller left the chat."))
+                                 text=f"The caller {left}."))
             s.flush()
             return HandoffState.done.value
     return ""

@@ -11,7 +11,6 @@ hanging up ends the handoff."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 import uuid
@@ -27,7 +26,6 @@ from sqlmodel import Session, select
 from bot.chat.service import ChatService, ConversationState
 from bot.store import handoffs, service
 from bot.store.db import Database
-from bot.store.errors import Conflict
 from bot.store.models import ConversationOutcome, DeskUser, Handoff, HandoffQueue, HandoffState
 from tests.fakes.freeswitch import FIXTURES, CallScript, is_sendmsg
 from tests.fakes.fs_media import FakePhoneCall
@@ -78,9 +76,8 @@ class UnreachableStore:
 
 
 class EndingStoreLine(StoreHandoffLine):
-    """The store line with the bridged call's end (voice.call.HandoffEnding): the operator
-    hanging up finishes the handoff, the caller hanging up ends it. ``down`` makes the
-    store unreachable; ``gate`` holds status questions until opened."""
+    """The product's store line, observable: ``down`` makes the store unreachable;
+    ``gate`` holds status questions until opened."""
 
     def __init__(self, db: Database) -> None:
         super().__init__(db)
@@ -98,13 +95,6 @@ class EndingStoreLine(StoreHandoffLine):
             self.failed_polls += 1
             raise ConnectionError("database unreachable")
         return await super().status(handoff_id)
-
-    async def operator_finished(self, handoff_id: int, operator: str | None) -> None:
-        with contextlib.suppress(Conflict):
-            await self.db.run(handoffs.finish, handoff_id, operator or "", admin=operator is None)
-
-    async def caller_left(self, handoff_id: int, reason: str) -> None:
-        await self.db.run(handoffs.caller_left, handoff_id, reason)
 
 
 def to_senior(s: Session, handoff_id: int, junior: str) -> None:
@@ -417,7 +407,7 @@ async def test_the_caller_hanging_up_while_bridged_ends_the_handoff(make_hold: A
     assert h.outcomes == ["hangup"] and call.killed == []
     assert not any(is_sendmsg("hangup")(p) for p in call.commands)
     row = h.db.call(handoffs.status, h.handoff_id)
-    assert row.state == "done" and "caller left" in (row.end_reason or "")
+    assert row.state == "done" and "caller hung up" in (row.end_reason or "")
     assert h.sessions[0].hold["ended"] == "caller_hung_up"
 
 
