@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from bot.chat.dialogue import RasaDialogue
 from bot.chat.prompts import PromptCatalogue
 from bot.chat.service import AbandonRecorder, ChatService, ConversationState
 from bot.metrics import CHAT_TURN_SECONDS, CHAT_TURNS, CONVERSATIONS_ABANDONED, metrics_handler
+from bot.periodic import every
 from bot.settings import SETTINGS_KEY, Settings
 from bot.store import service as store
 from bot.store.db import DB_KEY, Database
@@ -79,19 +79,8 @@ async def _chat(app: web.Application) -> AsyncIterator[None]:
     app[chat_api.CHAT_SERVICE_KEY] = service
     app[VOICE_CHAT_KEY] = build_chat_service(settings, session, "voice", db)
 
-    async def sweep() -> None:
-        while True:
-            await asyncio.sleep(SWEEP_INTERVAL_S)
-            try:
-                await service.end_idle(settings.chat_idle_timeout_s)
-            except Exception:  # noqa: BLE001 - the sweeper must outlive a store hiccup
-                log.exception("chat.sweep_failed")
-
-    sweeper = asyncio.create_task(sweep())
-    yield
-    sweeper.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await sweeper
+    async with every(SWEEP_INTERVAL_S, lambda: service.end_idle(settings.chat_idle_timeout_s), "chat.sweep_failed"):
+        yield
     await session.close()
 
 

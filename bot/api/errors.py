@@ -83,6 +83,17 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     return data
 
 
+async def chat_json_object(request: web.Request) -> dict[str, Any] | web.Response:
+    """The web chat's body as a JSON object, or the 400 to answer with (the chat's codes)."""
+    try:
+        raw = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return json_error(400, "malformed_json", "the body is not valid JSON")
+    if not isinstance(raw, dict):
+        return json_error(400, "bad_body", "the body must be a JSON object")
+    return raw
+
+
 def validate(model: type[M], data: Any) -> M:
     """Validate against a request model (unknown fields refused), or 400 with every problem."""
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Literal
 
@@ -10,7 +9,7 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from bot.api.errors import json_error
+from bot.api.errors import chat_json_object, json_error
 from bot.chat import handoff_api
 from bot.chat.dialogue import DialogueUnavailable
 from bot.chat.service import ChatInput, ChatService
@@ -58,12 +57,9 @@ async def post_chat(request: web.Request) -> web.Response:
     conversation_id = request.match_info["conversation_id"]
     if not _CONVERSATION_ID.match(conversation_id):
         return json_error(400, "bad_conversation_id", "conversation id: 1–128 of A-Z a-z 0-9 _ . : -")
-    try:
-        raw = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return json_error(400, "malformed_json", "the body is not valid JSON")
-    if not isinstance(raw, dict):
-        return json_error(400, "bad_body", "the body must be a JSON object")
+    raw = await chat_json_object(request)
+    if isinstance(raw, web.Response):
+        return raw
     try:
         body = ChatBody.model_validate(raw)
     except ValidationError as exc:

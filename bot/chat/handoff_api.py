@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -28,9 +27,10 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from bot.api.errors import json_error
+from bot.api.errors import chat_json_object, json_error
 from bot.chat.dialogue import DialogueUnavailable
 from bot.chat.service import ChatInput
+from bot.periodic import every
 from bot.settings import SETTINGS_KEY, Settings
 from bot.store import handoffs
 from bot.store.db import DB_KEY, Database
@@ -150,18 +150,8 @@ async def get_handoff(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-async def _json_object(request: web.Request) -> dict[str, Any] | web.Response:
-    try:
-        raw = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return json_error(400, "malformed_json", "the body is not valid JSON")
-    if not isinstance(raw, dict):
-        return json_error(400, "bad_body", "the body must be a JSON object")
-    return raw
-
-
 async def post_message(request: web.Request) -> web.Response:
-    body = await _json_object(request)
+    body = await chat_json_object(request)
     if isinstance(body, web.Response):
         return body
     text = body.get("text")
@@ -210,20 +200,8 @@ async def post_leave(request: web.Request) -> web.Response:
 
 async def _waiting_chats(app: web.Application) -> AsyncIterator[None]:
     waiting = app[WAITING_CHATS_KEY]
-
-    async def sweep() -> None:
-        while True:
-            await asyncio.sleep(SWEEP_S)
-            try:
-                await waiting.sweep()
-            except Exception:  # noqa: BLE001 - the sweeper must outlive a store hiccup
-                log.exception("chat.handoff_sweep_failed")
-
-    task = asyncio.create_task(sweep())
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with every(SWEEP_S, waiting.sweep, "chat.handoff_sweep_failed"):
+        yield
     await waiting.close()
 
 

@@ -117,11 +117,16 @@ def get_user(s: Session, username: str) -> DeskUser | None:
     return s.exec(select(DeskUser).where(DeskUser.username == username.strip().lower())).first()
 
 
-def disable_user(s: Session, username: str) -> DeskUser:
-    """The account can no longer sign in, and its open sessions end now."""
+def existing_user(s: Session, username: str) -> DeskUser:
     user = get_user(s, username)
     if user is None:
         raise UserError(f"no user {username!r}")
+    return user
+
+
+def disable_user(s: Session, username: str) -> DeskUser:
+    """The account can no longer sign in, and its open sessions end now."""
+    user = existing_user(s, username)
     user.active = False
     s.add(user)
     s.execute(delete(DeskSession).where(col(DeskSession.user_id) == user.id))
@@ -130,9 +135,7 @@ def disable_user(s: Session, username: str) -> DeskUser:
 
 
 def enable_user(s: Session, username: str) -> DeskUser:
-    user = get_user(s, username)
-    if user is None:
-        raise UserError(f"no user {username!r}")
+    user = existing_user(s, username)
     user.active = True
     s.add(user)
     log.info("desk.user_enabled", username=user.username)
@@ -142,9 +145,7 @@ def enable_user(s: Session, username: str) -> DeskUser:
 def set_password(s: Session, username: str, password: str) -> DeskUser:
     """A new password (an administrator's reset); every open session of the account ends."""
     check_password(password)
-    user = get_user(s, username)
-    if user is None:
-        raise UserError(f"no user {username!r}")
+    user = existing_user(s, username)
     user.password_hash = hash_password(password)
     s.add(user)
     s.execute(delete(DeskSession).where(col(DeskSession.user_id) == user.id))
@@ -159,9 +160,7 @@ def set_extension(s: Session, username: str, extension: str | None) -> DeskUser:
     """J1: the SIP extension (freeswitch/directory) a call is bridged to for this operator."""
     if extension is not None and not EXTENSION.match(extension):
         raise UserError("an extension is 2 to 8 digits")
-    user = get_user(s, username)
-    if user is None:
-        raise UserError(f"no user {username!r}")
+    user = existing_user(s, username)
     user.extension = extension
     s.add(user)
     return user
