@@ -13,6 +13,8 @@ class ActionConfig:
     local_area_code: str
     line_test_max_wait_s: float
     http_timeout_s: float
+    # Sent to the bot's record and inventory APIs (bot/api/auth.py); "" sends none.
+    bot_token: str = ""
 
     @classmethod
     def from_env(cls) -> ActionConfig:
@@ -22,4 +24,5 @@ class ActionConfig:
             local_area_code=os.environ.get("HOTLINE_LOCAL_AREA_CODE", "0571"),
             line_test_max_wait_s=float(os.environ.get("HOTLINE_LINE_TEST_MAX_WAIT_S", "20")),
             http_timeout_s=float(os.environ.get("HOTLINE_ACTION_HTTP_TIMEOUT_S", "5")),
+            bot_token=os.environ.get("HOTLINE_INTERNAL_API_TOKEN", ""),
         )

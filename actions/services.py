@@ -31,8 +31,11 @@ class Services:
     async def _call(self, method: str, url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         timeout = aiohttp.ClientTimeout(total=self.config.http_timeout_s)
         try:
+            headers = {}
+            if self.config.bot_token and url.startswith(self.config.bot_url):
+                headers["Authorization"] = f"Bearer {self.config.bot_token}"
             async with aiohttp.ClientSession(timeout=timeout) as session:
-                async with session.request(method, url, json=body) as resp:
+                async with session.request(method, url, json=body, headers=headers) as resp:
                     if resp.status == 404:
                         raise NotFound(f"{method} {url}: 404")
                     if resp.status >= 400:

@@ -114,8 +114,11 @@ class Settings(BaseSettings):
     tts_cache_dir: Path = REPO_ROOT / "var" / "tts-cache"
     recordings_dir: Path = REPO_ROOT / "var" / "recordings"
 
-    # Staff API token: needed to download recorded voice messages (None: downloads off).
+    # Staff API token: other systems' access to the staff APIs (acts as the "api" role).
     staff_api_token: SecretStr | None = None
+    # What the action server sends to record reports, outcomes and handoffs and to read
+    # lines and tickets (bot/api/auth.py); `make run` makes one per start when unset.
+    internal_api_token: SecretStr | None = None
 
     log_level: str = "INFO"
     log_json: bool = True

@@ -7,6 +7,7 @@ same processes the same way.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -41,6 +42,9 @@ class Stack:
         model = ensure_trained(settings)
         s = settings
         action_url = f"http://127.0.0.1:{s.action_port}"
+        # The action server writes records through the bot's API with this token.
+        internal_token = (s.internal_api_token.get_secret_value() if s.internal_api_token
+                          else secrets.token_urlsafe(32))
         hotline_env = {
             **os.environ,
             "HOTLINE_DATABASE_URL": s.database_url,
@@ -55,6 +59,7 @@ class Stack:
             "HOTLINE_CURRENT_WORLD_FILE": str(s.current_world_file),
             "HOTLINE_LOCAL_AREA_CODE": s.local_area_code,
             "HOTLINE_CENTRE_OPEN_HOURS": s.centre_open_hours,
+            "HOTLINE_INTERNAL_API_TOKEN": internal_token,
             **_voice_env(s),
         }
         tracker_db = Path(s.tracker_db)
@@ -72,6 +77,7 @@ class Stack:
             "HOTLINE_LINETEST_URL": s.linetest_url,
             "HOTLINE_LOCAL_AREA_CODE": s.local_area_code,
             "HOTLINE_LINE_TEST_MAX_WAIT_S": str(s.line_test_max_wait_s),
+            "HOTLINE_INTERNAL_API_TOKEN": internal_token,
         }
         py = sys.executable
         services = [

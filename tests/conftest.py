@@ -85,6 +85,10 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
         database.dispose()
 
 
+INTERNAL_TOKEN = "internal-secret"
+INTERNAL_AUTH = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(
@@ -96,6 +100,7 @@ def settings(tmp_path: Path) -> Settings:
         timezone="Asia/Shanghai",
         recordings_dir=tmp_path / "recordings",
         staff_api_token="staff-secret",
+        internal_api_token=INTERNAL_TOKEN,
     )
 
 
@@ -124,8 +129,9 @@ def make_test_app(db: Database, settings: Settings) -> web.Application:
 
 @pytest.fixture
 async def client(aiohttp_client: AClient, demo_db: Database, settings: Settings) -> Any:
-    """A test client on the APIs, with the demo world loaded."""
-    return await aiohttp_client(make_test_app(demo_db, settings))
+    """A test client on the APIs, with the demo world loaded, calling as the action
+    server does (the internal token); a request can send its own Authorization."""
+    return await aiohttp_client(make_test_app(demo_db, settings), headers=INTERNAL_AUTH)
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,12 @@
-"""Who is calling a staff API: a desk account's bearer token (``POST /api/session``),
-or the staff API token (``HOTLINE_STAFF_API_TOKEN``), which acts as ``api``."""
+"""Who is calling an API.
+
+- Staff APIs: a desk account's bearer token (``POST /api/session``), or the staff API
+  token (``HOTLINE_STAFF_API_TOKEN``), which acts as ``api``.
+- The bot's own services (the action server recording reports, outcomes and handoffs,
+  looking lines up): the internal token (``HOTLINE_INTERNAL_API_TOKEN``; ``make run``
+  makes one per start) or the staff API token.
+- Reading personal data (tickets, handoff contexts, outcomes, line owners): either.
+Tokens travel as ``Authorization: Bearer <token>``."""
 
 from __future__ import annotations
 
@@ -27,3 +34,33 @@ async def actor_of(request: web.Request) -> Actor:
     if who is None:
         raise ApiError(401, "unauthorized", "the token is not valid or has expired; sign in again")
     return Actor(who.username, who.role, who.branch)
+
+
+def _bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    return header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else None
+
+
+def _service_token(request: web.Request, token: str | None) -> bool:
+    settings = request.app[SETTINGS_KEY]
+    if token is None:
+        return False
+    return any(secret is not None and auth.same_token(token, secret.get_secret_value())
+               for secret in (settings.internal_api_token, settings.staff_api_token))
+
+
+def require_service(request: web.Request) -> None:
+    """Only the bot's own services (or another system with the staff token) write records."""
+    settings = request.app[SETTINGS_KEY]
+    if settings.internal_api_token is None and settings.staff_api_token is None:
+        raise ApiError(403, "internal_api_closed",
+                       "set HOTLINE_INTERNAL_API_TOKEN for the bot and the action server")
+    if not _service_token(request, _bearer(request)):
+        raise ApiError(401, "unauthorized", "the bot's services send Authorization: Bearer "
+                                            "<HOTLINE_INTERNAL_API_TOKEN>")
+
+
+async def require_reader(request: web.Request) -> None:
+    """Personal data is read by the bot's services, staff systems or signed-in staff."""
+    if not _service_token(request, _bearer(request)):
+        await actor_of(request)

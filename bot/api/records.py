@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from bot.api.auth import require_reader, require_service
 from bot.api.errors import ApiError, canonical_number, parse_body
 from bot.settings import SETTINGS_KEY, Settings
 from bot.store import service
@@ -124,6 +125,7 @@ class HandoffIn(_In):
 
 
 async def post_report(request: web.Request) -> web.Response:
+    require_service(request)
     body = await parse_body(request, ReportIn)
     settings = request.app[SETTINGS_KEY]
     fault_number, _ = canonical_number(body.fault_number, settings.local_area_code, field="fault_number")
@@ -142,6 +144,7 @@ async def post_report(request: web.Request) -> web.Response:
 
 
 async def post_voice_message(request: web.Request) -> web.Response:
+    require_service(request)
     body = await parse_body(request, VoiceMessageIn)
     recording_file = None
     if body.recording_id is not None:
@@ -157,6 +160,7 @@ async def post_voice_message(request: web.Request) -> web.Response:
 
 
 async def post_outcome(request: web.Request) -> web.Response:
+    require_service(request)
     body = await parse_body(request, OutcomeIn)
     fault_number = None
     if body.fault_number is not None:
@@ -172,6 +176,7 @@ async def post_outcome(request: web.Request) -> web.Response:
 
 async def get_outcomes(request: web.Request) -> web.Response:
     """Oldest first; the last entry is the conversation's latest outcome."""
+    await require_reader(request)
     unknown = set(request.query) - {"conversation_id"}
     if unknown:
         raise ApiError(400, "invalid_parameter", f"unknown query parameter(s): {', '.join(sorted(unknown))}")
@@ -180,6 +185,7 @@ async def get_outcomes(request: web.Request) -> web.Response:
 
 
 async def post_handoff(request: web.Request) -> web.Response:
+    require_service(request)
     body = await parse_body(request, HandoffIn)
     fault_number = None
     if body.fault_number is not None:
@@ -198,6 +204,7 @@ async def post_handoff(request: web.Request) -> web.Response:
 
 
 async def get_handoffs(request: web.Request) -> web.Response:
+    await require_reader(request)
     states = {s.value for s in HandoffState}
     unknown = set(request.query) - {"state", "queue"}
     if unknown:

@@ -9,7 +9,6 @@ by ``bot/openapi/tickets.yaml``, served at ``…/openapi.yaml``.
 from __future__ import annotations
 
 import base64
-import hmac
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -18,7 +17,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from actions.numbers import group_digits
-from bot.api.auth import actor_of
+from bot.api.auth import actor_of, require_reader
 from bot.api.errors import ApiError, canonical_number, parse_body, read_json, validate
 from bot.settings import SETTINGS_KEY
 from bot.store import service, workflow
@@ -168,14 +167,9 @@ def _attachment(a: Any) -> dict[str, Any]:
 
 
 async def attachment_content(request: web.Request) -> web.StreamResponse:
-    """A recorded voice message, for staff only (``Authorization: Bearer <HOTLINE_STAFF_API_TOKEN>``)."""
+    """A recorded voice message, for staff only (a desk session's or the staff API token)."""
+    await actor_of(request)
     settings = request.app[SETTINGS_KEY]
-    token = settings.staff_api_token.get_secret_value() if settings.staff_api_token else None
-    given = request.headers.get("Authorization", "")
-    if token is None:
-        raise ApiError(403, "downloads_disabled", "set HOTLINE_STAFF_API_TOKEN to allow downloads")
-    if not given.startswith("Bearer ") or not hmac.compare_digest(given[7:].encode(), token.encode()):
-        raise ApiError(401, "unauthorised", "a staff token is needed (Authorization: Bearer …)")
     try:
         attachment_id = int(request.match_info["id"])
     except ValueError as exc:
@@ -273,6 +267,7 @@ def _int_param(request: web.Request, name: str, default: int, maximum: int) -> i
 
 
 async def list_tickets(request: web.Request) -> web.Response:
+    await require_reader(request)
     unknown = sorted(set(request.query) - _LIST_PARAMS)
     if unknown:
         raise ApiError(400, "invalid_parameter",
@@ -322,6 +317,7 @@ def _if_match(request: web.Request) -> int | None:
 
 
 async def get_ticket(request: web.Request) -> web.Response:
+    await require_reader(request)
     view = await request.app[DB_KEY].run(service.get_ticket, request.match_info["id"])
     return web.json_response(render_ticket(view, _base_url(request)), headers={"ETag": etag(view.ticket.version)})
 

@@ -36,6 +36,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+BOT_TOKEN = "actions-test-token"
+
+
 def run_with_api(coro_factory, fail_reports: bool = False, open_hours: bool = True):
     seen: list[dict[str, Any]] = []
 
@@ -64,8 +67,16 @@ def run_with_api(coro_factory, fail_reports: bool = False, open_hours: bool = Tr
         return web.json_response({"id": "lt1", "state": "done", "result": "open_circuit",
                                   "summary": {"zh": "线路断线", "en": "a break in the line"}})
 
+    @web.middleware
+    async def internal_token(request: web.Request, handler: Any) -> web.StreamResponse:
+        # As the bot does (bot/api/auth.py): records and lines only with the internal token.
+        if request.path.startswith("/api/") and request.path != "/api/service/status" and \
+                request.headers.get("Authorization") != f"Bearer {BOT_TOKEN}":
+            return web.json_response({"error": "unauthorized"}, status=401)
+        return await handler(request)
+
     async def main():
-        app = web.Application()
+        app = web.Application(middlewares=[internal_token])
         app.router.add_get("/api/inventory/lines/{n}", line)
         app.router.add_post("/api/reports", reports)
         app.router.add_post("/api/outcomes", record)
@@ -78,6 +89,7 @@ def run_with_api(coro_factory, fail_reports: bool = False, open_hours: bool = Tr
         port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         os.environ["HOTLINE_BOT_URL"] = os.environ["HOTLINE_LINETEST_URL"] = f"http://127.0.0.1:{port}"
+        os.environ["HOTLINE_INTERNAL_API_TOKEN"] = BOT_TOKEN
         try:
             return await coro_factory()
         finally:

@@ -48,14 +48,20 @@ class Reply:
         return "\n".join(m["text"] for m in self.body.get("messages", []))
 
 
+STAFF_TOKEN = "e2e-staff"
+
+
 class Client:
+    """Chat turns as a user, reads (tickets, outcomes) as a staff system with its token."""
+
     def __init__(self, base: str) -> None:
         self.base = base
 
     def request(self, method: str, path: str, body: Any = None, raw: bytes | None = None) -> Reply:
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         req = urllib.request.Request(self.base + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json",
+                                              "Authorization": f"Bearer {STAFF_TOKEN}"})
         try:
             with urllib.request.urlopen(req, timeout=120) as resp:
                 return Reply(resp.status, json.loads(resp.read() or b"{}"))
@@ -102,7 +108,7 @@ def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(
         esl_port=esl, media_port_min=media, media_port_max=media + 49,
         fs_media_port_min=media + 50, fs_media_port_max=media + 99,
-        recordings_dir=tmp / "recordings", tts_cache_dir=tmp / "tts-cache", staff_api_token="e2e-staff",
+        recordings_dir=tmp / "recordings", tts_cache_dir=tmp / "tts-cache", staff_api_token=STAFF_TOKEN,
         port=bot, rasa_port=rasa, rasa_url=f"http://127.0.0.1:{rasa}", action_port=actions,
         linetest_port=linetest, linetest_url=f"http://127.0.0.1:{linetest}",
         database_url=f"sqlite:///{tmp / 'hotline.db'}", tracker_db=tmp / "tracker.db",

@@ -11,7 +11,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.api.records import operators_open
+from bot.desk.auth import open_session
+from bot.desk.users import add_user
 from bot.settings import Settings
+from bot.store.db import Database
+from tests.conftest import make_test_app
 
 
 def report(**kw: Any) -> dict[str, Any]:
@@ -228,3 +232,54 @@ def test_operators_open(hours: str, clock: str, expected: bool) -> None:
 def test_operators_open_bad_setting() -> None:
     with pytest.raises(ValueError):
         operators_open(Settings(centre_open_hours="always"))
+
+
+# ---- who may call (bot/api/auth.py) ----
+
+TT = "/tmf-api/troubleTicket/v5/troubleTicket"
+NOBODY = {"Authorization": ""}  # the client calls as the action server unless told otherwise
+
+
+async def test_personal_data_is_read_only_by_services_and_staff(client: Any, demo_db: Database) -> None:
+    tid = (await (await client.post("/api/reports", json=report())).json())["ticket_id"]
+    reads = [f"{TT}/{tid}", TT, "/api/outcomes", "/api/handoffs", "/api/inventory/lines/057187650001"]
+    for path in reads:
+        resp = await client.get(path, headers=NOBODY)
+        assert resp.status == 401 and (await resp.json())["error"] == "unauthorized", path
+        assert (await client.get(path, headers={"Authorization": "Bearer guess"})).status == 401, path
+    user = demo_db.call(add_user, "reader1", "junior", "a long enough password")
+    desk = {"Authorization": f"Bearer {demo_db.call(open_session, user.id, 1)}"}
+    for who in (desk, {"Authorization": "Bearer staff-secret"}, {}):  # {}: the internal token
+        for path in reads:
+            assert (await client.get(path, headers=who)).status == 200, (path, who)
+    # What is not personal stays open: the service hours, a prefix's exchange.
+    assert (await client.get("/api/service/status", headers=NOBODY)).status == 200
+    assert (await client.get("/api/inventory/prefixes/0571", headers=NOBODY)).status == 200
+
+
+async def test_only_the_bots_services_write_records(client: Any, demo_db: Database) -> None:
+    user = demo_db.call(add_user, "writer1", "senior", "a long enough password")
+    desk = {"Authorization": f"Bearer {demo_db.call(open_session, user.id, 1)}"}
+    outcome = {"conversation_id": "c-auth", "channel": "webchat", "language": "zh", "outcome": "abandoned",
+               "step": "A2"}
+    for who in (NOBODY, desk, {"Authorization": "Bearer guess"}):
+        for path, body in (("/api/reports", report()), ("/api/outcomes", outcome),
+                           ("/api/handoffs", {"conversation_id": "c-auth", "channel": "webchat",
+                                              "language": "zh", "reason": "caller_asked"})):
+            resp = await client.post(path, json=body, headers=who)
+            assert resp.status == 401 and "HOTLINE_INTERNAL_API_TOKEN" in (await resp.json())["reason"], path
+    assert await (await client.get("/api/outcomes", params={"conversation_id": "c-auth"})).json() == []
+    # Another system with the staff token may record, as the action server does.
+    resp = await client.post("/api/outcomes", json=outcome, headers={"Authorization": "Bearer staff-secret"})
+    assert resp.status == 201
+
+
+async def test_without_any_token_configured_records_are_closed(
+    aiohttp_client: Any, demo_db: Database, settings: Settings
+) -> None:
+    open_app = make_test_app(demo_db, settings.model_copy(update={"internal_api_token": None,
+                                                                  "staff_api_token": None}))
+    api = await aiohttp_client(open_app)
+    resp = await api.post("/api/reports", json=report())
+    assert resp.status == 403 and (await resp.json())["error"] == "internal_api_closed"
+    assert (await api.get(TT)).status == 401

@@ -119,7 +119,7 @@ async def test_dispatch_flow_per_post_with_refusals(api: Any, demo_db: Database)
                        ("approve_dispatch", "sen", "dispatched", "inProgress"),
                        ("receipt", "cen", "receipt_received", "resolved")]
     # The TMF621 read gives the same history.
-    tmf = await (await api.get(f"{TT}/{tid}")).json()
+    tmf = await (await api.get(f"{TT}/{tid}", headers=cen)).json()
     assert [h["action"] for h in tmf["statusChangeHistory"]] == ["report", "approve_dispatch", "receipt"]
 
 
