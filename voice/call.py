@@ -58,6 +58,7 @@ HOLD_OFFER: dict[Language, str] = {
 }
 RETURN_KEY = "1"
 OPERATOR_EXTENSION = re.compile(r"[0-9]{2,8}")  # a directory account, e.g. 2001 → user/2001
+BRIDGE_GRACE_S = 5.0  # past call_timeout, how long we still wait for FreeSWITCH's NO_ANSWER
 
 
 class SpeechOut(Protocol):
@@ -116,6 +117,9 @@ class CallSettings:
     handoff_offer_s: float = 15.0  # J1: offer a return to the bot this often while on hold
     handoff_poll_s: float = 1.0  # … and ask the store this often whether an operator took the call
     bridge_answer_timeout_s: float = 60.0  # the operator's phone rings at most this long (then: the queue)
+    # What the caller hears while it rings (transfer_ringback: the caller's channel is
+    # answered already). China's ringback: 450 Hz, 1 s on, 4 s off.
+    operator_ringback: str = "%(1000,4000,450)"
     recording_silence_ms: int = 3000  # A11: this much silence after speech ends a message
     preroll_ms: int = 300  # audio kept from before speech was confirmed, for the recogniser
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
@@ -761,7 +765,13 @@ class CallSession:
         try:
             # When the operator's leg ends, the bridge app returns and the caller stays
             # parked with us (not hung up): a transfer to a senior goes on from here.
-            await self.conn.set_variables({"hangup_after_bridge": "false"})
+            # FreeSWITCH stops the ringing itself after call_timeout (NO_ANSWER); our own
+            # deadline is only the backstop (_await_bridge), so the two cannot race.
+            await self.conn.set_variables({
+                "hangup_after_bridge": "false",
+                "call_timeout": str(max(1, round(self.deps.settings.bridge_answer_timeout_s))),
+                "transfer_ringback": self.deps.settings.operator_ringback,
+            })
             await self.conn.bridge(dial, variables=variables)
         except EslError as exc:
             self._log.error("call.bridge_failed", error=str(exc))
@@ -916,7 +926,8 @@ class CallSession:
         """CHANNEL_BRIDGE (answered), the bridge app completing without one (failed), or a
         hang-up. Unicast audio stops while the bridge app runs (the watchdog is paused)."""
         assert self._bridge_result is not None
-        deadline = time.monotonic() + self.deps.settings.bridge_answer_timeout_s
+        # FreeSWITCH gives up at call_timeout; this is for a switch that never answers.
+        deadline = time.monotonic() + self.deps.settings.bridge_answer_timeout_s + BRIDGE_GRACE_S
         while not self._bridge_result.done():
             get = asyncio.ensure_future(self._inputs.get())
             waiters: set[asyncio.Future[Any]] = {get, self._bridge_result}

@@ -229,7 +229,9 @@ class CallScript:
     # What a ``bridge`` does: "answer" (the far end picks up: CHANNEL_BRIDGE, and the
     # app keeps running, so no CHANNEL_EXECUTE_COMPLETE yet) or an originate
     # disposition it fails with (USER_NOT_REGISTERED, NO_ANSWER …: CHANNEL_EXECUTE_COMPLETE
-    # at once, as mod_dptools' bridge returns).
+    # at once, as mod_dptools' bridge returns), or "ring" (the phone rings and nobody
+    # answers: after the channel's ``call_timeout`` seconds, 60 when unset, the app
+    # completes with NO_ANSWER, as switch_ivr_originate gives up).
     bridge: str = "answer"
 
 
@@ -256,6 +258,8 @@ class FakeCall(_Recorder):
         self.b_leg_answered_at: float | None = None  # time.monotonic() of the last CHANNEL_BRIDGE
         self.unbridged_at: float | None = None  # time.monotonic() of the last CHANNEL_UNBRIDGE
         self.killed: list[str] = []  # UUIDs ``api uuid_kill`` hung up
+        self.ringing_since: float | None = None  # a "ring" bridge: when the phone began ringing
+        self._ring_task: asyncio.Task[None] | None = None
         self.unicast_failures = 0  # ``unicast`` again while the first one is bound (see _sendmsg)
         self.hangup_cause: str | None = None
         self.bot_closed = asyncio.Event()
@@ -303,10 +307,11 @@ class FakeCall(_Recorder):
             self._writer.close()
             with contextlib.suppress(Exception):
                 await self._writer.wait_closed()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        for task in (self._task, self._ring_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
 
     # --- the listener ------------------------------------------------------------
 
@@ -364,6 +369,16 @@ class FakeCall(_Recorder):
         else:
             await self.send_raw(command_reply("-ERR command not found"))
         return True
+
+    async def _ring_unanswered(self, app: str, arg: str) -> None:
+        self.ringing_since = time.monotonic()
+        await asyncio.sleep(float(self.variables.get("call_timeout") or 60))
+        self.ringing_since = None
+        if self.channel_up:
+            await self._event("event_channel_execute_complete.txt", {
+                "Application": app, "Application-Data": arg, "Application-Response": "_none_",
+                "variable_originate_disposition": "NO_ANSWER", "variable_DIALSTATUS": "NO_ANSWER",
+            })
 
     async def _api(self, command: str) -> None:
         name, _, arg = command.partition(" ")
@@ -428,6 +443,10 @@ class FakeCall(_Recorder):
                 await self._event("event_channel_bridge.txt", self._bridge_headers())
                 return
             cause = self.script.bridge
+            if cause == "ring":
+                # The channel's thread rings; the socket goes on reading commands.
+                self._ring_task = asyncio.create_task(self._ring_unanswered(app, arg))
+                return
             await self._event("event_channel_execute_complete.txt", {
                 "Application": app, "Application-Data": arg, "Application-Response": "_none_",
                 "variable_originate_disposition": cause, "variable_DIALSTATUS": cause,

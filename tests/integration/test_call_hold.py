@@ -143,7 +143,7 @@ async def make_hold(store: Database, tmp_path: Path) -> AsyncIterator[Callable[.
     base = random.randrange(42000, 47000, 1000)
 
     async def make(*, offer_s: float = 30.0, line: Any = None, extra: list[tuple[Any, Reply]] | None = None,
-                   dead_after_s: float = 2.0) -> Hold:
+                   dead_after_s: float = 2.0, ring_s: float = 5) -> Hold:
         call_id = str(uuid.uuid4())
         hid = store.call(service.queue_handoff, service.HandoffData(
             conversation_id=call_id, channel="voice", language="zh", reason="caller_request",
@@ -168,7 +168,7 @@ async def make_hold(store: Database, tmp_path: Path) -> AsyncIterator[Callable[.
         deps = CallDeps(
             chat=chat, speech_out=speech, media_ports=PortPool(b, b + 49), fs_ports=PortPool(b + 50, b + 99),
             recordings=RecordingStore(tmp_path / "recordings"),
-            settings=CallSettings(handoff_offer_s=offer_s, handoff_poll_s=0.1, bridge_answer_timeout_s=5,
+            settings=CallSettings(handoff_offer_s=offer_s, handoff_poll_s=0.1, bridge_answer_timeout_s=ring_s,
                                   unicast=UnicastConfig(dead_after_s=dead_after_s)),
             handoffs=line if line is not None else EndingStoreLine(store),
         )
@@ -460,3 +460,17 @@ def test_the_bridge_fixtures_are_one_message_of_their_type() -> None:
     [ok] = EslParser().feed((FIXTURES / "bridge" / "api_response_uuid_kill_ok.txt").read_bytes())
     [err] = EslParser().feed((FIXTURES / "bridge" / "api_response_uuid_kill_err.txt").read_bytes())
     assert ok.ok and ok.text == "+OK\n" and not err.ok
+
+
+async def test_a_phone_that_rings_unanswered_is_given_up_by_freeswitch_then_the_queue(make_hold: Any) -> None:
+    h = await make_hold(ring_s=1)
+    call = await h.dial(CallScript(bridge="ring"))
+    await until(lambda: HANDOFF_SAID in h.speech.texts, 5)
+    h.db.call(service.take_handoff, h.handoff_id, "jun")
+    await until(lambda: call.ringing_since is not None, 5, "the operator's phone ringing")
+    # The switch itself stops ringing at call_timeout, and the caller hears ringback meanwhile.
+    assert call.variables["call_timeout"] == "1"
+    assert call.variables["transfer_ringback"] == "%(1000,4000,450)"
+    assert call.transferred_to is None  # nothing else is sent while it rings
+    await until(lambda: bool(h.outcomes), 5)
+    assert call.transferred_to == "handoff XML default" and h.outcomes == ["handoff"]
