@@ -20,11 +20,15 @@ from bot.store.db import DB_KEY
 from bot.store.workflow import Actor
 
 
-async def actor_of(request: web.Request) -> Actor:
+def _bearer(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
+    return header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else None
+
+
+async def actor_of(request: web.Request) -> Actor:
+    token = _bearer(request)
+    if token is None:
         raise ApiError(401, "unauthorized", "sign in: POST /api/session, then send Authorization: Bearer <token>")
-    token = header.removeprefix("Bearer ").strip()
     staff = request.app[SETTINGS_KEY].staff_api_token
     if staff is not None and auth.same_token(token, staff.get_secret_value()):
         return Actor("api", workflow.API)
@@ -34,11 +38,6 @@ async def actor_of(request: web.Request) -> Actor:
     if who is None:
         raise ApiError(401, "unauthorized", "the token is not valid or has expired; sign in again")
     return Actor(who.username, who.role, who.branch)
-
-
-def _bearer(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    return header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else None
 
 
 def _service_token(request: web.Request, token: str | None) -> bool:
