@@ -113,6 +113,16 @@ class Settings(BaseSettings):
     recording_silence_ms: int = 3000  # A11: silence this long ends a voice message
     tts_cache_dir: Path = REPO_ROOT / "var" / "tts-cache"
     recordings_dir: Path = REPO_ROOT / "var" / "recordings"
+    # Q2: every bridged operator call is recorded by FreeSWITCH (record_session, stereo:
+    # caller left, operator right, 8 kHz WAV). FreeSWITCH writes into fs_recordings_dir
+    # (the folder as FreeSWITCH sees it; empty: call_recordings_dir itself, both on one
+    # host) and the bot reads the same files from call_recordings_dir (a shared volume
+    # with compose). Recordings older than the retention are deleted by a sweep.
+    call_recording_enabled: bool = True
+    call_recordings_dir: Path = REPO_ROOT / "var" / "call-recordings"
+    fs_recordings_dir: str = ""
+    call_recording_retention_days: float = Field(default=90, gt=0)
+    call_recording_sweep_s: float = Field(default=3600, gt=0)  # how often the retention sweep runs
 
     # Staff API token: other systems' access to the staff APIs (acts as the "api" role).
     staff_api_token: SecretStr | None = None
@@ -131,6 +141,11 @@ class Settings(BaseSettings):
     @property
     def bot_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def fs_recordings_path(self) -> str:
+        """Where FreeSWITCH writes call recordings, as FreeSWITCH sees the folder."""
+        return self.fs_recordings_dir.rstrip("/") or str(self.call_recordings_dir.resolve())
 
 
 @lru_cache(maxsize=1)

@@ -24,11 +24,11 @@ _env = Environment(
 )
 
 # Scripts only from our own files (the live chat's poller, /static/desk-live.js), none
-# inline; inline styles only (the base template's <style>).
+# inline; inline styles only (the base template's <style>); audio (call recordings) from us.
 _HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; "
-        "img-src 'self'; form-action 'self'; "
+        "img-src 'self'; media-src 'self'; form-action 'self'; "
         "frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Frame-Options": "DENY",
