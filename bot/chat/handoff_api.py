@@ -13,7 +13,7 @@
   is gone as well. Gone while waiting = abandoned, with the wait (J1).
 
 Only handoffs of the web chat channel are reachable here: a call's handoff is the
-phone's business (voice/call.py).
+phone's business (voice/call/handoff.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""J1 on the phone: a caller handed off waits on hold (voice/call.py) against the
+"""J1 on the phone: a caller handed off waits on hold (voice/call/handoff.py) against the
 FreeSWITCH double (ESL + unicast over loopback), a scripted dialogue and the real
 store: hold music, the offer to go back to the bot every ``handoff_offer_s`` (key 1 →
 the dialogue at A2), an operator taking the call (bridged to their phone with the
