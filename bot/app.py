@@ -16,6 +16,7 @@ from aiohttp.typedefs import Handler
 
 from bot import desk
 from bot.api import inventory, records, tickets
+from bot.api import outbound_calls as api_outbound_calls
 from bot.api import workflow as api_workflow
 from bot.api.errors import error_middleware
 from bot.chat import api as chat_api
@@ -52,6 +53,7 @@ def create_app(settings: Settings, db: Database | None = None) -> web.Applicatio
     tickets.setup_routes(app)
     inventory.setup_routes(app)
     records.setup_routes(app)
+    api_outbound_calls.setup_routes(app)
     api_workflow.setup_routes(app)
     chat_api.setup_routes(app)
     desk.setup_routes(app)
@@ -126,11 +128,16 @@ async def _voice(app: web.Application) -> AsyncIterator[None]:
     session each, on the same dialogue and stores as web chat."""
     settings = app[SETTINGS_KEY]
     from voice.control import FreeswitchControl
+    from voice.outbound import OutboundCalls, OutboundSettings
     from voice.service import VoiceService, load_speech_engines
 
+    control = FreeswitchControl(settings)
+    # Calls the bot places go out over the control connection (so: only with a password).
+    outbound = (OutboundCalls(control, app[DB_KEY], OutboundSettings.from_settings(settings))
+                if control.configured else None)
     try:
         engines = await load_speech_engines(settings)
-        voice = VoiceService(settings, app[VOICE_CHAT_KEY], engines, db=app[DB_KEY])
+        voice = VoiceService(settings, app[VOICE_CHAT_KEY], engines, db=app[DB_KEY], outbound=outbound)
         await voice.start()
     except Exception as exc:  # noqa: BLE001 - web chat must stay up when the phone side cannot start
         log.error("voice.unavailable", error=str(exc))
@@ -141,10 +148,14 @@ async def _voice(app: web.Application) -> AsyncIterator[None]:
         "enabled": True, "running": True, "esl_port": voice.server.port,
         "speech_input": sorted(engines.asr_models), "keypad_only": not engines.asr_models,
     }
-    control = FreeswitchControl(settings)
     control.start()
     app[FREESWITCH_CONTROL_KEY] = control
+    if outbound is not None:
+        await outbound.start()
+        app[api_outbound_calls.OUTBOUND_CALLS_KEY] = outbound
     yield
+    if outbound is not None:
+        await outbound.stop()
     await control.close()
     await voice.stop()
 

@@ -96,6 +96,14 @@ class Settings(BaseSettings):
     fs_media_port_min: int = 41000
     fs_media_port_max: int = 41999
     media_dead_after_s: float = 5.0  # no audio this long: the call is gone
+    # Outbound calls the bot places (voice/outbound.py): originate over the control
+    # connection, the answered call comes back to the ESL server above. {number} is the
+    # callee's canonical digits; the carrier gateway is freeswitch/sip_profiles/external/.
+    outbound_dial_string: str = "sofia/gateway/carrier/{number}"
+    outbound_caller_id_number: str = "0000000000"
+    outbound_caller_id_name: str = "Hotline"
+    outbound_max_concurrent: int = Field(default=4, ge=1)  # one more is refused (429), not queued
+    outbound_ring_timeout_s: int = Field(default=45, ge=1, le=600)  # originate_timeout
     handoff_extension: str = "handoff"  # freeswitch/dialplan/default.xml
     handoff_context: str = "default"
     # Speech models (python -m bot models fetch); a path overrides what models/ holds.

@@ -21,3 +21,6 @@ NO_INPUTS = Counter("hotline_no_inputs_total", "Prompts the caller did not answe
 NO_MATCHES = Counter("hotline_no_matches_total", "Speech the recogniser made nothing of")
 HANDOFFS = Counter("hotline_call_handoffs_total", "Calls transferred to the operator queue", ["reason"])
 DIALOGUE_FAILURES = Counter("hotline_call_dialogue_failures_total", "Calls cut short because Rasa or the action server was down")
+OUTBOUND_CALLS = Counter("hotline_outbound_calls_total", "Calls the bot placed, by result", ["result"])
+OUTBOUND_ACTIVE = Gauge("hotline_outbound_calls_active", "Outbound calls dialling or in progress")
+OUTBOUND_REFUSED = Counter("hotline_outbound_calls_refused_total", "Outbound calls not placed", ["reason"])

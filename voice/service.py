@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import wave
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ import yaml
 from bot.chat.prompts import Language, PromptCatalogue
 from bot.chat.service import ChatService
 from bot.settings import Settings
-from bot.store import handoffs
+from bot.store import handoffs, recordings
 from bot.store.db import Database
 from bot.store.errors import Conflict
 from voice.asr import AsrModel, CallRecognizer, asr_executor, grammar_for
@@ -37,8 +38,11 @@ from voice.call import (
     SpeechIn,
     SpeechOut,
 )
-from voice.esl import EslCallConnection, EslOutboundServer
+from voice.call.call_recording import RECORDING_NOTICE_PROMPT, CallRecordingSettings, RecordedBridge
+from voice.call.outbound import TEST_CALL_MESSAGE, TEST_CALL_THANKS, OutboundCallSession
+from voice.esl import EslCallConnection, EslError, EslOutboundServer
 from voice.media import PortPool, UnicastConfig
+from voice.outbound import OutboundCalls
 from voice.recording import RecordingStore
 from voice.vad import EndpointConfig
 
@@ -92,10 +96,12 @@ class SpeechEngines:
 
 
 class StoreHandoffLine:
-    """J1 for calls on hold, from the store (bot/store/handoffs.py)."""
+    """J1 for calls on hold, from the store (bot/store/handoffs.py); Q2: the recordings
+    of their bridges (bot/store/recordings.py), read from ``recordings_dir``."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, recordings_dir: Path | None = None) -> None:
         self._db = db
+        self._recordings_dir = recordings_dir
 
     async def status(self, handoff_id: int) -> HoldStatus:
         st = await self._db.run(handoffs.status, handoff_id)
@@ -127,10 +133,50 @@ class StoreHandoffLine:
     async def caller_left(self, handoff_id: int, reason: str) -> None:
         await self._db.run(handoffs.caller_left, handoff_id, reason, on_phone=True)
 
+    async def recorded(self, bridge: RecordedBridge) -> None:
+        """Store the file FreeSWITCH wrote for an answered bridge; no file (FreeSWITCH
+        could not write it, or discarded it) or an empty one: nothing is attached."""
+        if self._recordings_dir is None:
+            return
+        path = self._recordings_dir / bridge.file_name
+        try:
+            facts = await asyncio.to_thread(recordings.wav_facts, path)
+        except (OSError, wave.Error) as exc:
+            log.error("call_recording.unreadable", handoff_id=bridge.handoff_id, file=bridge.file_name,
+                      error=str(exc))
+            return
+        if facts.seconds <= 0:
+            await self.discard(bridge.file_name)
+            return
+        await self._db.run(recordings.add_recording, recordings.RecordingData(
+            handoff_id=bridge.handoff_id, file_name=bridge.file_name, fs_path=bridge.fs_path,
+            conversation_id=bridge.conversation_id, started_at=bridge.started_at, ended_at=bridge.ended_at,
+            facts=facts, operator=bridge.operator, extension=bridge.extension))
+
+    async def discard(self, file_name: str) -> None:
+        """A bridge nobody answered: FreeSWITCH normally deleted the short file itself."""
+        if self._recordings_dir is not None:
+            await asyncio.to_thread((self._recordings_dir / file_name).unlink, missing_ok=True)
+
+
+def designer_texts(nlu_dir: Path, response: str) -> dict[Language, str]:
+    """A response's text per language from the designers' ``domain/responses.yml`` (the
+    Mandarin default and the ``language: en`` variant), for what the phone says itself."""
+    data = yaml.safe_load((nlu_dir / "domain" / "responses.yml").read_text(encoding="utf-8")) or {}
+    out: dict[Language, str] = {}
+    for v in (data.get("responses") or {}).get(response) or []:
+        text = v.get("text")
+        if not isinstance(text, str) or v.get("channel") not in (None, "voice"):
+            continue
+        cond = v.get("condition") or []
+        lang: Language = "en" if any(c.get("name") == "language" and c.get("value") == "en" for c in cond) else "zh"
+        out.setdefault(lang, text)
+    return out
+
 
 def static_prompt_texts(nlu_dir: Path) -> list[tuple[Language, str]]:
     """Every response text without slots, per language, and the phone's own texts (the
-    apology, the J1 offer on hold): synthesised once at start-up."""
+    apology, the J1 offer on hold, the test call's): synthesised once at start-up."""
     data = yaml.safe_load((nlu_dir / "domain" / "responses.yml").read_text(encoding="utf-8")) or {}
     out: list[tuple[Language, str]] = []
     for variants in (data.get("responses") or {}).values():
@@ -141,7 +187,7 @@ def static_prompt_texts(nlu_dir: Path) -> list[tuple[Language, str]]:
             cond = v.get("condition") or []
             lang: Language = "en" if any(c.get("name") == "language" and c.get("value") == "en" for c in cond) else "zh"
             out.append((lang, text))
-    for own in (APOLOGY, HOLD_OFFER):
+    for own in (APOLOGY, HOLD_OFFER, TEST_CALL_MESSAGE, TEST_CALL_THANKS):
         out += [(lang, text) for lang, text in own.items()]
     # The invitations to speak that calls with speech recognition add after prompts.
     catalogue = PromptCatalogue.load(nlu_dir / "prompts.yml")
@@ -196,8 +242,10 @@ class VoiceService:
         engines: SpeechEngines,
         on_call_end: Callable[[CallSession], None] | None = None,
         db: Database | None = None,
+        outbound: OutboundCalls | None = None,
     ) -> None:
         self.settings = settings
+        self.outbound = outbound  # the calls the bot places come back here when answered
         self.engines = engines
         self._on_call_end = on_call_end
         # J1: calls on hold ask the store how their handoff stands (the app's database,
@@ -227,13 +275,21 @@ class VoiceService:
                     end_silence_ms=settings.vad_end_silence_ms,
                 ),
                 unicast=unicast,
+                call_recording=CallRecordingSettings(
+                    enabled=settings.call_recording_enabled, fs_dir=settings.fs_recordings_path,
+                    notice=designer_texts(settings.nlu_dir, RECORDING_NOTICE_PROMPT)),
             ),
-            handoffs=StoreHandoffLine(self.db),
+            handoffs=StoreHandoffLine(self.db, settings.call_recordings_dir),
         )
         self.server = EslOutboundServer(self.on_call, settings.esl_host, settings.esl_port, linger_s=settings.esl_linger_s)
         self._prewarm: asyncio.Task[None] | None = None
 
     async def on_call(self, conn: EslCallConnection) -> None:
+        # A call the bot placed names its purpose (originate's channel variables):
+        # its own session, not the conversation for callers who dialled in.
+        if conn.channel is not None and conn.channel.variable("hotline_purpose"):
+            await self._placed_call(conn)
+            return
         session = CallSession(conn, self.deps)
         try:
             await session.run()
@@ -241,7 +297,25 @@ class VoiceService:
             if self._on_call_end is not None:
                 self._on_call_end(session)
 
+    async def _placed_call(self, conn: EslCallConnection) -> None:
+        channel = conn.channel
+        assert channel is not None
+        found = (self.outbound.line_for(channel.variable("hotline_outbound_id"), channel.uuid)
+                 if self.outbound is not None else None)
+        if found is None:
+            # Placed by a run of the bot that is gone, or not by the bot at all.
+            log.warning("voice.outbound_call_unknown", purpose=channel.variable("hotline_purpose"),
+                        call_id=channel.uuid)
+            with contextlib.suppress(EslError):
+                await conn.hangup()
+            return
+        live, line = found
+        await OutboundCallSession(conn, self.deps, line, language=live.language).run()
+
     async def start(self, prewarm: bool = True) -> None:
+        if self.settings.call_recording_enabled:
+            # Q2: FreeSWITCH writes here (when on this host) and the bot reads from here.
+            await asyncio.to_thread(self.settings.call_recordings_dir.mkdir, parents=True, exist_ok=True)
         await self.server.start()
         if prewarm:
             self._prewarm = asyncio.create_task(self._prewarm_prompts())

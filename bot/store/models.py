@@ -481,3 +481,41 @@ class DeskLoginThrottle(SQLModel, table=True):
     failures: int = 0
     window_start: datetime = _when()
     locked_until: datetime | None = _maybe_when()
+
+
+# --------------------------------------------------------------------- outbound calls
+
+
+class OutboundCallState(str, Enum):
+    dialing = "dialing"  # originate sent, the callee's phone rings
+    in_call = "in_call"  # answered: the call's session runs
+    ended = "ended"
+
+
+class OutboundCallResult(str, Enum):
+    answered = "answered"
+    no_answer = "no_answer"
+    busy = "busy"
+    rejected = "rejected"
+    failed = "failed"
+
+
+class OutboundCall(SQLModel, table=True):
+    """A call the bot placed (voice/outbound.py): why, to whom, and how it went, with
+    FreeSWITCH's own hangup cause kept as it came."""
+
+    __tablename__ = "outbound_call"
+
+    id: int | None = Field(default=None, primary_key=True)
+    purpose: str = Field(max_length=40, index=True)  # test_call, survey …: picks the call's dialogue
+    ref_id: str | None = Field(default=None, max_length=64)  # what the purpose is about (a survey id)
+    number: str = Field(max_length=20, index=True)  # canonical digits, one a caller gave or used
+    requested_by: str | None = Field(default=None, max_length=64)
+    state: str = Field(default=OutboundCallState.dialing.value, max_length=20, index=True)
+    result: str | None = Field(default=None, max_length=20)
+    hangup_cause: str | None = Field(default=None, max_length=64)  # NO_ANSWER, USER_BUSY …
+    channel_uuid: str | None = Field(default=None, max_length=64)
+    key_pressed: str | None = Field(default=None, max_length=8)  # the call's one key, if it asked
+    created: datetime = _when()
+    answered_at: datetime | None = _maybe_when()
+    ended_at: datetime | None = _maybe_when()

@@ -27,6 +27,7 @@ from bot.chat.prompts import Language
 from bot.chat.service import ChatService
 from voice import metrics
 from voice.asr.grammar import normalise_digits
+from voice.call.call_recording import CallRecordingSettings
 from voice.esl import EslCallConnection, EslError, EslEvent, dtmf_from_event
 from voice.media import AudioFormat, PlayResult, PortPool, UnicastConfig, UnicastEndpoint
 from voice.recording import RecordingStore
@@ -75,6 +76,8 @@ class CallSettings:
     # that ends an utterance depends on what the prompt expects (others: endpoint's).
     end_silence_ms_by_kind: dict[str, int] = field(default_factory=lambda: {"choice": 300, "digits": 600})
     unicast: UnicastConfig = field(default_factory=UnicastConfig)
+    # Q2: bridges to operators' phones recorded by FreeSWITCH (voice/call/call_recording.py).
+    call_recording: CallRecordingSettings = field(default_factory=CallRecordingSettings)
 
 
 @dataclass
@@ -198,7 +201,7 @@ class MediaSession:
 
     # ---- inputs ----------------------------------------------------------------------
 
-    async def _next_input(self, timeout: float | None, playback: asyncio.Task[None]) -> _Input | None:
+    async def _next_input(self, timeout: float | None, playback: asyncio.Task[Any]) -> _Input | None:
         """The next input; None once ``timeout`` passed or the prompt finished first."""
         if not self._inputs.empty():
             return self._inputs.get_nowait()
