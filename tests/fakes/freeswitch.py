@@ -37,7 +37,7 @@ import contextlib
 import re
 import time
 import uuid as uuid_mod
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -233,6 +233,12 @@ class CallScript:
     # answers: after the channel's ``call_timeout`` seconds, 60 when unset, the app
     # completes with NO_ANSWER, as switch_ivr_originate gives up).
     bridge: str = "answer"
+    # Channel variables the connect reply carries (``variable_<name>``): an originated
+    # call's ``{…}`` variables, e.g. hotline_purpose.
+    variables: dict[str, str] = field(default_factory=dict)
+    # The channel goes down (with this cause) when the bot executes ``answer``, before
+    # CHANNEL_ANSWER: a callee who hangs up while the call is being set up.
+    hangup_on_answer: str | None = None
 
 
 class FakeCall(_Recorder):
@@ -269,6 +275,7 @@ class FakeCall(_Recorder):
         self._task: asyncio.Task[None] | None = None
         self._linger_timer: asyncio.TimerHandle | None = None
         self._closing = False
+        self.on_hangup: Callable[[str, str], Awaitable[None]] | None = None  # (uuid, cause): the inbound side hears it
 
     # --- driving the call --------------------------------------------------------
 
@@ -422,9 +429,14 @@ class FakeCall(_Recorder):
     async def _execute(self, app: str, arg: str) -> None:
         if not self.channel_up:
             return
+        if app == "answer" and self.script.hangup_on_answer:
+            await self._hangup(self.script.hangup_on_answer)
+            return
         if app == "answer" and not self.answered:
             self.answered = True
-            await self._event("event_channel_answer.txt", self.script.answer_overrides)
+            # CHANNEL_ANSWER carries the channel's variables (switch_channel_event_set_data).
+            variables = {f"variable_{k}": v for k, v in self.script.variables.items()}
+            await self._event("event_channel_answer.txt", {**variables, **self.script.answer_overrides})
         elif app in ("set", "export"):
             name, _, value = arg.partition("=")
             self.variables[name] = value
@@ -503,6 +515,8 @@ class FakeCall(_Recorder):
             return
         self.channel_up = False
         self.hangup_cause = cause
+        if self.on_hangup is not None:
+            await self.on_hangup(self.uuid, cause)
         hangup_vars = {"Hangup-Cause": cause, "variable_hangup_cause": cause}
         await self._event("event_channel_hangup.txt", hangup_vars)
         gone = {"Channel-Call-State": "HANGUP", "Answer-State": "hangup", **hangup_vars}
@@ -544,7 +558,8 @@ class FakeCall(_Recorder):
     def _connect_reply(self) -> bytes:
         # Not an envelope with a body: the connect reply *is* the serialised event.
         text = fixture_bytes("connect_reply_channel_data.txt").decode("utf-8")
-        return render_serialized(text, None, self._replacements()).encode("utf-8")
+        variables = {f"variable_{k}": v for k, v in self.script.variables.items()}
+        return render_serialized(text, variables, self._replacements()).encode("utf-8")
 
     async def _event(self, fixture: str, overrides: Mapping[str, str] | None = None) -> None:
         # mod_event_socket sends a listener nothing until it subscribed (LFLAG_EVENTS).
@@ -572,6 +587,15 @@ class FakeEslServer(_Recorder):
         self._server: asyncio.Server | None = None
         self._writers: dict[asyncio.StreamWriter, set[str]] = {}  # writer -> subscribed events
         self._tasks: set[asyncio.Task[None]] = set()
+        # ``originate`` (mod_commands' originate_function over switch_ivr_originate): what
+        # each callee number does — "answer" (the socket app dials the bot, then
+        # ``+OK <uuid>``), "ring" (no answer within originate_timeout → ``-ERR NO_ANSWER``),
+        # "hangup_on_answer" (answered, then gone while the bot sets the call up), or any
+        # other text is the cause it fails with at once (USER_BUSY, CALL_REJECTED …).
+        self.callees: dict[str, str] = {}
+        self.originations: list[Origination] = []
+        self.dial_back: Callable[[str, int, CallScript], Awaitable[FakeCall]] | None = None
+        self.global_vars: dict[str, str] = {}  # ${…} in &socket(…) falls back to these
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._on_client, self.host, 0)
@@ -679,6 +703,12 @@ class FakeEslServer(_Recorder):
             name, _, arg = cmd[4:].partition(" ")
             text = self.api_responses.get(cmd[4:]) or self.api_responses.get(name)
             writer.write(api_response(text if text is not None else f"-ERR {name} Command not found!\n"))
+        elif cmd.startswith("bgapi originate "):
+            job = p.header("Job-UUID") or str(uuid_mod.uuid4())
+            writer.write(command_reply(f"+OK Job-UUID: {job}", [("Job-UUID", job)]))
+            task = asyncio.create_task(self._originate(cmd[len("bgapi originate "):], job))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         elif cmd.startswith("bgapi "):
             job = p.header("Job-UUID") or str(uuid_mod.uuid4())
             writer.write(command_reply(f"+OK Job-UUID: {job}", [("Job-UUID", job)]))
@@ -709,6 +739,69 @@ class FakeEslServer(_Recorder):
             writer.write(command_reply("-ERR command not found"))
         await writer.drain()
         return True
+
+    # --- originate ----------------------------------------------------------------
+
+    async def _originate(self, args: str, job: str) -> None:
+        m = _ORIGINATE.match(args.strip())
+        if m is None:
+            await self._job_result(job, "originate", "-USAGE: <call url> <exten>|&<application_name>(<app_args>)\n")
+            return
+        variables = dict(pair.split("=", 1) for pair in m["vars"].split(",") if "=" in pair)
+        dial = m["dial"]
+        number = dial.rsplit("/", 1)[-1].split("@", 1)[0]
+        socket = re.sub(r"\$\{([a-z_]+)\}", lambda v: self.global_vars.get(v[1], ""), m["socket"])
+        origination = Origination(variables, dial, socket, number)
+        self.originations.append(origination)
+        behaviour = self.callees.get(number, "UNALLOCATED_NUMBER")
+        uuid = variables.get("origination_uuid") or str(uuid_mod.uuid4())
+        if behaviour == "ring":
+            await asyncio.sleep(float(variables.get("originate_timeout") or 60))
+            origination.result = "-ERR NO_ANSWER\n"
+        elif behaviour in ("answer", "hangup_on_answer"):
+            assert self.dial_back is not None, "set dial_back to let answered calls reach the bot"
+            host, _, port = socket.rpartition(":")
+            script = CallScript(uuid=uuid, caller=variables.get("origination_caller_id_number", "0000000000"),
+                                variables=variables,
+                                hangup_on_answer="NORMAL_CLEARING" if behaviour == "hangup_on_answer" else None)
+            call = await self.dial_back(host, int(port), script)
+            origination.call = call
+            call.on_hangup = self._channel_gone
+            origination.result = f"+OK {uuid}\n"
+        else:
+            origination.result = f"-ERR {behaviour}\n"
+        await self._job_result(job, "originate", origination.result)
+
+    async def _job_result(self, job: str, name: str, result: str) -> None:
+        raw = fixture_bytes("event_background_job.txt").decode("utf-8")
+        head = raw.partition("\n\n")[2].partition("\n\n")[0]
+        head = re.sub(r"\nContent-Length: \d+$", "", head).replace(FIXTURE_JOB_UUID, job)
+        head = re.sub(r"Job-Command: [^\n]*", f"Job-Command: {fs_url_encode(name)}", head)
+        body = result.encode("utf-8")
+        data = event_envelope(f"{head}\nContent-Length: {len(body)}\n\n{result}")
+        for writer, subscribed in list(self._writers.items()):
+            if "ALL" in subscribed or "BACKGROUND_JOB" in subscribed:
+                writer.write(data)
+
+    async def _channel_gone(self, uuid: str, cause: str) -> None:
+        """CHANNEL_HANGUP_COMPLETE of an originated channel, to every subscribed listener."""
+        await self.broadcast("event_channel_hangup_complete.txt",
+                             {"Unique-ID": uuid, "Hangup-Cause": cause, "variable_hangup_cause": cause})
+
+
+@dataclass
+class Origination:
+    """One ``originate`` as the double parsed it."""
+
+    variables: dict[str, str]
+    dial_string: str
+    socket: str  # host:port of &socket(…)
+    number: str
+    result: str | None = None
+    call: FakeCall | None = None
+
+
+_ORIGINATE = re.compile(r"^\{(?P<vars>[^}]*)\}(?P<dial>\S+) &socket\((?P<socket>\S+) async full\)$")
 
 
 def _status_text() -> str:
