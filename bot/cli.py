@@ -1,4 +1,4 @@
-"""The command-line tree: `python -m bot serve|run|chat|world|db|linetest`."""
+"""The command-line tree: `python -m bot serve|run|chat|world|db|linetest|call`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ def _register() -> None:
     from bot.desk.cli import users_app
     from bot.linetest.cli import linetest_app
     from bot.models_fetch import models_app
+    from bot.outbound_cli import call_app
     from bot.serve import run_command, serve_command
     from bot.store.cli import db_app
     from bot.world.cli import world_app
@@ -24,6 +25,7 @@ def _register() -> None:
     app.add_typer(linetest_app, name="linetest", help="The line-test unit simulator.")
     app.add_typer(models_app, name="models", help="Download and list speech models (Vosk, Piper).")
     app.add_typer(users_app, name="users", help="Operator desk accounts.")
+    app.add_typer(call_app, name="call", help="Calls the bot places (a test call).")
     app.command("chat", help="Talk to the bot in this terminal.")(chat_command)
     app.command("serve", help="Run the bot's HTTP server.")(serve_command)
     app.command("run", help="Start the whole stack (Rasa, actions, line-test unit, bot).")(run_command)
