@@ -5,7 +5,7 @@ bot/store/outbound_calls.py) and the limit on concurrent outbound calls (one mor
 refused, not queued: a caller of the API learns at once and may retry), stores the call
 and follows it in a task:
 
-1. ``bgapi originate {vars}<dial string> &socket(<bot> async full)`` over the control
+1. ``bgapi originate {vars}<dial string> '&socket(<bot> async full)'`` over the control
    connection (voice/control.py). The variables carry the caller id, the ring timeout
    (``originate_timeout``), our own channel UUID (``origination_uuid``: we know the
    channel before FreeSWITCH answers) and the purpose (``hotline_purpose``,
@@ -45,6 +45,7 @@ PURPOSES = frozenset({"test_call"})  # the survey (U3) joins here with its own s
 NO_ANSWER_CAUSES = frozenset({"NO_ANSWER", "NO_USER_RESPONSE", "ORIGINATOR_CANCEL", "ALLOTTED_TIMEOUT"})
 BUSY_CAUSES = frozenset({"USER_BUSY"})
 REJECTED_CAUSES = frozenset({"CALL_REJECTED"})
+HANGUP_CAUSE_WAIT_S = 2.0  # after the session ended, how long the channel's own hangup cause may take
 RESULT_MARGIN_S = 15.0  # past the ring timeout, how long we wait for the originate's result
 # A value inside originate's {…} ends at a comma or brace, and the command at a space.
 _SAFE_VALUE = re.compile(r"[A-Za-z0-9_.:@+\-]+")
@@ -125,7 +126,9 @@ def originate_command(settings: OutboundSettings, number: str, channel_uuid: str
     if " " in dial or "," in dial:
         raise ValueError("the dial string must not contain spaces or commas")
     pairs = ",".join(f"{k}={v}" for k, v in all_vars.items())
-    return f"originate {{{pairs}}}{dial} &socket({settings.socket_address} async full)"
+    # Quoted: originate splits its arguments at spaces, and unquoted the socket app would
+    # get "host:port" alone, neither async (no DTMF) nor full (no linger, no api).
+    return f"originate {{{pairs}}}{dial} '&socket({settings.socket_address} async full)'"
 
 
 @dataclass
@@ -269,6 +272,9 @@ class OutboundCalls:
                 await self._kill(live)
                 cause = "BOT_BACKSTOP"
                 return
+            if not hangup.done():
+                # The session ended first (it hung up): FreeSWITCH's own cause follows.
+                await asyncio.wait({hangup}, timeout=HANGUP_CAUSE_WAIT_S)
             cause = hangup.result() if hangup.done() else live.ended.result()
         except asyncio.CancelledError:
             cause = cause or "BOT_STOPPED"

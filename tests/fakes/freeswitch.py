@@ -236,9 +236,12 @@ class CallScript:
     # Channel variables the connect reply carries (``variable_<name>``): an originated
     # call's ``{…}`` variables, e.g. hotline_purpose.
     variables: dict[str, str] = field(default_factory=dict)
-    # The channel goes down (with this cause) when the bot executes ``answer``, before
-    # CHANNEL_ANSWER: a callee who hangs up while the call is being set up.
-    hangup_on_answer: str | None = None
+    # An originated call (originate … &socket): answered before it reaches the bot, so the
+    # connect reply says Answer-State: answered and no CHANNEL_ANSWER follows.
+    answered_before_connect: bool = False
+    # The channel goes down (with this cause) as soon as the bot subscribed to its
+    # events: a callee who hangs up while the call is being set up.
+    hangs_up_early: str | None = None
 
 
 class FakeCall(_Recorder):
@@ -252,7 +255,7 @@ class FakeCall(_Recorder):
         self.channel_name = f"sofia/external/{self.script.caller}@192.0.2.10:5060"
         self.events_enabled = False
         self.linger: int | None = None  # None: no linger; -1: until the bot closes
-        self.answered = False
+        self.answered = self.script.answered_before_connect
         self.channel_up = True
         self.variables: dict[str, str] = {}
         self.exported: list[str] = []
@@ -358,6 +361,8 @@ class FakeCall(_Recorder):
             else:
                 self.events_enabled = True
                 await self.send_raw(command_reply("+OK Events Enabled"))
+                if self.script.hangs_up_early:
+                    await self._hangup(self.script.hangs_up_early)
         elif low.startswith("nolinger"):
             self.linger = None
             await self.send_raw(command_reply("+OK will not linger"))
@@ -428,9 +433,6 @@ class FakeCall(_Recorder):
 
     async def _execute(self, app: str, arg: str) -> None:
         if not self.channel_up:
-            return
-        if app == "answer" and self.script.hangup_on_answer:
-            await self._hangup(self.script.hangup_on_answer)
             return
         if app == "answer" and not self.answered:
             self.answered = True
@@ -558,8 +560,12 @@ class FakeCall(_Recorder):
     def _connect_reply(self) -> bytes:
         # Not an envelope with a body: the connect reply *is* the serialised event.
         text = fixture_bytes("connect_reply_channel_data.txt").decode("utf-8")
-        variables = {f"variable_{k}": v for k, v in self.script.variables.items()}
-        return render_serialized(text, variables, self._replacements()).encode("utf-8")
+        headers = {f"variable_{k}": v for k, v in self.script.variables.items()}
+        if self.script.answered_before_connect:
+            # The media as negotiated at the answer, too.
+            headers.update({"Answer-State": "answered", "Channel-Call-State": "ACTIVE",
+                            **self.script.answer_overrides})
+        return render_serialized(text, headers, self._replacements()).encode("utf-8")
 
     async def _event(self, fixture: str, overrides: Mapping[str, str] | None = None) -> None:
         # mod_event_socket sends a listener nothing until it subscribed (LFLAG_EVENTS).
@@ -590,7 +596,7 @@ class FakeEslServer(_Recorder):
         # ``originate`` (mod_commands' originate_function over switch_ivr_originate): what
         # each callee number does — "answer" (the socket app dials the bot, then
         # ``+OK <uuid>``), "ring" (no answer within originate_timeout → ``-ERR NO_ANSWER``),
-        # "hangup_on_answer" (answered, then gone while the bot sets the call up), or any
+        # "hangs_up_early" (answered, then gone while the bot sets the call up), or any
         # other text is the cause it fails with at once (USER_BUSY, CALL_REJECTED …).
         self.callees: dict[str, str] = {}
         self.originations: list[Origination] = []
@@ -758,12 +764,12 @@ class FakeEslServer(_Recorder):
         if behaviour == "ring":
             await asyncio.sleep(float(variables.get("originate_timeout") or 60))
             origination.result = "-ERR NO_ANSWER\n"
-        elif behaviour in ("answer", "hangup_on_answer"):
+        elif behaviour in ("answer", "hangs_up_early"):
             assert self.dial_back is not None, "set dial_back to let answered calls reach the bot"
             host, _, port = socket.rpartition(":")
             script = CallScript(uuid=uuid, caller=variables.get("origination_caller_id_number", "0000000000"),
-                                variables=variables,
-                                hangup_on_answer="NORMAL_CLEARING" if behaviour == "hangup_on_answer" else None)
+                                variables=variables, answered_before_connect=True,
+                                hangs_up_early="NORMAL_CLEARING" if behaviour == "hangs_up_early" else None)
             call = await self.dial_back(host, int(port), script)
             origination.call = call
             call.on_hangup = self._channel_gone
@@ -801,7 +807,7 @@ class Origination:
     call: FakeCall | None = None
 
 
-_ORIGINATE = re.compile(r"^\{(?P<vars>[^}]*)\}(?P<dial>\S+) &socket\((?P<socket>\S+) async full\)$")
+_ORIGINATE = re.compile(r"^\{(?P<vars>[^}]*)\}(?P<dial>\S+) '&socket\((?P<socket>\S+) async full\)'$")
 
 
 def _status_text() -> str:

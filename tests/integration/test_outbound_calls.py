@@ -184,7 +184,7 @@ async def test_a_callee_gone_before_the_answer_completes_ends_the_record(world: 
     """The socket app connected, then the channel went down before the bot's answer:
     the ESL server never starts a session; the control connection's
     CHANNEL_HANGUP_COMPLETE ends the call, and no task is left waiting."""
-    world.fs.callees[KNOWN] = "hangup_on_answer"
+    world.fs.callees[KNOWN] = "hangs_up_early"
     call_id = await world.place()
     row = await world.ended(call_id)
     assert (row["result"], row["hangup_cause"]) == ("answered", "NORMAL_CLEARING")

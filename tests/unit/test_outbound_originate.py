@@ -32,7 +32,7 @@ def test_the_command_carries_the_purpose_the_caller_id_and_the_socket_back() -> 
     assert cmd == ("originate {origination_uuid=u-1,origination_caller_id_number=057100000000,"
                    "origination_caller_id_name=Hotline,originate_timeout=30,ignore_early_media=true,"
                    "hotline_purpose=test_call,hotline_outbound_id=7}sofia/gateway/carrier/13900139000"
-                   " &socket(10.0.0.5:8084 async full)")
+                   " '&socket(10.0.0.5:8084 async full)'")
 
 
 @pytest.mark.parametrize("bad", [

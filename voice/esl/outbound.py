@@ -473,7 +473,11 @@ class EslOutboundServer:
             )
             await conn.command(p.myevents())
             await conn.command(p.linger(self.linger_s))
-            if self.answer:
+            if channel.headers.get("Answer-State") == "answered":
+                # A call the bot placed (originate … &socket): answered before it came
+                # here; no CHANNEL_ANSWER will follow.
+                conn.answered.set()
+            elif self.answer:
                 await conn.execute("answer")
                 try:
                     async with asyncio.timeout(self.answer_timeout_s):
