@@ -17,6 +17,7 @@ from aiohttp.typedefs import Handler
 from bot import desk
 from bot.api import inventory, records, tickets
 from bot.api import outbound_calls as api_outbound_calls
+from bot.api import recordings as api_recordings
 from bot.api import workflow as api_workflow
 from bot.api.errors import error_middleware
 from bot.chat import api as chat_api
@@ -26,6 +27,7 @@ from bot.chat.service import AbandonRecorder, ChatService, ConversationState
 from bot.metrics import CHAT_TURN_SECONDS, CHAT_TURNS, CONVERSATIONS_ABANDONED, metrics_handler
 from bot.periodic import every
 from bot.settings import SETTINGS_KEY, Settings
+from bot.store import recordings as call_recordings
 from bot.store import service as store
 from bot.store.db import DB_KEY, Database
 
@@ -47,6 +49,7 @@ def create_app(settings: Settings, db: Database | None = None) -> web.Applicatio
     app[DB_KEY] = db or Database.from_settings(settings)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_chat)
+    app.cleanup_ctx.append(_recording_retention)
     app[VOICE_STATUS_KEY] = {"enabled": False}
     if settings.voice_enabled:
         app.cleanup_ctx.append(_voice)
@@ -54,6 +57,7 @@ def create_app(settings: Settings, db: Database | None = None) -> web.Applicatio
     inventory.setup_routes(app)
     records.setup_routes(app)
     api_outbound_calls.setup_routes(app)
+    api_recordings.setup_routes(app)
     api_workflow.setup_routes(app)
     chat_api.setup_routes(app)
     desk.setup_routes(app)
@@ -84,6 +88,19 @@ async def _chat(app: web.Application) -> AsyncIterator[None]:
     async with every(SWEEP_INTERVAL_S, lambda: service.end_idle(settings.chat_idle_timeout_s), "chat.sweep_failed"):
         yield
     await session.close()
+
+
+async def _recording_retention(app: web.Application) -> AsyncIterator[None]:
+    """Q2: operators' call recordings are kept HOTLINE_CALL_RECORDING_RETENTION_DAYS; the
+    sweep deletes older files (off the event loop, with the store's work) and logs each."""
+    settings, db = app[SETTINGS_KEY], app[DB_KEY]
+
+    async def sweep() -> None:
+        await db.run(call_recordings.sweep_expired, settings.call_recordings_dir,
+                     settings.call_recording_retention_days)
+
+    async with every(settings.call_recording_sweep_s, sweep, "call_recording.sweep_failed"):
+        yield
 
 
 def build_chat_service(

@@ -17,9 +17,11 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from actions.numbers import group_digits
+from bot.api import recordings as api_recordings
 from bot.api.auth import actor_of, require_reader
 from bot.api.errors import ApiError, canonical_number, parse_body, read_json, validate
 from bot.settings import SETTINGS_KEY
+from bot.store import recordings as call_recordings
 from bot.store import service, workflow
 from bot.store.db import DB_KEY
 from bot.store.models import STATUSES, TicketStatusChange, utc
@@ -160,21 +162,30 @@ def _attachment(a: Any) -> dict[str, Any]:
     if a.text is not None:  # A11, typed in chat: the message itself
         out["description"] = a.text
         out["content"] = base64.b64encode(a.text.encode("utf-8")).decode("ascii")
-    if a.file_path:  # A11, recorded on the phone: fetched with a staff token
+    if a.file_path:  # A11 recorded on the phone (staff), or an operator's call (Q2: listening posts)
         out["name"] = Path(a.file_path).name
         out["url"] = f"/api/attachments/{a.id}/content"
+    if a.kind == call_recordings.ATTACHMENT_KIND:
+        out["description"] = "recording of the call with the operator (stereo: caller left, operator right)"
     return out
 
 
 async def attachment_content(request: web.Request) -> web.StreamResponse:
-    """A recorded voice message, for staff only (a desk session's or the staff API token)."""
-    await actor_of(request)
+    """A recorded voice message, for staff only (a desk session's or the staff API token);
+    an operator's call recording only for the posts that may listen to them (Q2)."""
+    actor = await actor_of(request)
     settings = request.app[SETTINGS_KEY]
     try:
         attachment_id = int(request.match_info["id"])
     except ValueError as exc:
         raise ApiError(400, "bad_id", "attachment ids are numbers") from exc
     row = await request.app[DB_KEY].run(service.get_attachment, attachment_id)
+    if row.kind == call_recordings.ATTACHMENT_KIND:
+        await api_recordings.require_listener(request)
+        recording = await request.app[DB_KEY].run(call_recordings.recording_for_attachment, attachment_id)
+        if recording is None:
+            raise ApiError(410, "recording_gone", "the recording is no longer there")
+        return api_recordings.serve_recording(request, recording, actor.username)
     if row.text is not None:
         return web.Response(text=row.text, content_type="text/plain", charset="utf-8")
     path = settings.recordings_dir / Path(row.file_path or "").name

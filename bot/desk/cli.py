@@ -26,6 +26,7 @@ class RoleChoice(str, Enum):
     centre = "centre"
     manager = "manager"
     admin = "admin"
+    inspector = "inspector"
 
 
 @contextmanager

@@ -28,6 +28,7 @@ ROLE_NAMES = {
     "centre": "measurement centre",
     "manager": "manager hotline",
     "admin": "administrator",
+    "inspector": "quality inspector",
 }
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MIN_PASSWORD = 8
@@ -186,6 +187,7 @@ DEMO_USERS: tuple[DemoUser, ...] = (
     DemoUser("centre", "centre", "Demo measurement centre (西湖)", "centre-demo", "西湖分公司"),
     DemoUser("manager", "manager", "Demo manager hotline", "manager-demo"),
     DemoUser("admin", "admin", "Demo administrator", "admin-demo"),
+    DemoUser("inspector", "inspector", "Demo quality inspector", "inspector-demo"),
 )
 DEMO_WORLD_FILE: Path = Settings.model_fields["world_file"].default
 

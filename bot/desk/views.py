@@ -11,6 +11,7 @@ from aiohttp import web
 from sqlmodel import Session, col, select
 
 from bot.desk import auth, junior, live, pages, users, work
+from bot.desk import recordings as desk_recordings
 from bot.desk.auth import Identity, require_role
 from bot.store import service, workflow
 from bot.store.db import DB_KEY
@@ -107,7 +108,8 @@ async def desk_home(request: web.Request, who: Identity) -> web.StreamResponse:
                         notes=notes)
 
 
-HOMES = {"centre": "/desk/centre", "manager": "/desk/escalations", "admin": "/desk/admin"}
+HOMES = {"centre": "/desk/centre", "manager": "/desk/escalations", "admin": "/desk/admin",
+         "inspector": "/desk/recordings"}
 
 
 def _home_rows(s: Session, queues: tuple[str, ...], operator: str) -> tuple[list[Handoff], list[Handoff], list[Any]]:
@@ -213,8 +215,9 @@ async def handoff_page(request: web.Request, who: Identity) -> web.StreamRespons
         return refused
     assert row is not None
     context = await request.app[DB_KEY].run(_context, row.fault_number)
+    calls = await desk_recordings.for_page(request, who, handoff_id=row.id)  # Q2: seniors only
     return pages.render(request, "handoff.html", who=who, h=_handoff_view(row), symptoms=service.SYMPTOM_NAMES,
-                        **context)
+                        recordings=calls, **context)
 
 
 async def _to_home(_: web.Request) -> web.Response:
@@ -233,3 +236,4 @@ def setup_routes(app: web.Application) -> None:
     live.setup_routes(app)  # J1: the live chat with a taken web-chat user (bot/desk/live.py)
     junior.setup_routes(app)
     work.setup_routes(app)  # tickets, review, centre, escalations, admin (bot/desk/work.py)
+    desk_recordings.setup_routes(app)  # Q2: operators' call recordings (bot/desk/recordings.py)

@@ -30,6 +30,7 @@ from aiohttp import web
 from sqlmodel import Session, col, func, select
 
 from bot.desk import pages, users
+from bot.desk import recordings as desk_recordings
 from bot.desk.auth import Identity, require_role, settings_of
 from bot.store import service, workflow
 from bot.store.db import DB_KEY
@@ -169,8 +170,9 @@ async def _ticket_page(request: web.Request, who: Identity, ticket_id: str, *, s
         return pages.error_page(request, 404, "No such ticket", f"There is no ticket {ticket_id}.", who=who)
     if not _sees_branch(who, ctx["t"]["branch"]):
         return _not_your_branch(request, who, ticket_id)
+    calls = await desk_recordings.for_page(request, who, ticket_id=ticket_id)  # Q2: None unless allowed
     return pages.render(request, "ticket.html", status=status, who=who, error=error, hint=hint,
-                        typed=typed or {}, **ctx)
+                        typed=typed or {}, recordings=calls, **ctx)
 
 
 @require_role()

@@ -324,6 +324,35 @@ class HandoffMessage(SQLModel, table=True):
     at: datetime = _when()
 
 
+class CallRecording(SQLModel, table=True):
+    """Q2: one bridged operator call as FreeSWITCH recorded it (``record_session``,
+    stereo: the caller left, the operator right), attached to the handoff's ticket.
+    The row outlives the file: the retention sweep deletes the file and says when."""
+
+    __tablename__ = "call_recording"
+
+    id: int | None = Field(default=None, primary_key=True)
+    # No foreign keys: the record of a recording outlives a world reload's tickets.
+    handoff_id: int = Field(index=True)
+    ticket_id: str | None = Field(default=None, max_length=40, index=True)
+    conversation_id: str = Field(max_length=128, index=True)  # the call's UUID
+    operator: str | None = Field(default=None, max_length=64)  # the desk username bridged to
+    extension: str | None = Field(default=None, max_length=20)
+    file_name: str = Field(max_length=200, unique=True)  # under HOTLINE_CALL_RECORDINGS_DIR
+    fs_path: str = Field(max_length=500)  # where FreeSWITCH wrote it (Record-File-Path)
+    duration_s: float = 0.0
+    size_bytes: int = 0
+    sample_rate: int = 8000
+    channels: int = 2
+    started_at: datetime = Field(sa_type=UTCDateTime, index=True)  # the operator answered
+    ended_at: datetime = Field(sa_type=UTCDateTime)
+    created: datetime = _when()
+    attachment_id: int | None = Field(default=None, index=True)  # the ticket's TMF621 attachment
+    deleted_at: datetime | None = _maybe_when()
+    deleted_by: str | None = Field(default=None, max_length=64)
+    deleted_reason: str | None = Field(default=None, sa_type=Text)
+
+
 class DeskTaskKind(str, Enum):
     senior_transfer = "senior_transfer"  # J3/J5/J6 → S1; graded by a senior (S3)
     callback = "callback"  # S2: no dispatch needed, call the customer back
@@ -435,13 +464,14 @@ INVENTORY_TABLES: tuple[type[SQLModel], ...] = (
 
 
 class DeskRole(str, Enum):
-    """The posts of the human side of the process (process.md J, S, M)."""
+    """The posts of the human side of the process (process.md J, S, M, Q)."""
 
     junior = "junior"  # J: junior operator
     senior = "senior"  # S: senior operator
     centre = "centre"  # a branch's measurement management centre
     manager = "manager"  # M: manager hotline
     admin = "admin"
+    inspector = "inspector"  # Q: quality inspector (listens to call recordings, Q2)
 
 
 class DeskUser(SQLModel, table=True):
