@@ -20,7 +20,13 @@ Two roles:
   an unknown UUID → ``-ERR No Such Channel!``, as mod_commands' ``kill_function``);
   then CHANNEL_UNBRIDGE (Bridge-A/B-Unique-ID), and either the caller is hung up
   (``hangup_after_bridge=true``) or the app returns (CHANNEL_EXECUTE_COMPLETE,
-  Application: bridge) and the channel is parked again.
+  Application: bridge) and the channel is parked again. ``record_session <path>``
+  records as ``switch_ivr_record_session_event`` does: RECORD_START (Record-File-Path)
+  at once; with ``RECORD_BRIDGE_REQ`` only the bridged time is written; on
+  ``stop_record_session <path>`` or the hang-up the WAV is written at ``<path>``
+  (``RECORD_STEREO``: two channels, the caller's tone left and the operator's right;
+  ``record_sample_rate``), a file shorter than ``RECORD_MIN_SEC`` is deleted
+  (``RECORD_DISCARDED``), then RECORD_STOP with ``variable_record_ms``.
 * ``FakeEslServer`` is the inbound listener on port 8021: ``auth/request``, ``auth``
   (``+OK accepted`` or ``-ERR invalid`` then disconnect), ``api`` → ``api/response``,
   ``bgapi`` → Job-UUID and a BACKGROUND_JOB event, ``event plain …``, ``exit``, and
@@ -37,6 +43,7 @@ import contextlib
 import re
 import time
 import uuid as uuid_mod
+import wave
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,6 +227,48 @@ def is_sendmsg(call_command: str, app: str | None = None) -> Callable[[Packet], 
 
 
 @dataclass
+class FakeRecording:
+    """One ``record_session`` on the channel: where, how, and the seconds it has written."""
+
+    path: str
+    stereo: bool
+    rate: int
+    bridge_req: bool
+    min_sec: int
+    seconds: float = 0.0
+    since: float | None = None  # time.monotonic() since when it is writing
+
+    def pause(self) -> None:
+        if self.since is not None:
+            self.seconds += time.monotonic() - self.since
+            self.since = None
+
+
+def write_call_wav(path: str, seconds: float, rate: int, stereo: bool) -> int:
+    """What the media bug wrote: the caller (a 440 Hz tone, the read stream) left and
+    the operator (660 Hz, the write stream) right; mixed into one channel otherwise.
+    Returns the frames written."""
+    import numpy as np
+
+    n = int(seconds * rate)
+    t = np.arange(n) / rate
+    caller, operator = 0.3 * np.sin(2 * np.pi * 440 * t), 0.3 * np.sin(2 * np.pi * 660 * t)
+    frames = np.stack([caller, operator], axis=1) if stereo else ((caller + operator) / 2)[:, None]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(path, "wb") as w:
+        w.setnchannels(2 if stereo else 1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((frames * 32767).astype("<i2").tobytes())
+    return n
+
+
+def _create_file(path: str) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(b"")
+
+
+@dataclass
 class CallScript:
     """Per-call knobs: who calls, what the answer event says about the media."""
 
@@ -270,6 +319,8 @@ class FakeCall(_Recorder):
         self.ringing_since: float | None = None  # a "ring" bridge: when the phone began ringing
         self._ring_task: asyncio.Task[None] | None = None
         self.unicast_failures = 0  # ``unicast`` again while the first one is bound (see _sendmsg)
+        self.recordings: dict[str, FakeRecording] = {}  # record_session running, by path
+        self.recorded: list[str] = []  # files written (stopped), in order
         self.hangup_cause: str | None = None
         self.bot_closed = asyncio.Event()
         self.connected = asyncio.Event()
@@ -454,6 +505,9 @@ class FakeCall(_Recorder):
                 # application completes only when the bridge ends.
                 self.b_leg = str(uuid_mod.uuid4())
                 self.b_leg_answered_at = time.monotonic()
+                for rec in self.recordings.values():
+                    if rec.since is None:
+                        rec.since = self.b_leg_answered_at
                 await self._event("event_channel_bridge.txt", self._bridge_headers())
                 return
             cause = self.script.bridge
@@ -469,7 +523,44 @@ class FakeCall(_Recorder):
         elif app == "hangup":
             await self._hangup(arg or "NORMAL_CLEARING")
             return
+        elif app == "record_session":
+            await self._record_start(arg.split(" +", 1)[0].strip())
+        elif app == "stop_record_session":
+            await self._record_stop(arg.strip())
         await self._event("event_channel_execute_complete.txt", {"Application": app, "Application-Data": arg})
+
+    def _true(self, name: str) -> bool:
+        return self.variables.get(name, "").lower() in ("true", "yes", "on", "1")
+
+    async def _record_start(self, path: str) -> None:
+        if path in self.recordings:  # "Already recording"
+            return
+        rate = int(self.variables.get("record_sample_rate") or 8000)
+        min_sec = self.variables.get("RECORD_MIN_SEC", "0")
+        rec = FakeRecording(path, self._true("RECORD_STEREO") or self._true("RECORD_STEREO_SWAP"), rate,
+                            self._true("RECORD_BRIDGE_REQ"), int(min_sec) if min_sec.isdigit() else 0)
+        if not rec.bridge_req or self.b_leg is not None:
+            rec.since = time.monotonic()
+        self.recordings[path] = rec
+        await asyncio.to_thread(_create_file, path)  # switch_core_file_open creates it at once
+        await self._event("event_record_start.txt", {"Record-File-Path": path})
+
+    async def _record_stop(self, path: str) -> None:
+        rec = self.recordings.pop(path, None)
+        if rec is None:
+            return
+        rec.pause()
+        frames = await asyncio.to_thread(write_call_wav, path, rec.seconds, rec.rate, rec.stereo)
+        overrides = {"Record-File-Path": path, "variable_record_samples": str(frames),
+                     "variable_record_seconds": str(frames // rec.rate),
+                     "variable_record_ms": str(frames * 1000 // rec.rate)}
+        if frames < rec.rate * rec.min_sec:
+            await asyncio.to_thread(Path(path).unlink, missing_ok=True)  # "Discarding short file"
+            overrides.update({"variable_RECORD_DISCARDED": "true", "Record-Completion-Cause": "input-too-short",
+                              "variable_record_completion_cause": "input-too-short"})
+        else:
+            self.recorded.append(path)
+        await self._event("event_record_stop.txt", overrides)
 
     def _bridge_headers(self) -> dict[str, str]:
         """The far end as switch_channel_event_set_data puts it on the A leg's events
@@ -492,6 +583,7 @@ class FakeCall(_Recorder):
         headers = self._bridge_headers()
         self.b_leg = None
         self.unbridged_at = time.monotonic()
+        self._recordings_unbridged()
         if not self.channel_up:
             return
         await self._event("bridge/event_channel_unbridge.txt", headers)
@@ -503,6 +595,11 @@ class FakeCall(_Recorder):
             return
         self._bridge_ended()
         await self._event("bridge/event_channel_execute_complete_bridge.txt", done)
+
+    def _recordings_unbridged(self) -> None:
+        for rec in self.recordings.values():
+            if rec.bridge_req:
+                rec.pause()
 
     def _bridge_ended(self) -> None:
         """Hook: the A leg is parked again (media resumes in FakePhoneCall)."""
@@ -526,12 +623,15 @@ class FakeCall(_Recorder):
             headers = self._bridge_headers()
             self.b_leg = None
             self.unbridged_at = time.monotonic()
+            self._recordings_unbridged()
             await self._event("bridge/event_channel_unbridge.txt", {**headers, **gone})
             before_complete = [("bridge/event_channel_execute_complete_bridge.txt", {
                 **headers, "Application-Data": self.bridged_to or "", "variable_bridge_hangup_cause": cause,
                 "variable_hangup_after_bridge": self.variables.get("hangup_after_bridge", "")})]
         for fixture, overrides in before_complete or []:
             await self._event(fixture, {**overrides, **gone})
+        for path in list(self.recordings):  # the hang-up state removes the media bugs: RECORD_STOP
+            await self._record_stop(path)
         if self.linger is None:
             await self.send_raw(disconnect_notice(self.uuid))
             await self._close_socket()

@@ -20,6 +20,7 @@ import numpy as np
 from bot.chat.prompts import Language
 from bot.chat.service import ChatInput
 from voice import metrics
+from voice.call.call_recording import RecordingInProgress, RecordingSink, recording_path, utcnow
 from voice.call.media_session import CallDeps, MediaSession, Outcome, _Gone, _Input, _Key
 from voice.esl import EslCallConnection, EslError, EslEvent
 
@@ -76,6 +77,9 @@ class HandoffSession(MediaSession):
         self._bridge_end_hangup = False  # … and the caller's channel was hung up by then
         self._handoff_counted = False
         self.hold: dict[str, Any] = {}  # J1: what happened on hold (offers, waited_s, ended)
+        self._call_recording: RecordingInProgress | None = None  # Q2: the bridge FreeSWITCH records now
+        self._recordings_started = 0
+        self._recording_notice_said = False
 
     def _handoff_variables(self, handoff: Mapping[str, Any]) -> dict[str, str]:
         """The context the operator's side gets as channel variables."""
@@ -93,6 +97,9 @@ class HandoffSession(MediaSession):
         """Operator queue with the context as channel variables (freeswitch/dialplan/default.xml)."""
         s = self.deps.settings
         variables = self._handoff_variables(handoff)
+        if self._call_recording is not None:
+            # Before the dialplan takes the call: what the queue extension does is not ours to record.
+            await self._stop_recording(self._call_recording)
         try:
             await self.conn.transfer(s.handoff_extension, s.handoff_context, variables=variables)
             metrics.HANDOFFS.labels(variables["hotline_handoff_reason"]).inc()
@@ -238,6 +245,17 @@ class HandoffSession(MediaSession):
         self._operator_leg = None
         self._bridge_over = asyncio.Event()
         self._bridge_end_hangup = False
+        recording = await self._start_recording(handoff, status, extension)
+        try:
+            return await self._bridge_to(dial, handoff, status, variables)
+        finally:
+            if recording is not None:
+                # Shielded: a hang-up may be cancelling us; the recording must still be stored.
+                await asyncio.shield(self._finish_recording(recording))
+
+    async def _bridge_to(self, dial: str, handoff: Mapping[str, Any], status: HoldStatus,
+                         variables: dict[str, str]) -> Outcome | _Requeued:
+        extension = dial.removeprefix("user/")
         assert self._ep is not None
         # The park loop (and with it unicast) stops while the bridge app runs: no
         # audio is no dead stream then. It resumes, same connection, when the app returns.
@@ -349,6 +367,8 @@ class HandoffSession(MediaSession):
             return "handoff"
         assert self._ep is not None
         self._ep.resume_watchdog()
+        if self._call_recording is not None:  # the bridge is over: so is its recording
+            await self._stop_recording(self._call_recording)
         return "requeued"
 
     async def _gone_or_hangup(self) -> None:
@@ -366,6 +386,8 @@ class HandoffSession(MediaSession):
         (the handoff is done and the caller is hung up)."""
         if self._bridge_end_hangup or self.conn.hung_up.is_set():
             return await self._caller_left_bridge(handoff_id)
+        if self._call_recording is not None:  # the bridge is over: so is its recording
+            await self._stop_recording(self._call_recording)
         line = self.deps.handoffs
         assert line is not None and self._ep is not None
         try:
@@ -421,10 +443,95 @@ class HandoffSession(MediaSession):
                 return "failed: no answer in time"
         return self._bridge_result.result()
 
+    # ---- Q2: the bridge recorded by FreeSWITCH (voice/call/call_recording.py) ------------
+
+    async def _start_recording(self, handoff: Mapping[str, Any], status: HoldStatus,
+                               extension: str) -> RecordingInProgress | None:
+        """Tell the caller (once per call), then ``record_session`` on their channel.
+        Not recording is never a reason not to bridge: a failure here is logged."""
+        rec = self.deps.settings.call_recording
+        line = self.deps.handoffs
+        if not rec.enabled or not isinstance(line, RecordingSink):
+            return None
+        notice = rec.notice.get(self.language)
+        if not notice:
+            # Recording unannounced is not allowed: without the designers' text, no recording.
+            self._log.error("call.recording_notice_missing", language=self.language)
+            return None
+        if not self._recording_notice_said:
+            self._recording_notice_said = True
+            assert self._ep is not None
+            played = await self._ep.play_stream(self.deps.speech_out.speak(notice, self.language, self.fmt.sample_rate))
+            if played.error or self._gone.is_set():
+                return None
+        self._recordings_started += 1
+        handoff_id = int(handoff["handoff_id"])
+        name, fs_path = recording_path(rec, handoff_id, self.call_id, self._recordings_started)
+        recording = RecordingInProgress(handoff_id, self.call_id, name, fs_path, status.operator, extension)
+        self._call_recording = recording
+        try:
+            await self.conn.set_variables(rec.variables())
+            await self.conn.execute("record_session", fs_path)
+        except EslError as exc:
+            self._log.error("call.recording_failed", error=str(exc))
+            self._call_recording = None
+            return None
+        self._log.info("call.recording", handoff_id=handoff_id, file=name)
+        return recording
+
+    async def _stop_recording(self, recording: RecordingInProgress) -> None:
+        if recording.stop_sent or recording.stopped.is_set() or self.conn.hung_up.is_set():
+            return  # a hang-up closes FreeSWITCH's recording by itself
+        recording.stop_sent = True
+        try:
+            await self.conn.execute("stop_record_session", recording.fs_path)
+        except EslError as exc:
+            self._log.warning("call.recording_stop_failed", error=str(exc))
+
+    async def _finish_recording(self, recording: RecordingInProgress) -> None:
+        """``stop_record_session`` once the bridge is over (a hang-up stops it by itself),
+        wait for RECORD_STOP, and hand an answered bridge's file to the store."""
+        line = self.deps.handoffs
+        assert isinstance(line, RecordingSink)
+        bridged = recording.bridged_at is not None
+        still_bridged = bridged and not self._bridge_over.is_set() and not self._bridge_end_hangup \
+            and not self.conn.hung_up.is_set()
+        if still_bridged:
+            # We stopped watching a bridge that did not end (_take_back): the file is
+            # FreeSWITCH's until the call ends; it is not stored.
+            self._log.error("call.recording_left_running", file=recording.file_name)
+            self._call_recording = None
+            return
+        await self._stop_recording(recording)
+        stopped = asyncio.ensure_future(recording.stopped.wait())
+        ended = asyncio.ensure_future(self.conn.call_ended.wait())
+        try:
+            await asyncio.wait({stopped, ended}, timeout=self.deps.settings.call_recording.stop_wait_s,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            ended.cancel()
+        if self._call_recording is recording:
+            self._call_recording = None
+        done = recording.bridged()
+        try:
+            if done is None or recording.discarded:
+                await line.discard(recording.file_name)
+                return
+            self._log.info("call.recorded_bridge", handoff_id=done.handoff_id, file=done.file_name,
+                           record_ms=done.record_ms, stopped=recording.stopped.is_set())
+            await line.recorded(done)
+        except Exception as exc:  # noqa: BLE001 - the call goes on without its recording stored
+            self._log.error("call.recording_store_failed", error=str(exc), file=recording.file_name)
+
     # ---- listening -----------------------------------------------------------------
 
     def _on_channel_event(self, item: EslEvent) -> None:
-        if self._bridge_result is not None and item.unique_id in (None, self.call_id):
+        if item.unique_id not in (None, self.call_id):
+            return
+        if self._call_recording is not None and self._call_recording.on_event(item):
+            return
+        if self._bridge_result is not None:
             self._on_bridge_event(item, self._bridge_result)
 
     def _on_bridge_event(self, item: EslEvent, result: asyncio.Future[str]) -> None:
@@ -438,8 +545,12 @@ class HandoffSession(MediaSession):
         headers = item.headers
         if item.name == "CHANNEL_BRIDGE" and not result.done():
             self._operator_leg = headers.get("Other-Leg-Unique-ID") or headers.get("Bridge-B-Unique-ID")
+            if self._call_recording is not None:
+                self._call_recording.bridged_at = utcnow()
             result.set_result("bridged")
             return
+        if item.name == "CHANNEL_UNBRIDGE" and self._call_recording is not None and self._call_recording.unbridged_at is None:
+            self._call_recording.unbridged_at = utcnow()
         completed = item.name == "CHANNEL_EXECUTE_COMPLETE" and headers.get("Application") == "bridge"
         if completed and not result.done():
             why = headers.get("variable_originate_disposition") or "no bridge"
