@@ -6,6 +6,7 @@ nobody signed in 401 (or the sign-in page). SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +15,14 @@ from sqlmodel import Session, select
 
 from bot import desk
 from bot.api import recordings as api_recordings
+from bot.app import create_app
 from bot.desk import auth
 from bot.settings import Settings
 from bot.store import recordings, service
 from bot.store.db import Database
 from bot.store.models import CallRecording, DeskUser
 from tests.conftest import AClient, make_test_app
+from tests.fakes.voice_doubles import until
 from tests.integration.desk_client import Client, Operator, sign_in
 from tests.unit.test_call_recordings import CALLED_AT, handoff, stored
 
@@ -140,7 +143,6 @@ async def test_a_deleted_recording_is_gone(
     settings: Settings,
 ) -> None:
     row: CallRecording = recorded["bare"]
-    from datetime import timedelta
     accounts.call(recordings.sweep_expired, settings.call_recordings_dir, 90, now=CALLED_AT + timedelta(days=91))
     r = await web_client.get(f"/api/recordings/{row.id}/content", headers=bearer["insp"])
     assert r.status == 410 and "retention" in (await r.json())["reason"]
@@ -189,3 +191,19 @@ async def test_a_senior_hears_the_calls_of_a_handoff(
     assert status == 200 and f'src="/desk/recordings/{recorded["on_ticket"].id}/audio"' in page
     status, page = await desk_of["jun"].get(f"/desk/handoffs/{recorded['handoff_id']}")
     assert status == 200 and "<audio" not in page
+
+
+async def test_the_app_runs_the_retention_sweep(
+    aiohttp_client: AClient, accounts: Database, settings: Settings
+) -> None:
+    handoff_id, _ = handoff(accounts, "call-9", ticket=False)
+    now = datetime.now(UTC)
+    old = stored(accounts, settings.call_recordings_dir, handoff_id, "old.wav", started=now - timedelta(days=31))
+    stored(accounts, settings.call_recordings_dir, handoff_id, "new.wav", started=now - timedelta(days=29))
+    app = create_app(settings.model_copy(update={
+        "voice_enabled": False, "call_recording_retention_days": 30, "call_recording_sweep_s": 0.05}), accounts)
+    await aiohttp_client(app)  # starts the app's background work
+    await until(lambda: accounts.call(recordings.get_recording, old.id).deleted_at is not None, 5,  # type: ignore[arg-type]
+                "the sweep deleting the old recording")
+    assert not (settings.call_recordings_dir / "old.wav").exists()
+    assert (settings.call_recordings_dir / "new.wav").exists()
