@@ -128,7 +128,7 @@ def test_the_tree_is_curated() -> None:
         "autoload_configs/modules.conf.xml", "autoload_configs/event_socket.conf.xml",
         "autoload_configs/acl.conf.xml", "autoload_configs/sofia.conf.xml",
         "autoload_configs/switch.conf.xml", "autoload_configs/logfile.conf.xml",
-        "autoload_configs/console.conf.xml",
+        "autoload_configs/console.conf.xml", "autoload_configs/opus.conf.xml",
         "sip_profiles/internal.xml", "sip_profiles/external.xml",
         "directory/default.xml", "directory/default/operators.xml",
         "dialplan/public.xml", "dialplan/default.xml",
