@@ -20,6 +20,7 @@ import pytest
 from bot.settings import REPO_ROOT, Settings
 from bot.stack import Stack
 from bot.world.loader import load_world_file
+from tests.switch.fixtures import freeswitch_build, start_switch  # noqa: F401 - the real-switch tier's fixtures
 
 WORLD = REPO_ROOT / "tests" / "fixtures" / "worlds" / "e2e.yml"
 

@@ -1,0 +1,160 @@
+"""The scripted calls (tests/fixtures/calls/*.yml) again, placed by SIPp through a real
+FreeSWITCH running this repository's ``freeswitch/`` tree: the trunk profile (5080 moved
+to a free port, the ``sip_trunks`` ACL), the ``public`` dialplan, ``socket … async full``
+to the bot's ESL server, unicast media, RFC 2833 keys and G.711 speech as RTP, the
+``handoff`` extension. The real dialogue, action server, line-test unit and store answer.
+
+The bot's voice is a short tone per prompt, its text noted (so the test knows where the
+call is); what the caller hears is read off the wire. Speech is a voiced signal the real
+VAD hears; the recogniser returns the step's ``say`` text (no Mandarin model here)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from bot.settings import REPO_ROOT, Settings
+from bot.stack import Stack
+from tests.e2e.conftest import Client, voice_host
+from tests.e2e.test_scripted_calls import take_call
+from tests.fakes.voice_doubles import ScriptedSpeechIn, ToneSpeech, until, voiced_pcm
+from tests.switch.fixtures import StartSwitch, SwitchEvents, switch_events
+from tests.switch.sipp import Action, AwaitBye, Hangup, Keys, SippCaller, Speech
+
+pytestmark = [pytest.mark.e2e, pytest.mark.stack, pytest.mark.switch]
+CALLS = {p.stem: yaml.safe_load(p.read_text(encoding="utf-8"))
+         for p in sorted((REPO_ROOT / "tests" / "fixtures" / "calls").glob("*.yml"))}
+# Both G.711 laws and both packet lengths, spread over the scripts.
+CODECS = ("PCMA", "PCMU")
+
+
+def speech(ms: int) -> Speech:
+    return Speech(np.frombuffer(voiced_pcm(ms=ms), dtype="<i2").copy())
+
+
+def caller_actions(steps: list[Any]) -> list[Action]:
+    """What SIPp must do, in order, for a script's steps (the waits stay with the test)."""
+    out: list[Action] = []
+    for step in steps:
+        if step == "hangup":
+            out.append(Hangup())
+        elif step == "ended":
+            out.append(AwaitBye())
+        elif isinstance(step, dict) and "press" in step:
+            out.append(Keys(str(step["press"])))
+        elif isinstance(step, dict) and "say" in step:
+            out.append(speech(900))
+        elif isinstance(step, dict) and "record" in step:
+            out += [speech(int(float(step["record"]) * 1000)), Keys("#")]
+    return out
+
+
+class SwitchHost:
+    def __init__(self, service: Any, speech_out: ToneSpeech, speech_in: ScriptedSpeechIn, events: SwitchEvents,
+                 sip_port: int) -> None:
+        self.service, self.speech, self.speech_in, self.events, self.sip_port = (
+            service, speech_out, speech_in, events, sip_port)
+
+
+@pytest.fixture
+async def switch_host(stack: Stack, stack_settings: Settings, start_switch: StartSwitch) -> AsyncIterator[SwitchHost]:
+    speech_out, speech_in = ToneSpeech(ms=250), ScriptedSpeechIn([])
+    async with voice_host(stack_settings, speech_out, speech_in, stack_settings.media_port_max + 300) as service:
+        fs = start_switch(service.server.port)
+        async with switch_events(fs) as events:
+            yield SwitchHost(service, speech_out, speech_in, events, fs.ports.external_sip)
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+async def test_scripted_call_through_freeswitch(name: str, switch_host: SwitchHost, client: Client,
+                                                stack_settings: Settings, tmp_path: Path) -> None:
+    script = CALLS[name]
+    index = sorted(CALLS).index(name)
+    call = SippCaller(tmp_path / "sipp", switch_host.sip_port, caller_actions(script["steps"]),
+                      caller=script["caller"], codec=CODECS[index % 2], ptime_ms=int(script.get("ptime_ms", 20)))
+    mark = [len(switch_host.speech.spoken)]
+
+    async def hear(fragment: str, timeout: float = 40) -> None:
+        await until(lambda: any(fragment in t for t in switch_host.speech.texts[mark[0]:]), timeout,
+                    f"{fragment!r}; the bot said {switch_host.speech.texts[-4:]}")
+        texts = switch_host.speech.texts
+        mark[0] = next(i for i in range(mark[0], len(texts)) if fragment in texts[i]) + 1
+
+    async def bot_quiet(after_s: float) -> None:
+        def quiet() -> bool:
+            last = call.sniffer.last_loud()
+            return last is not None and time.monotonic() - last > after_s
+        await until(quiet, 30, "the bot to finish its prompt (on the caller's RTP)")
+
+    async def act(step: dict[str, Any]) -> None:
+        if "say" in step:
+            switch_host.speech_in.transcripts.append(str(step["say"]))
+        await call.act()
+
+    try:
+        await call.dial()
+        for step in script["steps"]:
+            if step == "hangup":
+                await call.act()
+                assert await call.wait_closed(15) == 0, call.errors()
+            elif step == "ended":
+                assert await call.wait_closed(60) == 0, call.errors()
+            elif "take" in step:
+                await asyncio.to_thread(take_call, stack_settings, _uuid(switch_host, call), str(step["take"]))
+            elif "hear" in step:
+                await hear(str(step["hear"]))
+            elif "record" in step:  # A11: after the tone, speak, then '#'
+                await bot_quiet(0.3)
+                await call.act()
+                await call.act()
+            elif "during" in step:
+                await hear(str(step["during"]))
+                await act(step)
+            else:
+                await bot_quiet(0.15)
+                await act(step)
+    finally:
+        await call.close()
+
+    assert call.sniffer.loud(), "the caller heard nothing"
+    uuid = _uuid(switch_host, call)
+    expect = script.get("expect", {})
+    for number, count in expect.get("tickets", {}).items():
+        assert len(client.tickets(relatedEntity_id=number)) == count, number
+    for number, contact in expect.get("contact", {}).items():
+        (ticket,) = client.tickets(relatedEntity_id=number)
+        chars = {c["name"]: c["value"] for c in ticket["troubleTicketCharacteristic"]}
+        assert chars["contactNumber"] == contact
+    for number, count in expect.get("audio_attachments", {}).items():
+        (ticket,) = client.tickets(relatedEntity_id=number)
+        full = client.request("GET", f"/tmf-api/troubleTicket/v5/troubleTicket/{ticket['id']}").body
+        assert len([a for a in full["attachment"] if a["mimeType"] == "audio/wav"]) == count
+    if expect.get("transferred"):
+        transfers = switch_host.events.executed(call.call_id or "", "transfer")
+        assert transfers and transfers[0].headers.get("Application-Data") == "handoff XML default", transfers
+        variables = transfers[0].headers
+        assert variables.get("variable_hotline_conversation_id") == uuid
+        for var, value in expect.get("variables", {}).items():
+            assert variables.get(f"variable_{var}") == value
+        # and the switch's handoff extension then ran (the operator queue)
+        assert switch_host.events.executed(call.call_id or "", "bridge")
+    if "outcomes" in expect:
+        await until(lambda: len(client.outcomes(uuid)) >= len(expect["outcomes"]), 10, "outcomes")
+        outcomes = client.outcomes(uuid)
+        assert [o["outcome"] for o in outcomes] == expect["outcomes"]
+        assert all(o["channel"] == "voice" for o in outcomes)
+        if "step" in expect:
+            assert outcomes[-1]["step"] == expect["step"]
+
+
+def _uuid(host: SwitchHost, call: SippCaller) -> str:
+    uuid = host.events.uuid_of(call.call_id or "")
+    assert uuid is not None, "the switch never reported the call"
+    return uuid

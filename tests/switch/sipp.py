@@ -1,0 +1,264 @@
+"""Callers and phones played by SIPp (Debian's ``sip-tester``, SIPp 3.6) against a real
+FreeSWITCH.
+
+A test knows its call as a list of caller actions (keys, speech, hang up). The scenario
+is written from that list: after the call is answered, each action waits for a go from
+the test over SIPp's 3PCC twin socket (``recvCmd``), so the test can first wait for what
+the bot says, as a caller does. Keys (RFC 2833) and speech are RTP from pcap files
+(``play_pcap_audio``) that continue one RTP stream; what the caller hears is read off the
+loopback interface (``RtpSniffer``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tests.switch.rtp import RtpSniffer, RtpStream, audio_packets, keys_packets, write_pcap
+
+SIPP = shutil.which("sipp")
+TWIN_END = b"\x1b"  # SIPp ends every twin-socket message with ESC
+
+
+@dataclass(frozen=True)
+class Keys:
+    digits: str
+
+
+@dataclass(frozen=True)
+class Speech:
+    pcm16: np.ndarray  # 8 kHz mono int16
+
+    @property
+    def ms(self) -> int:
+        return len(self.pcm16) // 8
+
+
+@dataclass(frozen=True)
+class Hangup:
+    pass
+
+
+@dataclass(frozen=True)
+class AwaitBye:
+    """The bot (or the switch) ends the call: answer its BYE."""
+
+
+Action = Keys | Speech | Hangup | AwaitBye
+
+
+def free_udp_pair() -> int:
+    """An even UDP port with the next one free too (RTP and RTCP)."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1]) & ~1
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a, \
+                    socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 1))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free UDP port pair")
+
+
+def _free_port(kind: int) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+INVITE = """\
+INVITE sip:{number}@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "{caller}" <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:{number}@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: sip:{caller}@[local_ip]:[local_port]
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=caller 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP {pt} 101
+a=rtpmap:{pt} {codec}/8000
+a=rtpmap:101 telephone-event/8000
+a=fmtp:101 0-15
+a=ptime:{ptime}
+a=sendrecv
+"""
+
+IN_DIALOG = """\
+{method} sip:{number}@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: "{caller}" <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:{number}@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: {cseq} {method}
+Contact: sip:{caller}@[local_ip]:[local_port]
+Max-Forwards: 70
+Content-Length: 0
+
+"""
+
+OK_TO_REQUEST = """\
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+Content-Length: 0
+
+"""
+
+
+def caller_scenario(actions: list[Action], pcaps: list[Path | None], *, caller: str, number: str,
+                    codec: str, ptime_ms: int) -> str:
+    fill = {"caller": caller, "number": number, "codec": codec, "pt": 8 if codec == "PCMA" else 0, "ptime": ptime_ms}
+    parts = [
+        '<?xml version="1.0" encoding="UTF-8" ?>',
+        '<scenario name="hotline caller">',
+        f'<send retrans="500"><![CDATA[\n{INVITE.format(**fill)}]]></send>',
+        '<recv response="100" optional="true"/>',
+        '<recv response="180" optional="true"/>',
+        '<recv response="183" optional="true"/>',
+        '<recv response="200" rtd="true"/>',
+        f'<send><![CDATA[\n{IN_DIALOG.format(method="ACK", cseq=1, **fill)}]]></send>',
+        '<sendCmd><![CDATA[\nCall-ID: [call_id]\nX-Hotline: answered\n\n]]></sendCmd>',
+    ]
+    for action, pcap in zip(actions, pcaps, strict=True):
+        if isinstance(action, AwaitBye):
+            parts += ['<recv request="BYE"/>', f"<send><![CDATA[\n{OK_TO_REQUEST}]]></send>"]
+            break
+        parts.append("<recvCmd/>")
+        if isinstance(action, Hangup):
+            parts += [f'<send retrans="500"><![CDATA[\n{IN_DIALOG.format(method="BYE", cseq=2, **fill)}]]></send>',
+                      '<recv response="200" crlf="true"/>']
+            break
+        parts.append(f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
+    parts.append("</scenario>")
+    return "\n".join(parts)
+
+
+class SippCaller:
+    """One call into the switch's external profile (the trunk side), as SIPp places it."""
+
+    def __init__(self, workdir: Path, switch_sip_port: int, actions: list[Action], *, caller: str = "13700001111",
+                 number: str = "1000", codec: str = "PCMA", ptime_ms: int = 20) -> None:
+        assert SIPP is not None, "sipp is not installed (apt-get install sip-tester)"
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.switch_sip_port = switch_sip_port
+        self.actions = list(actions)
+        self.caller, self.number, self.codec, self.ptime_ms = caller, number, codec, ptime_ms
+        self.media_port = free_udp_pair()
+        self.sip_port = _free_port(socket.SOCK_DGRAM)
+        self.sniffer = RtpSniffer(self.media_port)
+        self.call_id: str | None = None
+        self._next = 0
+        self._pcap_ms: list[float] = []
+        self._proc: asyncio.subprocess.Process | None = None
+        self._twin: asyncio.StreamWriter | None = None
+        self._answered = asyncio.Event()
+        self._server: asyncio.base_events.Server | None = None
+        self.error_file = workdir / "sipp-errors.log"
+        self.message_file = workdir / "sipp-messages.log"
+
+    def _write(self) -> Path:
+        stream = RtpStream(codec=self.codec, ptime_ms=self.ptime_ms)
+        pcaps: list[Path | None] = []
+        for i, action in enumerate(self.actions):
+            if isinstance(action, Keys):
+                path = self.workdir / f"step{i:02d}-keys.pcap"
+                self._pcap_ms.append(write_pcap(path, keys_packets(stream, action.digits)) + 60)
+            elif isinstance(action, Speech):
+                path = self.workdir / f"step{i:02d}-speech.pcap"
+                self._pcap_ms.append(write_pcap(path, audio_packets(stream, action.pcm16)) + self.ptime_ms)
+            else:
+                pcaps.append(None)
+                self._pcap_ms.append(0)
+                continue
+            stream.ts += 8000  # a second's gap in the caller's timestamps between plays
+            pcaps.append(path)
+        scenario = self.workdir / "caller.xml"
+        scenario.write_text(caller_scenario(self.actions, pcaps, caller=self.caller, number=self.number,
+                                            codec=self.codec, ptime_ms=self.ptime_ms))
+        return scenario
+
+    async def dial(self, answered_within_s: float = 15) -> None:
+        scenario = self._write()
+        self._server = await asyncio.start_server(self._on_twin, "127.0.0.1", 0)
+        twin_port = self._server.sockets[0].getsockname()[1]
+        if RtpSniffer.available():
+            self.sniffer.start()
+        self._proc = await asyncio.create_subprocess_exec(
+            str(SIPP), f"127.0.0.1:{self.switch_sip_port}", "-sf", str(scenario), "-m", "1",
+            "-i", "127.0.0.1", "-p", str(self.sip_port), "-mi", "127.0.0.1", "-mp", str(self.media_port),
+            "-3pcc", f"127.0.0.1:{twin_port}", "-nostdin", "-aa", "-trace_err", "-error_file", str(self.error_file),
+            "-trace_msg", "-message_file", str(self.message_file),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            cwd=self.workdir)
+        try:
+            await asyncio.wait_for(self._answered.wait(), answered_within_s)
+        except TimeoutError:
+            raise AssertionError(f"the call was not answered: {self.errors()}") from None
+
+    async def _on_twin(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._twin = writer
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                msg = (await reader.readuntil(TWIN_END)).decode(errors="replace")
+                for line in msg.splitlines():
+                    if line.lower().startswith("call-id:"):
+                        self.call_id = line.split(":", 1)[1].strip()
+                if "answered" in msg:
+                    self._answered.set()
+
+    async def act(self) -> Action:
+        """Do the caller's next action; keys and speech return when their RTP has left."""
+        action = self.actions[self._next]
+        assert not isinstance(action, AwaitBye), "the next thing is the bot's hang-up: use wait_closed"
+        assert self._twin is not None and self.call_id is not None
+        self._twin.write(f"Call-ID: {self.call_id}\r\nX-Hotline: go {self._next}\r\n\r\n".encode() + TWIN_END)
+        await self._twin.drain()
+        await asyncio.sleep(self._pcap_ms[self._next] / 1000)
+        self._next += 1
+        return action
+
+    async def wait_closed(self, timeout: float) -> int:
+        """SIPp's exit code once the call is over (0: the scenario ran to its end)."""
+        assert self._proc is not None
+        try:
+            await asyncio.wait_for(self._proc.wait(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"the call did not end within {timeout} s: {self.errors()}") from None
+        return self._proc.returncode or 0
+
+    def errors(self) -> str:
+        return self.error_file.read_text(errors="replace")[-2000:] if self.error_file.exists() else ""
+
+    async def close(self) -> None:
+        if self._proc is not None and self._proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.kill()
+            await self._proc.wait()
+        if self._twin is not None:
+            self._twin.close()
+        if self._server is not None:
+            self._server.close()
+        self.sniffer.stop()
