@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,14 @@ class World:
     async def heard(self, text: str, timeout: float = 5.0) -> None:
         await until(lambda: text in self.speech.texts, timeout, what=f"the bot saying {text!r}")
 
+    async def heard_all_of(self, callee: FakePhoneCall, text: str) -> None:
+        """The bot said ``text`` and went quiet: the callee heard the whole message."""
+        await self.heard(text)
+        media = callee.media
+        assert media is not None
+        await until(lambda: (last := media.log.last_arrival()) is not None and time.monotonic() - last > 0.15,
+                    5.0, what="the message's end")
+
 
 def counted(result: str) -> float:
     return REGISTRY.get_sample_value("hotline_outbound_calls_total", {"result": result}) or 0.0
@@ -90,7 +99,7 @@ async def world(tmp_path: Path, settings: Settings) -> AsyncIterator[World]:
     session = aiohttp.ClientSession()
     chat = ChatService(ScriptedDialogue([]), catalogue(), channel="voice",  # type: ignore[arg-type]
                        action_health_url="http://127.0.0.1:9/health", session=session)
-    speech = ToneSpeech(ms=300)
+    speech = ToneSpeech(ms=800)  # longer than the early-key grace: a key after the message counts
     control = FreeswitchControl(settings)
     calls = OutboundCalls(control, db, OutboundSettings(
         dial_string="sofia/external/{number}@127.0.0.1:5099", caller_id_number="057100000000",
@@ -127,8 +136,10 @@ async def test_an_answered_test_call_asks_for_a_key_and_records_it(world: World)
     world.fs.callees[KNOWN] = "answer"
     before = counted("answered")
     call_id = await world.place()
-    await world.heard(TEST_CALL_MESSAGE["zh"])
+    await until(lambda: bool(world.callees), what="the switch dialling the bot back")
     callee = world.callees[0]
+    assert isinstance(callee, FakePhoneCall)
+    await world.heard_all_of(callee, TEST_CALL_MESSAGE["zh"])
     await callee.press("1")
     row = await world.ended(call_id)
     assert row["result"] == "answered" and row["key_pressed"] == "1"
@@ -192,9 +203,13 @@ async def test_a_callee_gone_before_the_answer_completes_ends_the_record(world: 
     assert len(world.calls._tasks) == 0
 
 
-async def test_a_key_pressed_before_the_prompt_is_the_answer(world: World) -> None:
-    """DTMF while the call is still being set up (before the bot's answer completes and
-    the message starts): it is kept and the call ends cleanly."""
+async def test_a_key_pressed_before_the_message_is_not_the_answer(world: World,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """DTMF that reaches the bot before the message started (pressed while the phone
+    rang: FreeSWITCH hands such keys over at the answer) is not the callee's answer;
+    the call goes on and ends cleanly with its outcome."""
+    from voice.call import outbound as session_mod
+    monkeypatch.setattr(session_mod, "KEY_WAIT_S", 0.3)
     world.fs.callees[KNOWN] = "answer"
 
     async def dial_back(host: str, port: int, script: CallScript) -> FakeCall:
@@ -208,7 +223,8 @@ async def test_a_key_pressed_before_the_prompt_is_the_answer(world: World) -> No
     world.fs.dial_back = dial_back
     call_id = await world.place()
     row = await world.ended(call_id)
-    assert row["key_pressed"] == "1" and row["result"] == "answered"
+    assert row["key_pressed"] is None and row["result"] == "answered"
+    assert world.speech.texts.count(TEST_CALL_MESSAGE["zh"]) == 2
 
 
 async def test_only_numbers_callers_gave_or_used_are_called(world: World) -> None:

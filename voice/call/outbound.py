@@ -16,7 +16,7 @@ from typing import Literal, Protocol
 
 from bot.chat.prompts import Language
 from voice import metrics
-from voice.call.media_session import CallDeps, MediaSession, _Gone, _Key
+from voice.call.media_session import CallDeps, MediaSession, _Gone, _Key, _observe_first
 from voice.esl import EslCallConnection, EslError
 
 TEST_CALL_MESSAGE: dict[Language, str] = {
@@ -29,6 +29,9 @@ TEST_CALL_THANKS: dict[Language, str] = {
 }
 KEY_WAIT_S = 6.0  # after the message, how long the callee has to press a key
 ASKS = 2  # the message is said at most this often
+# A key this soon after the message began cannot answer it: it was pressed before (while
+# the phone rang; FreeSWITCH hands such keys over at the answer, just as we start talking).
+EARLY_KEY_GRACE_MS = 500.0
 
 TestCallOutcome = Literal["key", "no_key", "hangup"]
 
@@ -87,11 +90,18 @@ class OutboundCallSession(MediaSession):
         return "key" if self.key is not None else "no_key"
 
     async def _ask_for_key(self, text: str) -> str | None | object:
-        """Say ``text`` (a key stops it); the first key pressed, None after
-        ``KEY_WAIT_S`` of silence, or ``_GONE`` when the callee hung up."""
+        """Say ``text`` (a key stops it); the first key pressed once the callee could
+        hear it, None after ``KEY_WAIT_S`` of silence, or ``_GONE`` when the callee hung up.
+
+        A key that reached us before the message's first audio, or within
+        ``EARLY_KEY_GRACE_MS`` of it, was not an answer to it (see there)."""
         self._drain_stale_inputs()
         cancel = asyncio.Event()
-        playback = asyncio.create_task(self._say(text, cancel=cancel))
+        heard_from: list[float] = []
+        assert self._ep is not None
+        chunks = _observe_first(self.deps.speech_out.speak(text, self.language, self.fmt.sample_rate),
+                                lambda: heard_from.append(self._now_ms()))
+        playback = asyncio.create_task(self._ep.play_stream(chunks, cancel=cancel))
         deadline: float | None = None
         try:
             while True:
@@ -102,8 +112,10 @@ class OutboundCallSession(MediaSession):
                 if isinstance(item, _Gone):
                     self._gone.set()
                     return _GONE
-                if isinstance(item, _Key):
+                if isinstance(item, _Key) and heard_from and item.at_ms >= heard_from[0] + EARLY_KEY_GRACE_MS:
                     return item.digit
+                if isinstance(item, _Key):
+                    self._log.info("outbound.early_key_ignored", key=item.digit)
                 if deadline is not None and time.monotonic() >= deadline:
                     return None
         finally:
