@@ -556,8 +556,9 @@ class FakeCall(_Recorder):
                      "variable_record_ms": str(frames * 1000 // rec.rate)}
         if frames < rec.rate * rec.min_sec:
             await asyncio.to_thread(Path(path).unlink, missing_ok=True)  # "Discarding short file"
-            overrides.update({"variable_RECORD_DISCARDED": "true", "Record-Completion-Cause": "input-too-short",
-                              "variable_record_completion_cause": "input-too-short"})
+            cause = "empty-file" if frames == 0 else "input-too-short"  # as 1.10.11 says it
+            overrides.update({"variable_RECORD_DISCARDED": "true", "Record-Completion-Cause": cause,
+                              "variable_record_completion_cause": cause})
         else:
             self.recorded.append(path)
         await self._event("event_record_stop.txt", overrides)
