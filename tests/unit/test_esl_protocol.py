@@ -46,6 +46,8 @@ EXPECTED_TYPES = {
     "event_channel_hangup_complete.txt": ContentType.EVENT_PLAIN,
     "event_dtmf.txt": ContentType.EVENT_PLAIN,
     "event_json_dtmf.txt": ContentType.EVENT_JSON,
+    "event_record_start.txt": ContentType.EVENT_PLAIN,
+    "event_record_stop.txt": ContentType.EVENT_PLAIN,
     "log_data.txt": ContentType.LOG_DATA,
     "reply_auth_accepted.txt": ContentType.COMMAND_REPLY,
     "reply_auth_invalid.txt": ContentType.COMMAND_REPLY,
@@ -395,3 +397,14 @@ def test_variable_transfer_and_bridge_arguments() -> None:
 def test_unsafe_commands_are_refused(make: object) -> None:
     with pytest.raises(EslEncodeError):
         make()  # type: ignore[operator]
+
+
+def test_the_recording_events_name_the_file_and_its_length() -> None:
+    """RECORD_START / RECORD_STOP as switch_ivr_async.c sends them: the caller's channel
+    data, Record-File-Path (url-encoded on the wire), and on the stop record_ms."""
+    start, stop = event_of("event_record_start.txt"), event_of("event_record_stop.txt")
+    assert (start.name, stop.name) == ("RECORD_START", "RECORD_STOP")
+    assert start.unique_id == stop.unique_id == "5f1c2c7e-3b2a-4d8e-9a61-0c7d2b9e4a10"
+    path = "/var/lib/freeswitch/recordings/hotline/7-5f1c2c7e-3b2a-4d8e-9a61-0c7d2b9e4a10-1.wav"
+    assert start.headers["Record-File-Path"] == stop.headers["Record-File-Path"] == path
+    assert stop.headers["variable_record_ms"] == "12000" and stop.headers["variable_RECORD_STEREO"] == "true"
