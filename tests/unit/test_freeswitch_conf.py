@@ -413,3 +413,19 @@ def test_dockerfiles_pin_the_python_versions() -> None:
     bot = (ROOT / "docker/Dockerfile.bot").read_text(encoding="utf-8")
     assert re.search(r"^FROM python:3\.10", rasa, re.M) and "requirements-rasa.lock" in rasa
     assert re.search(r"^FROM python:3\.11", bot, re.M) and "requirements.lock" in bot
+
+
+def test_the_carrier_gateway_is_only_a_disabled_template() -> None:
+    """Calls the bot places (voice/outbound.py) leave through a carrier gateway that an
+    operator enables by hand (freeswitch/README.md, "Outbound calls"). As shipped it is a
+    template FreeSWITCH never reads: not an .xml file, and no profile includes its folder."""
+    from bot.settings import Settings
+
+    folder = FS / "sip_profiles" / "external"
+    gateway = ET.fromstring((folder / "carrier.xml.example").read_text(encoding="utf-8")).find("gateway")
+    assert gateway is not None and gateway.get("name") == "carrier"
+    assert params(gateway)["register"] == "false" and params(gateway)["context"] == "public"
+    assert list(folder.glob("*.xml")) == [], "an enabled gateway: the shipped tree must not dial out"
+    for path in (FS / "sip_profiles").glob("*.xml"):
+        assert "external/" not in path.read_text(encoding="utf-8"), f"{path.name} includes the gateway folder"
+    assert Settings.model_fields["outbound_dial_string"].default == "sofia/gateway/carrier/{number}"
