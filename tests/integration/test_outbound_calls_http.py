@@ -16,7 +16,7 @@ from bot.api import outbound_calls as api
 from bot.settings import Settings
 from bot.store import service as store
 from bot.store.db import Database
-from tests.conftest import INTERNAL_AUTH, AClient, make_test_app
+from tests.conftest import INTERNAL_AUTH, INTERNAL_TOKEN, AClient, make_test_app
 from tests.fakes.freeswitch import FakeEslServer
 from tests.fakes.voice_doubles import until
 from voice.control import FreeswitchControl
@@ -109,3 +109,20 @@ async def test_without_the_phone_the_api_says_why(aiohttp_client: AClient, tmp_p
     resp = await client.post("/api/outbound-calls", json={"number": KNOWN, "purpose": "test_call"})
     assert resp.status == 503 and "HOTLINE_ESL_PASSWORD" in (await resp.json())["reason"]
     db.dispose()
+
+
+async def test_the_cli_places_a_call_and_waits_for_its_outcome(http: Any, fs: FakeEslServer,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """`python -m bot call test NUMBER` against the running bot's API."""
+    from bot import outbound_cli
+
+    monkeypatch.setattr(outbound_cli, "POLL_S", 0.05)
+    fs.callees[KNOWN] = "CALL_REJECTED"
+    url = str(http.make_url("/")).rstrip("/")
+    code, row = await outbound_cli._place(url, INTERNAL_TOKEN, KNOWN, "zh", True, 10.0)
+    assert code == 1 and (row["result"], row["hangup_cause"]) == ("rejected", "CALL_REJECTED")
+    code, refused = await outbound_cli._place(url, INTERNAL_TOKEN, "057199999999", "zh", True, 10.0)
+    assert code == 1 and refused["error"] == "number_not_known"
+    code, unreachable = await outbound_cli._place("http://127.0.0.1:9", "x", KNOWN, "zh", True, 1.0)
+    assert code == 2 and unreachable["error"] == "bot_unreachable"
+
