@@ -20,7 +20,14 @@ import pytest
 from bot.settings import REPO_ROOT, Settings
 from bot.stack import Stack
 from bot.world.loader import load_world_file
-from tests.switch.fixtures import freeswitch_build, start_switch  # noqa: F401 - the real-switch tier's fixtures
+from tests.fakes.voice_doubles import ScriptedSpeechIn, ToneSpeech
+from tests.switch.fixtures import (  # noqa: F401 - the real-switch tier's fixtures
+    StartSwitch,
+    SwitchEvents,
+    freeswitch_build,
+    start_switch,
+    switch_events,
+)
 
 WORLD = REPO_ROOT / "tests" / "fixtures" / "worlds" / "e2e.yml"
 
@@ -166,3 +173,23 @@ async def voice_host(settings: Settings, speech_out: Any, speech_in: Any, ports_
         await service.stop()
         await session.close()
         db.engine.dispose()
+
+
+class SwitchHost:
+    """A real FreeSWITCH in front of the phone channel hosted by the test (its voice is a
+    tone per prompt, its text noted; its recogniser is scripted)."""
+
+    def __init__(self, service: Any, speech_out: ToneSpeech, speech_in: ScriptedSpeechIn, events: SwitchEvents,
+                 fs: Any) -> None:
+        self.service, self.speech, self.speech_in, self.events, self.fs = service, speech_out, speech_in, events, fs
+        self.sip_port: int = fs.ports.external_sip
+
+
+@pytest.fixture
+async def switch_host(stack: Stack, stack_settings: Settings, start_switch: StartSwitch,  # noqa: F811
+                      ) -> AsyncIterator[SwitchHost]:
+    speech_out, speech_in = ToneSpeech(ms=250), ScriptedSpeechIn([])
+    async with voice_host(stack_settings, speech_out, speech_in, stack_settings.media_port_max + 300) as service:
+        fs = start_switch(service.server.port)
+        async with switch_events(fs) as events:
+            yield SwitchHost(service, speech_out, speech_in, events, fs)

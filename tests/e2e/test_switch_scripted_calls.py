@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +20,9 @@ import pytest
 import yaml
 
 from bot.settings import REPO_ROOT, Settings
-from bot.stack import Stack
-from tests.e2e.conftest import Client, voice_host
+from tests.e2e.conftest import Client, SwitchHost
 from tests.e2e.test_scripted_calls import take_call
-from tests.fakes.voice_doubles import ScriptedSpeechIn, ToneSpeech, until, voiced_pcm
-from tests.switch.fixtures import StartSwitch, SwitchEvents, switch_events
+from tests.fakes.voice_doubles import until, voiced_pcm
 from tests.switch.sipp import Action, AwaitBye, Hangup, Keys, SippCaller, Speech
 
 pytestmark = [pytest.mark.e2e, pytest.mark.stack, pytest.mark.switch]
@@ -54,22 +51,6 @@ def caller_actions(steps: list[Any]) -> list[Action]:
         elif isinstance(step, dict) and "record" in step:
             out += [speech(int(float(step["record"]) * 1000)), Keys("#")]
     return out
-
-
-class SwitchHost:
-    def __init__(self, service: Any, speech_out: ToneSpeech, speech_in: ScriptedSpeechIn, events: SwitchEvents,
-                 sip_port: int) -> None:
-        self.service, self.speech, self.speech_in, self.events, self.sip_port = (
-            service, speech_out, speech_in, events, sip_port)
-
-
-@pytest.fixture
-async def switch_host(stack: Stack, stack_settings: Settings, start_switch: StartSwitch) -> AsyncIterator[SwitchHost]:
-    speech_out, speech_in = ToneSpeech(ms=250), ScriptedSpeechIn([])
-    async with voice_host(stack_settings, speech_out, speech_in, stack_settings.media_port_max + 300) as service:
-        fs = start_switch(service.server.port)
-        async with switch_events(fs) as events:
-            yield SwitchHost(service, speech_out, speech_in, events, fs.ports.external_sip)
 
 
 @pytest.mark.parametrize("name", sorted(CALLS))

@@ -262,3 +262,194 @@ class SippCaller:
         if self._server is not None:
             self._server.close()
         self.sniffer.stop()
+
+
+# ---- an operator's phone: REGISTER with digest auth, then answer (or not) one call ----
+
+REGISTER = """\
+REGISTER sip:{domain}:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:{account}@{domain}>;tag=[pid]SIPpReg[call_number]
+To: <sip:{account}@{domain}>
+Call-ID: [call_id]
+CSeq: {cseq} REGISTER
+Contact: <sip:{account}@[local_ip]:{contact_port}>
+Expires: {expires}
+Max-Forwards: 70
+{auth}Content-Length: 0
+
+"""
+
+
+def register_scenario(*, account: str, password: str, domain: str, contact_port: int, expires: int = 600) -> str:
+    fill = {"account": account, "domain": domain, "contact_port": contact_port, "expires": expires}
+    auth = f"[authentication username={account} password={password}]\n"
+    return "\n".join([
+        '<?xml version="1.0" encoding="UTF-8" ?>',
+        '<scenario name="operator phone registers">',
+        f'<send retrans="500"><![CDATA[\n{REGISTER.format(cseq=1, auth="", **fill)}]]></send>',
+        '<recv response="401" auth="true"/>',
+        f'<send retrans="500"><![CDATA[\n{REGISTER.format(cseq=2, auth=auth, **fill)}]]></send>',
+        '<recv response="200"/>',
+        "</scenario>",
+    ])
+
+
+UAS_RESPONSE = """\
+SIP/2.0 {status}
+[last_Via:]
+[last_From:]
+[last_To:]{tag}
+[last_Call-ID:]
+CSeq: [$invite_cseq] INVITE
+Contact: <sip:{account}@[local_ip]:[local_port];transport=[transport]>
+{body}"""
+
+SDP_ANSWER = """\
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=phone 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 8 101
+a=rtpmap:8 PCMA/8000
+a=rtpmap:101 telephone-event/8000
+a=fmtp:101 0-15
+a=ptime:20
+a=sendrecv
+"""
+
+UAS_BYE = """\
+BYE [$switch_contact] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: [$to_header]
+To: [$from_header]
+Call-ID: [call_id]
+CSeq: 1 BYE
+Max-Forwards: 70
+Content-Length: 0
+
+"""
+
+
+def phone_scenario(*, account: str, answer: bool, hangup_after_ms: int | None, talk_audio: Path | None = None) -> str:
+    tag = ";tag=[pid]SIPpTag01[call_number]"
+    fill = {"account": account, "tag": tag}
+    no_body = "Content-Length: 0\n"
+    ringing = UAS_RESPONSE.format(status="180 Ringing", body=no_body, **fill)
+    terminated = UAS_RESPONSE.format(status="487 Request Terminated", body=no_body, **fill)
+    parts = [
+        '<?xml version="1.0" encoding="UTF-8" ?>',
+        '<scenario name="operator phone">',
+        '<recv request="INVITE" crlf="true"><action>'
+        '<ereg regexp="[0-9]+" search_in="hdr" header="CSeq:" assign_to="invite_cseq"/>'
+        + ('<ereg regexp="sip:[^>;]+" search_in="hdr" header="Contact:" assign_to="switch_contact"/>'
+           if answer and hangup_after_ms is not None else "")
+        + "</action></recv>",
+        f"<send><![CDATA[\n{ringing}]]></send>",
+    ]
+    if not answer:  # rings until the switch gives up (call_timeout) and cancels
+        parts += [
+            '<recv request="CANCEL"/>',
+            f"<send><![CDATA[\n{OK_TO_REQUEST}]]></send>",
+            f"<send><![CDATA[\n{terminated}]]></send>",
+            '<recv request="ACK"/>',
+            "</scenario>",
+        ]
+        return "\n".join(parts)
+    parts += [
+        '<pause milliseconds="300"/>',
+        f'<send retrans="500"><![CDATA[\n{UAS_RESPONSE.format(status="200 OK", body=SDP_ANSWER, **fill)}]]></send>',
+        # the dialog's two ends, for a BYE of our own (SIPp refuses variables it never uses)
+        '<recv request="ACK" rtd="true" crlf="true"><action>'
+        '<ereg regexp="[^ ].*" search_in="hdr" header="From:" assign_to="from_header"/>'
+        '<ereg regexp="[^ ].*" search_in="hdr" header="To:" assign_to="to_header"/>'
+        "</action></recv>" if hangup_after_ms is not None else '<recv request="ACK" rtd="true" crlf="true"/>',
+    ]
+    if talk_audio is not None:
+        parts.append(f'<nop><action><exec play_pcap_audio="{talk_audio}"/></action></nop>')
+    if hangup_after_ms is None:  # the caller's side ends it
+        parts += ['<recv request="BYE"/>', f"<send><![CDATA[\n{OK_TO_REQUEST}]]></send>"]
+    else:
+        parts += [f'<pause milliseconds="{hangup_after_ms}"/>',
+                  f'<send retrans="500"><![CDATA[\n{UAS_BYE}]]></send>',
+                  '<recv response="200"/>']
+    parts.append("</scenario>")
+    return "\n".join(parts)
+
+
+class SippPhone:
+    """An operator's SIP phone (a directory account) that registers on the internal
+    profile and answers one call, or lets it ring."""
+
+    def __init__(self, workdir: Path, switch_internal_port: int, *, account: str, password: str,
+                 domain: str = "127.0.0.1", answer: bool = True, hangup_after_ms: int | None = None,
+                 talk_ms: int = 0) -> None:
+        assert SIPP is not None, "sipp is not installed (apt-get install sip-tester)"
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.port = switch_internal_port
+        self.account, self.password, self.domain = account, password, domain
+        self.answer, self.hangup_after_ms, self.talk_ms = answer, hangup_after_ms, talk_ms
+        self.sip_port = _free_port(socket.SOCK_DGRAM)
+        self.media_port = free_udp_pair()
+        self.sniffer = RtpSniffer(self.media_port)
+        self._uas: asyncio.subprocess.Process | None = None
+
+    async def _sipp(self, scenario: str, name: str, *args: str) -> asyncio.subprocess.Process:
+        path = self.workdir / f"{name}.xml"
+        path.write_text(scenario)
+        return await asyncio.create_subprocess_exec(
+            str(SIPP), f"127.0.0.1:{self.port}", "-sf", str(path), "-m", "1", "-i", "127.0.0.1", "-nostdin",
+            "-trace_err", "-error_file", str(self.workdir / f"{name}-errors.log"),
+            "-trace_msg", "-message_file", str(self.workdir / f"{name}-messages.log"), *args,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            cwd=self.workdir)
+
+    async def start(self) -> None:
+        """Listen for the call first, then register with that address as the contact."""
+        talk = None
+        if self.talk_ms:
+            talk = self.workdir / "operator-talks.pcap"
+            write_pcap(talk, audio_packets(RtpStream(codec="PCMA"), _voice_like(self.talk_ms)))
+        self._uas = await self._sipp(phone_scenario(account=self.account, answer=self.answer,
+                                                    hangup_after_ms=self.hangup_after_ms, talk_audio=talk),
+                                     "phone", "-p", str(self.sip_port), "-mi", "127.0.0.1", "-mp", str(self.media_port))
+        if RtpSniffer.available():
+            self.sniffer.start()
+        assert await self.register() == 0, f"the phone could not register: {self.errors('register')}"
+
+    async def register(self, password: str | None = None) -> int:
+        """SIPp's exit code: 0 when the switch challenged and then took the password."""
+        scenario = register_scenario(account=self.account, password=self.password if password is None else password,
+                                     domain=self.domain, contact_port=self.sip_port)
+        reg = await self._sipp(scenario, "register", "-p", str(_free_port(socket.SOCK_DGRAM)))
+        return await asyncio.wait_for(reg.wait(), 15)
+
+    async def wait_closed(self, timeout: float) -> int:
+        assert self._uas is not None
+        try:
+            await asyncio.wait_for(self._uas.wait(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"the phone's call did not end within {timeout} s: {self.errors('phone')}") from None
+        return self._uas.returncode or 0
+
+    def errors(self, name: str) -> str:
+        path = self.workdir / f"{name}-errors.log"
+        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
+
+    async def close(self) -> None:
+        if self._uas is not None and self._uas.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._uas.kill()
+            await self._uas.wait()
+        self.sniffer.stop()
+
+
+def _voice_like(ms: int) -> np.ndarray:
+    """The operator speaking: a 300 Hz tone with a syllable-rate envelope."""
+    t = np.arange(8 * ms) / 8000
+    return (8000 * np.sin(2 * np.pi * 300 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t))).astype(np.int16)

@@ -244,7 +244,10 @@ def test_sip_profiles_apply_acls_and_authentication(tree: ET.Element) -> None:
     assert external["disable-register"] == "true" and external["disable-transfer"] == "true"
     internal = params(profiles["internal"].find("settings"))
     assert internal["auth-calls"] == "true"
-    assert internal["apply-register-acl"] == "operator_phones"
+    # apply-register-acl would let its addresses register without a password
+    assert "apply-register-acl" not in internal
+    domain = tree.find("./section[@name='directory']/domain")
+    assert domain is not None and params(domain.find("params"))["auth-acl"] == "operator_phones"
     assert "apply-inbound-acl" not in internal  # no IP bypasses digest authentication
     for profile in profiles.values():
         assert profile.find("gateways") is None or len(profile.find("gateways")) == 0
