@@ -278,6 +278,9 @@ class OutboundCalls:
             cause = hangup.result() if hangup.done() else live.ended.result()
         except asyncio.CancelledError:
             cause = cause or "BOT_STOPPED"
+            # The bot is stopping: a call still ringing or talking would reach nobody.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._kill(live)), 2.0)
             raise
         finally:
             self.control.unwatch_hangup(live.channel_uuid)

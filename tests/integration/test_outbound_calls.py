@@ -261,3 +261,15 @@ async def test_the_control_connection_down_refuses_with_a_reason(world: World) -
     with pytest.raises(OutboundRefused) as refused:
         await world.place()
     assert refused.value.status == 503
+
+
+async def test_stopping_the_bot_ends_a_ringing_call_and_records_why(world: World) -> None:
+    world.fs.callees[KNOWN] = "ring"
+    call_id = await world.place()
+    await until(lambda: bool(world.fs.originations), what="the originate")
+    await world.calls.stop()
+    row = await world.db.run(outbound_store.get, call_id)
+    assert (row["state"], row["result"], row["hangup_cause"]) == ("ended", "failed", "BOT_STOPPED")
+    uuid = world.fs.originations[0].variables["origination_uuid"]
+    assert any(c.command == f"api uuid_kill {uuid}" for c in world.fs.commands)
+    assert world.calls.active == 0
