@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import wave
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -166,7 +166,8 @@ def sweep_expired(s: Session, files_dir: Path, retention_days: float, *,
     """Delete the files of recordings older than ``retention_days`` (by when the call
     started), mark their rows deleted and take their attachments off the tickets.
     Returns (and logs) what was deleted. The files go first: a failed commit leaves a
-    row that the next sweep marks again (a missing file is no error)."""
+    row that the next sweep marks again (a missing file is no error). Files in the
+    folder that no stored recording owns go too once they are older than the retention."""
     now = now or utcnow()
     cutoff = now - timedelta(days=retention_days)
     rows = s.exec(
@@ -190,4 +191,28 @@ def sweep_expired(s: Session, files_dir: Path, retention_days: float, *,
         log.info("call_recording.deleted", reason="retention", retention_days=retention_days, **entry)
         deleted.append(entry)
     s.flush()
+    deleted += _sweep_unstored(s, files_dir, cutoff, retention_days, now)
+    return deleted
+
+
+def _sweep_unstored(s: Session, files_dir: Path, cutoff: datetime, retention_days: float,
+                    now: datetime) -> list[dict[str, Any]]:
+    """Files FreeSWITCH wrote that were never stored (the store was down at the end of
+    the call, the bot stopped): the retention holds for them too, by the file's age."""
+    if not files_dir.is_dir():
+        return []
+    written = {f: datetime.fromtimestamp(f.stat().st_mtime, UTC) for f in files_dir.glob("*.wav") if f.is_file()}
+    old = {f: at for f, at in written.items() if at < cutoff}
+    if not old:
+        return []
+    live = set(s.exec(select(CallRecording.file_name).where(
+        col(CallRecording.file_name).in_([f.name for f in old]), col(CallRecording.deleted_at).is_(None))).all())
+    deleted: list[dict[str, Any]] = []
+    for f, at in old.items():
+        if f.name in live:
+            continue
+        f.unlink(missing_ok=True)
+        entry = {"file": f.name, "age_days": round((now - at).total_seconds() / 86400, 1)}
+        log.info("call_recording.deleted", reason="retention, never stored", retention_days=retention_days, **entry)
+        deleted.append(entry)
     return deleted

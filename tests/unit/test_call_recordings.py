@@ -137,3 +137,21 @@ def test_a_file_already_gone_is_still_marked_deleted(demo_db: Database, tmp_path
     (tmp_path / "gone.wav").unlink()
     deleted = demo_db.call(recordings.sweep_expired, tmp_path, 90, now=CALLED_AT)
     assert [(d["recording_id"], d["file_was_there"]) for d in deleted] == [(row.id, False)]
+
+
+def test_retention_also_deletes_old_files_that_were_never_stored(demo_db: Database, tmp_path: Path) -> None:
+    import os
+
+    handoff_id, _ = handoff(demo_db, "call-6", ticket=False)
+    now = datetime.now(UTC)
+    kept = stored(demo_db, tmp_path, handoff_id, "kept.wav", started=now - timedelta(days=1))
+    stray_old, stray_new = write_wav(tmp_path / "stray-old.wav", 1), write_wav(tmp_path / "stray-new.wav", 1)
+    for f in (stray_old, tmp_path / kept.file_name):  # written long ago (the stored one's row says otherwise)
+        stamp = (now - timedelta(days=120)).timestamp()
+        os.utime(f, (stamp, stamp))
+    with capture_logs() as logs:
+        deleted = demo_db.call(recordings.sweep_expired, tmp_path, 90, now=now)
+    assert [d.get("file") for d in deleted] == ["stray-old.wav"]
+    assert not stray_old.exists() and stray_new.exists() and (tmp_path / kept.file_name).exists()
+    [entry] = [e for e in logs if e["event"] == "call_recording.deleted"]
+    assert entry["reason"] == "retention, never stored" and entry["age_days"] >= 119
