@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -149,6 +149,14 @@ class Settings(BaseSettings):
     @property
     def bot_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
+
+    @model_validator(mode="after")
+    def _call_recordings_have_their_own_folder(self) -> Settings:
+        # The retention sweep deletes old WAVs in call_recordings_dir: never the callers' messages.
+        if self.call_recordings_dir.resolve() == self.recordings_dir.resolve():
+            raise ValueError("HOTLINE_CALL_RECORDINGS_DIR must not be HOTLINE_RECORDINGS_DIR "
+                             "(old call recordings are deleted there after the retention)")
+        return self
 
     @property
     def fs_recordings_path(self) -> str:

@@ -155,3 +155,14 @@ def test_retention_also_deletes_old_files_that_were_never_stored(demo_db: Databa
     assert not stray_old.exists() and stray_new.exists() and (tmp_path / kept.file_name).exists()
     [entry] = [e for e in logs if e["event"] == "call_recording.deleted"]
     assert entry["reason"] == "retention, never stored" and entry["age_days"] >= 119
+
+
+def test_call_recordings_never_share_the_voice_messages_folder(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from bot.settings import Settings
+
+    with pytest.raises(ValidationError, match="must not be HOTLINE_RECORDINGS_DIR"):
+        Settings(recordings_dir=tmp_path / "r", call_recordings_dir=tmp_path / "r")
+    assert Settings(recordings_dir=tmp_path / "r", call_recordings_dir=tmp_path / "c").fs_recordings_path == str(
+        (tmp_path / "c").resolve())
