@@ -99,6 +99,7 @@ def settings(tmp_path: Path) -> Settings:
         centre_open_hours="00:00-24:00",
         timezone="Asia/Shanghai",
         recordings_dir=tmp_path / "recordings",
+        call_recordings_dir=tmp_path / "call-recordings",  # the retention sweep deletes there
         staff_api_token="staff-secret",
         internal_api_token=INTERNAL_TOKEN,
     )

@@ -7,7 +7,6 @@ nobody signed in 401 (or the sign-in page). SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,11 +29,6 @@ ACCOUNTS = {"jun": "junior", "sen": "senior", "cen": "centre", "man": "manager",
             "insp": "inspector"}
 LISTENERS = ("sen", "adm", "insp")
 OTHERS = ("jun", "cen", "man")
-
-
-@pytest.fixture
-def settings(settings: Settings, tmp_path: Path) -> Settings:
-    return settings.model_copy(update={"call_recordings_dir": tmp_path / "call-recordings"})
 
 
 @pytest.fixture
