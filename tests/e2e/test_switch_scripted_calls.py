@@ -11,7 +11,10 @@ VAD hears; the recogniser returns the step's ``say`` text (no Mandarin model her
 from __future__ import annotations
 
 import asyncio
+import io
 import time
+import urllib.request
+import wave
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,7 @@ import pytest
 import yaml
 
 from bot.settings import REPO_ROOT, Settings
-from tests.e2e.conftest import Client, SwitchHost
+from tests.e2e.conftest import STAFF_TOKEN, Client, SwitchHost
 from tests.e2e.test_scripted_calls import take_call
 from tests.fakes.voice_doubles import until, voiced_pcm
 from tests.switch.sipp import Action, AwaitBye, Hangup, Keys, SippCaller, Speech
@@ -116,7 +119,11 @@ async def test_scripted_call_through_freeswitch(name: str, switch_host: SwitchHo
     for number, count in expect.get("audio_attachments", {}).items():
         (ticket,) = client.tickets(relatedEntity_id=number)
         full = client.request("GET", f"/tmf-api/troubleTicket/v5/troubleTicket/{ticket['id']}").body
-        assert len([a for a in full["attachment"] if a["mimeType"] == "audio/wav"]) == count
+        audio = [a for a in full["attachment"] if a["mimeType"] == "audio/wav"]
+        assert len(audio) == count
+        for attachment in audio:
+            spoken_s = sum(float(s["record"]) for s in script["steps"] if isinstance(s, dict) and "record" in s)
+            assert_is_the_callers_voice(client, attachment["url"], spoken_s)
     if expect.get("transferred"):
         transfers = switch_host.events.executed(call.call_id or "", "transfer")
         assert transfers and transfers[0].headers.get("Application-Data") == "handoff XML default", transfers
@@ -139,3 +146,19 @@ def _uuid(host: SwitchHost, call: SippCaller) -> str:
     uuid = host.events.uuid_of(call.call_id or "")
     assert uuid is not None, "the switch never reported the call"
     return uuid
+
+
+def assert_is_the_callers_voice(client: Client, url: str, spoken_s: float) -> None:
+    """A11's stored message is what the caller said: as long as the speech (plus at most
+    the silence that ends a recording), and loud where the caller spoke."""
+    req = urllib.request.Request(client.base + url, headers={"Authorization": f"Bearer {STAFF_TOKEN}"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        data = resp.read()
+    with wave.open(io.BytesIO(data)) as w:
+        rate, frames = w.getframerate(), w.readframes(w.getnframes())
+    pcm = np.frombuffer(frames, dtype="<i2").astype(np.float64)
+    seconds = len(pcm) / rate
+    assert spoken_s * 0.8 <= seconds <= spoken_s + 3.5, f"{seconds:.2f} s stored for {spoken_s} s spoken"
+    windows = pcm[: len(pcm) // 160 * 160].reshape(-1, 160)
+    loud_s = float((np.sqrt((windows ** 2).mean(axis=1)) > 1000).sum()) * 160 / rate
+    assert loud_s >= spoken_s * 0.7, f"only {loud_s:.2f} s of voice in the stored message"
