@@ -3,7 +3,8 @@
 - ``media_session``: what every call shares — unicast media, the ESL event and audio
   pumps, one input queue (keys, speech, hang-up), playback with barge-in;
 - ``handoff``: J1–J3, hold for a free seat and the bridge to the operator's phone;
-- ``conversation``: the inbound call, the dialogue turn by turn (``CallSession``).
+- ``conversation``: the inbound call, the dialogue turn by turn (``CallSession``);
+- ``outbound``: a call the bot placed, once answered (``OutboundCallSession``: the test call).
 """
 
 from voice.call.conversation import APOLOGY, CallSession
@@ -24,6 +25,7 @@ from voice.call.media_session import (
     SpeechIn,
     SpeechOut,
 )
+from voice.call.outbound import OutboundCallSession, OutboundLine
 
 __all__ = [
     "APOLOGY",
@@ -36,6 +38,8 @@ __all__ = [
     "HandoffSession",
     "HoldStatus",
     "MediaSession",
+    "OutboundCallSession",
+    "OutboundLine",
     "Outcome",
     "RecogniserFactory",
     "SpeechIn",
