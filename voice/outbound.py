@@ -202,6 +202,7 @@ class OutboundCalls:
         if purpose not in PURPOSES:
             raise OutboundRefused(422, "unknown_purpose", f"purpose must be one of {', '.join(sorted(PURPOSES))}")
         if not self.control.connected:
+            metrics.OUTBOUND_REFUSED.labels("freeswitch").inc()
             raise OutboundRefused(503, "freeswitch_unreachable",
                                   "the bot has no control connection to FreeSWITCH (HOTLINE_ESL_PASSWORD, /healthz)")
         if self.active >= self.settings.max_concurrent:
@@ -213,6 +214,10 @@ class OutboundCalls:
         try:
             row = await self.db.run(store.create, store.NewOutboundCall(
                 purpose=purpose, number=number, ref_id=ref_id, requested_by=requested_by))
+        except store.NumberNotKnown:
+            metrics.OUTBOUND_REFUSED.labels("number").inc()
+            log.warning("outbound.number_refused", number=mask_number(number))
+            raise
         finally:
             self._reserved -= 1
         live = LiveCall(int(row["id"]), str(uuidlib.uuid4()), purpose, language, self)

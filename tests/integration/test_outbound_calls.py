@@ -228,9 +228,11 @@ async def test_a_key_pressed_before_the_message_is_not_the_answer(world: World,
 
 
 async def test_only_numbers_callers_gave_or_used_are_called(world: World) -> None:
+    before = REGISTRY.get_sample_value("hotline_outbound_calls_refused_total", {"reason": "number"}) or 0.0
     with pytest.raises(outbound_store.NumberNotKnown):
         await world.calls.place("057199999999", "test_call")
     assert world.fs.originations == [] and world.calls.active == 0
+    assert REGISTRY.get_sample_value("hotline_outbound_calls_refused_total", {"reason": "number"}) == before + 1
 
 
 async def test_one_call_over_the_limit_is_refused_and_the_limit_frees_up(world: World) -> None:
