@@ -24,8 +24,10 @@ from bot.chat.prompts import Language, PromptCatalogue
 from bot.chat.service import ChatService
 from bot.settings import Settings
 from bot.store import handoffs, recordings
+from bot.store import service as store_service
 from bot.store.db import Database
 from bot.store.errors import Conflict
+from voice import metrics
 from voice.asr import AsrModel, CallRecognizer, asr_executor, grammar_for
 from voice.call import (
     APOLOGY,
@@ -41,6 +43,7 @@ from voice.call import (
 from voice.call.call_recording import RECORDING_NOTICE_PROMPT, CallRecordingSettings, RecordedBridge
 from voice.call.outbound import TEST_CALL_MESSAGE, TEST_CALL_THANKS, OutboundCallSession
 from voice.esl import EslCallConnection, EslError, EslOutboundServer
+from voice.esl.protocol import ChannelData
 from voice.media import PortPool, UnicastConfig
 from voice.outbound import OutboundCalls
 from voice.recording import RecordingStore
@@ -281,8 +284,20 @@ class VoiceService:
             ),
             handoffs=StoreHandoffLine(self.db, settings.call_recordings_dir),
         )
-        self.server = EslOutboundServer(self.on_call, settings.esl_host, settings.esl_port, linger_s=settings.esl_linger_s)
+        self.server = EslOutboundServer(self.on_call, settings.esl_host, settings.esl_port, linger_s=settings.esl_linger_s,
+                                        on_gone_before_start=self.on_gone_before_start)
         self._prewarm: asyncio.Task[None] | None = None
+
+    async def on_gone_before_start(self, channel: ChannelData | None) -> None:
+        """The caller hung up while the call was being answered: the dialogue never
+        started, but the attempt is an outcome (abandoned at A1) the statistics count.
+        Gone even before FreeSWITCH said which channel it was: only the metric knows."""
+        metrics.CALLS.labels("gone_before_answer").inc()
+        if channel is None or channel.headers.get("variable_hotline_purpose"):
+            return  # unknown, or a call the bot placed: its outbound record says how it ended
+        await self.db.run(store_service.record_outcome, store_service.OutcomeData(
+            conversation_id=channel.uuid, channel="voice", language="zh", outcome="abandoned", step="A1",
+            reason="hung_up_before_answer"))
 
     async def on_call(self, conn: EslCallConnection) -> None:
         # A call the bot placed names its purpose (originate's channel variables):

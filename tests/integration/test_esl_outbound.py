@@ -276,6 +276,42 @@ async def test_the_app_is_cancelled_when_the_caller_hangs_up() -> None:
     assert seen.cancelled
 
 
+async def test_a_call_gone_before_it_started_is_reported_once_and_the_app_never_runs() -> None:
+    gone: list[p.ChannelData | None] = []
+
+    async def report(channel: p.ChannelData | None) -> None:
+        gone.append(channel)
+
+    async def body(conn: EslCallConnection, seen: Seen) -> None:
+        raise AssertionError("the application must not run for a call that is gone")
+
+    seen = Seen()
+    async with running(app(body), seen, on_gone_before_start=report) as server:
+        call = await dial(server, CallScript(hangs_up_early="ORIGINATOR_CANCEL"))
+        await asyncio.wait_for(call.bot_closed.wait(), TIMEOUT)
+        await wait_idle(server)
+    assert not seen.started.is_set()
+    assert len(gone) == 1 and gone[0] is not None and gone[0].uuid == call.uuid
+
+
+async def test_an_answered_call_is_not_reported_as_gone() -> None:
+    gone: list[p.ChannelData | None] = []
+
+    async def report(channel: p.ChannelData | None) -> None:
+        gone.append(channel)
+
+    async def body(conn: EslCallConnection, seen: Seen) -> None:
+        await collect_until_over(conn, seen)
+
+    seen = Seen()
+    async with running(app(body), seen, on_gone_before_start=report) as server:
+        call = await dial(server)
+        await asyncio.wait_for(seen.started.wait(), TIMEOUT)
+        await call.caller_hangs_up()
+        await wait_idle(server)
+    assert gone == []
+
+
 async def test_eof_mid_call_ends_the_session() -> None:
     async def body(conn: EslCallConnection, seen: Seen) -> None:
         await collect_until_over(conn, seen)

@@ -453,3 +453,34 @@ def _voice_like(ms: int) -> np.ndarray:
     """The operator speaking: a 300 Hz tone with a syllable-rate envelope."""
     t = np.arange(8 * ms) / 8000
     return (8000 * np.sin(2 * np.pi * 300 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t))).astype(np.int16)
+
+
+def cancelling_caller_scenario(*, caller: str, number: str) -> str:
+    """A caller who gives up while the call is being set up: INVITE, then CANCEL at
+    once (the switch answers 487, or 200 when its answer won the race: then BYE)."""
+    invite = INVITE.format(caller=caller, number=number, codec="PCMA", pt=8, ptime=20)
+    cancel = f"""\
+CANCEL sip:{number}@[remote_ip]:[remote_port] SIP/2.0
+[last_Via:]
+From: "{caller}" <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:{number}@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 CANCEL
+Max-Forwards: 70
+Content-Length: 0
+
+"""
+    ack = IN_DIALOG.format(method="ACK", cseq=1, caller=caller, number=number)
+    return "\n".join([
+        '<?xml version="1.0" encoding="UTF-8" ?>',
+        '<scenario name="caller gives up before the answer">',
+        f'<send retrans="500"><![CDATA[\n{invite}]]></send>',
+        '<recv response="100"/>',
+        f"<send><![CDATA[\n{cancel}]]></send>",
+        '<recv response="200" optional="true"/>',
+        '<recv response="180" optional="true"/>',
+        '<recv response="183" optional="true"/>',
+        '<recv response="487"/>',
+        f"<send><![CDATA[\n{ack}]]></send>",
+        "</scenario>",
+    ])

@@ -268,6 +268,7 @@ class EslCallConnection(EslConnection):
         super().__init__(reader, writer, **kwargs)
         self.channel: ChannelData | None = None
         self.answered = asyncio.Event()
+        self.app_started = False  # the application (a call session) took the call
         self.hung_up = asyncio.Event()  # CHANNEL_HANGUP or the linger notice
         self.call_ended = asyncio.Event()  # CHANNEL_HANGUP_COMPLETE, goodbye, or EOF
         self.hangup_info: HangupInfo | None = None
@@ -356,6 +357,7 @@ class EslCallConnection(EslConnection):
 
 
 OnCall = Callable[[EslCallConnection], Coroutine[Any, Any, None]]
+GoneBeforeStart = Callable[[ChannelData | None], Coroutine[Any, Any, None]]  # None: gone before connect
 
 
 class EslOutboundServer:
@@ -377,8 +379,12 @@ class EslOutboundServer:
         answer_timeout_s: float = 5.0,
         command_timeout_s: float = 10.0,
         hangup_grace_s: float = 2.0,
+        on_gone_before_start: GoneBeforeStart | None = None,
     ) -> None:
         self._on_call = on_call
+        # A call whose channel went away before the application started (the caller gave
+        # up while it was being answered): still an outcome for someone to count.
+        self._on_gone_before_start = on_gone_before_start
         self.host = host
         self._port = port
         # A bounded linger: a bug that never closes the socket cannot pin a FreeSWITCH
@@ -456,6 +462,11 @@ class EslOutboundServer:
             log.exception("esl.call.failed")
         finally:
             await conn.close()
+            if not conn.app_started and self._on_gone_before_start is not None:
+                try:
+                    await self._on_gone_before_start(conn.channel)
+                except Exception:  # noqa: BLE001 - reporting must never keep the handler alive
+                    log.exception("esl.call.gone_report_failed")
             self._handlers.discard(task)
 
     async def _run_call(self, conn: EslCallConnection) -> None:
@@ -493,6 +504,7 @@ class EslOutboundServer:
             await self._supervise(conn)
 
     async def _supervise(self, conn: EslCallConnection) -> None:
+        conn.app_started = True
         app: asyncio.Task[None] = asyncio.create_task(self._on_call(conn), name=f"call-{conn.uuid[:8]}")
         ended = asyncio.create_task(conn.call_ended.wait())
         try:
