@@ -74,6 +74,7 @@ bench: setup train
 	$(PY) -m bench.voice_bench
 	$(PY) -m bench.tts_bench
 	$(PY) -m bench.asr_bench
+	$(PY) -m bench.switch_bench
 
 lint: setup
 	$(PY) -m ruff check bot actions voice tests bench
