@@ -5,6 +5,7 @@ Rasa down. The real dialogue over the phone is in tests/e2e/test_voice_calls.py.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import time
@@ -379,3 +380,29 @@ async def test_a_whole_number_ends_the_utterance_without_the_long_pause(make_har
 
     assert await reply_gap(["幺三八", "幺三八零零幺三八"]) < 2.0  # 8 digits heard: the short silence
     assert await reply_gap(["幺三八"]) >= 3.0  # 3 digits: the caller may go on
+
+
+class SilentSwitchCall(FakePhoneCall):
+    """Takes ``unicast`` and never sends a datagram (FreeSWITCH always sends at least
+    filler, so only a broken switch or network does this)."""
+
+    async def _sendmsg(self, p: Any) -> None:
+        await super()._sendmsg(p)
+        if self.media is not None:
+            self.media.paused = True
+
+
+async def test_a_call_whose_media_never_starts_is_ended_with_its_outcome(make_harness: Any) -> None:
+    """FreeSWITCH took unicast but no datagram ever comes (no filler either): the bot
+    gives up on the call after the start timeout instead of talking to nobody."""
+    h = await make_harness([("/start", ASK_NUMBER)])
+    h.deps.settings = dataclasses.replace(
+        h.deps.settings, unicast=dataclasses.replace(h.deps.settings.unicast, start_timeout_s=0.5))
+    call = SilentSwitchCall("127.0.0.1", h.server.port, CallScript(caller="13800138000"))
+    h.calls.append(call)
+    await call.dial()
+    await until(lambda: bool(h.outcomes), 10)
+    await asyncio.wait_for(call.bot_closed.wait(), 5)
+    assert len(h.abandoned) == 1 and h.abandoned[0][0] == "voice"
+    assert h.abandoned[0][2] == "media_lost"
+    assert h.server.active_calls == 0

@@ -83,7 +83,9 @@ class CallSession(HandoffSession):
             if self.outcome in ("hangup", "failed"):
                 # Shielded: FreeSWITCH may be cancelling us; the outcome must still be stored.
                 with contextlib.suppress(Exception):
-                    await asyncio.shield(self.deps.chat.end(self.call_id, reason="hangup"))
+                    # Lost media (no datagram from the switch) is not the caller hanging up.
+                    reason = "media_lost" if self.media_lost_reason else "hangup"
+                    await asyncio.shield(self.deps.chat.end(self.call_id, reason=reason))
             await self._stop_pumps(tasks)
             await self._stop_media()
             metrics.CALLS_ACTIVE.dec()

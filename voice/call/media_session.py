@@ -153,6 +153,7 @@ class MediaSession:
         self._ep: UnicastEndpoint | None = None
         self._fs_port: int | None = None
         self.media_stats: dict[str, int | float] = {}
+        self.media_lost_reason: str | None = None  # the switch's audio stopped (or never came)
 
     def _now_ms(self) -> float:
         return time.monotonic() * 1000.0
@@ -165,7 +166,7 @@ class MediaSession:
             self.fmt,
             config=s.unicast,
             ports=self.deps.media_ports,
-            on_dead=lambda reason: self._inputs.put_nowait(_Gone(f"media {reason}")),
+            on_dead=self._media_lost,
             call_id=self.call_id,
         )
         ip, port = await self._ep.start()
@@ -173,6 +174,10 @@ class MediaSession:
         await self.conn.unicast(s.fs_media_ip, self._fs_port, ip, port)
         if self.deps.recognisers is not None:
             self._speech_in = self.deps.recognisers(self.language, self.fmt.sample_rate)
+
+    def _media_lost(self, reason: str) -> None:
+        self.media_lost_reason = reason
+        self._inputs.put_nowait(_Gone(f"media {reason}"))
 
     async def _stop_media(self) -> None:
         if self._speech_in is not None:
