@@ -256,3 +256,37 @@ class RtpSniffer:
 
     def loud_seconds(self, since: float, until: float, level: float = 300.0, ptime_ms: int = 20) -> float:
         return sum(1 for p in self.packets if since <= p.at < until and p.level >= level) * ptime_ms / 1000
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write pcaps for SIPp's ``play_pcap_audio``: ``keys 057187650001# keys.pcap`` (RFC 2833,
+    one continuing stream, so repeated digits survive) or ``speech in.wav speech.pcap``
+    (8 kHz mono 16-bit WAV → G.711)."""
+    import argparse
+    import wave
+
+    parser = argparse.ArgumentParser(prog="python -m tests.switch.rtp", description=main.__doc__)
+    parser.add_argument("kind", choices=["keys", "speech"])
+    parser.add_argument("source", help="the keys (0-9 * #), or a WAV file")
+    parser.add_argument("pcap", type=Path)
+    parser.add_argument("--codec", choices=sorted(CODEC_PT), default="PCMA")
+    parser.add_argument("--ptime", type=int, choices=[20, 30], default=20)
+    args = parser.parse_args(argv)
+    stream = RtpStream(codec=args.codec, ptime_ms=args.ptime)
+    if args.kind == "keys":
+        bad = set(args.source) - set(DTMF_EVENTS)
+        if bad:
+            parser.error(f"not keys: {''.join(sorted(bad))}")
+        packets = keys_packets(stream, args.source)
+    else:
+        with wave.open(args.source) as w:
+            if (w.getframerate(), w.getnchannels(), w.getsampwidth()) != (8000, 1, 2):
+                parser.error("the WAV must be 8 kHz, mono, 16-bit")
+            packets = audio_packets(stream, np.frombuffer(w.readframes(w.getnframes()), dtype="<i2"))
+    ms = write_pcap(args.pcap, packets)
+    print(f"{args.pcap}: {len(packets)} packets, {ms:.0f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
