@@ -26,12 +26,12 @@ DTMF_EVENTS = {**{str(d): d for d in range(10)}, "*": 10, "#": 11}
 # ---- G.711 (ITU-T G.711, the segment tables written out as arithmetic) ----
 
 def lin2ulaw(pcm: np.ndarray) -> bytes:
-    x = pcm.astype(np.int32)
-    sign = np.where(x < 0, 0x80, 0)
-    mag = np.minimum(np.abs(x), 32635) + 0x84
-    exponent = np.floor(np.log2(mag)).astype(np.int32) - 7
-    mantissa = (mag >> (exponent + 3)) & 0x0F
-    return (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8).tobytes()
+    x14 = pcm.astype(np.int32) >> 2  # 14-bit, as G.711's reference code works
+    negative = x14 < 0
+    mag = np.minimum(np.where(negative, -x14, x14), 8159) + 0x21
+    segment = np.floor(np.log2(mag)).astype(np.int32) - 5
+    code = np.where(segment >= 8, 0x7F, (segment << 4) | ((mag >> (segment + 1)) & 0x0F))  # past the top: clipped
+    return (code ^ np.where(negative, 0x7F, 0xFF)).astype(np.uint8).tobytes()
 
 
 def ulaw2lin(data: bytes) -> np.ndarray:
