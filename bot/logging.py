@@ -12,8 +12,9 @@ import structlog
 
 from actions.numbers import mask_number
 
-# Any run of 7+ digits (optionally with spaces/dashes) looks like a phone number.
-_NUMBER_RE = re.compile(r"(?<![\d-])(?!\d{4}-\d\d-\d\d)\d(?:[\s-]?\d){6,}(?!\d)")
+# Any run of 7+ digits (optionally with spaces/dashes) looks like a phone number; the
+# digits after a decimal point (a measured time such as 2.2390000031) do not.
+_NUMBER_RE = re.compile(r"(?<![\d.-])(?!\d{4}-\d\d-\d\d)\d(?:[\s-]?\d){6,}(?!\d)")
 
 
 def mask_numbers_in(text: str) -> str:
