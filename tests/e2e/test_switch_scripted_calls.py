@@ -23,7 +23,8 @@ import pytest
 import yaml
 
 from bot.settings import REPO_ROOT, Settings
-from tests.e2e.conftest import STAFF_TOKEN, Client, SwitchHost
+from bot.world.loader import load_world_file
+from tests.e2e.conftest import STAFF_TOKEN, WORLD, Client, SwitchHost
 from tests.e2e.test_scripted_calls import take_call
 from tests.fakes.voice_doubles import until, voiced_pcm
 from tests.switch.sipp import Action, AwaitBye, Hangup, Keys, SippCaller, Speech
@@ -54,6 +55,13 @@ def caller_actions(steps: list[Any]) -> list[Action]:
         elif isinstance(step, dict) and "record" in step:
             out += [speech(int(float(step["record"]) * 1000)), Keys("#")]
     return out
+
+
+@pytest.fixture(autouse=True)
+def fresh_world(stack_settings: Settings) -> None:
+    """The scripts also run through the double (test_scripted_calls.py) on the same
+    store: their tickets and repeat reports would send these calls down other branches."""
+    load_world_file(WORLD, reset=True, settings=stack_settings)
 
 
 @pytest.mark.parametrize("name", sorted(CALLS))
