@@ -60,6 +60,25 @@ def take_call(settings: Settings, conversation_id: str, username: str) -> None:
         db.dispose()
 
 
+def assert_stored_as_expected(client: Client, expect: dict[str, Any]) -> list[dict[str, Any]]:
+    """A script's ``expect`` about the store: tickets per number, their contact numbers,
+    their recorded messages (returned, for a caller that can check what they hold)."""
+    for number, count in expect.get("tickets", {}).items():
+        assert len(client.tickets(relatedEntity_id=number)) == count, number
+    for number, contact in expect.get("contact", {}).items():
+        (ticket,) = client.tickets(relatedEntity_id=number)
+        chars = {c["name"]: c["value"] for c in ticket["troubleTicketCharacteristic"]}
+        assert chars["contactNumber"] == contact
+    messages: list[dict[str, Any]] = []
+    for number, count in expect.get("audio_attachments", {}).items():
+        (ticket,) = client.tickets(relatedEntity_id=number)
+        full = client.request("GET", f"/tmf-api/troubleTicket/v5/troubleTicket/{ticket['id']}").body
+        audio = [a for a in full["attachment"] if a["mimeType"] == "audio/wav"]
+        assert len(audio) == count
+        messages += audio
+    return messages
+
+
 @pytest.mark.parametrize("name", sorted(CALLS))
 async def test_scripted_call(name: str, host: Host, client: Client, stack_settings: Settings) -> None:
     script = CALLS[name]
@@ -115,17 +134,7 @@ async def test_scripted_call(name: str, host: Host, client: Client, stack_settin
     finally:
         await call.close()
     expect = script.get("expect", {})
-    if "tickets" in expect:
-        for number, count in expect["tickets"].items():
-            assert len(client.tickets(relatedEntity_id=number)) == count, number
-    for number, contact in expect.get("contact", {}).items():
-        (ticket,) = client.tickets(relatedEntity_id=number)
-        chars = {c["name"]: c["value"] for c in ticket["troubleTicketCharacteristic"]}
-        assert chars["contactNumber"] == contact
-    for number, count in expect.get("audio_attachments", {}).items():
-        (ticket,) = client.tickets(relatedEntity_id=number)
-        full = client.request("GET", f"/tmf-api/troubleTicket/v5/troubleTicket/{ticket['id']}").body
-        assert len([a for a in full["attachment"] if a["mimeType"] == "audio/wav"]) == count
+    assert_stored_as_expected(client, expect)
     if expect.get("transferred"):
         assert call.transferred_to == "handoff XML default"
         assert call.variables["hotline_conversation_id"] == call.uuid

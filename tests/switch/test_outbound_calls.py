@@ -29,7 +29,7 @@ from bot.store.db import Database
 from tests.fakes.voice_doubles import ScriptedDialogue, ToneSpeech, until
 from tests.integration.test_call_session import catalogue
 from tests.switch.fixtures import StartSwitch, freeswitch_build, start_switch  # noqa: F401 - fixtures
-from tests.switch.sipp import SIPP, free_udp_pair
+from tests.switch.sipp import SDP_ANSWER, SIPP, free_udp_pair
 from voice.call.outbound import TEST_CALL_MESSAGE, TEST_CALL_THANKS
 from voice.control import FreeswitchControl
 from voice.outbound import OutboundCalls, OutboundSettings
@@ -46,28 +46,12 @@ _REPLY_HEAD = """[last_Via:]
 [last_To:];tag=[pid]uas[call_number]
 [last_Call-ID:]
 [last_CSeq:]"""
-_SDP = """Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=uas 1 1 IN IP[local_ip_type] [local_ip]
-s=-
-c=IN IP[media_ip_type] [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP 8 101
-a=rtpmap:8 PCMA/8000
-a=rtpmap:101 telephone-event/8000
-a=fmtp:101 0-15
-a=ptime:20
-"""
-
-
 def _send(text: str) -> str:
     return f"  <send><![CDATA[\n{text}\n\n]]></send>\n"
 
 
 def _reply(status: str, sdp: bool = False) -> str:
-    body = _SDP if sdp else "Content-Length: 0\n"
+    body = SDP_ANSWER if sdp else "Content-Length: 0\n"
     contact = "Contact: <sip:[local_ip]:[local_port];transport=[transport]>\n"
     return _send(f"SIP/2.0 {status}\n{_REPLY_HEAD}\n{contact}{body}")
 
