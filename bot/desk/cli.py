@@ -27,6 +27,7 @@ class RoleChoice(str, Enum):
     manager = "manager"
     admin = "admin"
     inspector = "inspector"
+    surveyor = "surveyor"
 
 
 @contextmanager

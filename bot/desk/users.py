@@ -29,6 +29,7 @@ ROLE_NAMES = {
     "manager": "manager hotline",
     "admin": "administrator",
     "inspector": "quality inspector",
+    "surveyor": "satisfaction surveyor",
 }
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MIN_PASSWORD = 8
@@ -188,6 +189,7 @@ DEMO_USERS: tuple[DemoUser, ...] = (
     DemoUser("manager", "manager", "Demo manager hotline", "manager-demo"),
     DemoUser("admin", "admin", "Demo administrator", "admin-demo"),
     DemoUser("inspector", "inspector", "Demo quality inspector", "inspector-demo"),
+    DemoUser("surveyor", "surveyor", "Demo satisfaction surveyor", "surveyor-demo"),
 )
 DEMO_WORLD_FILE: Path = Settings.model_fields["world_file"].default
 

@@ -109,7 +109,7 @@ async def desk_home(request: web.Request, who: Identity) -> web.StreamResponse:
 
 
 HOMES = {"centre": "/desk/centre", "manager": "/desk/escalations", "admin": "/desk/admin",
-         "inspector": "/desk/recordings"}
+         "inspector": "/desk/recordings", "surveyor": "/desk/surveyor"}
 
 
 def _home_rows(s: Session, queues: tuple[str, ...], operator: str) -> tuple[list[Handoff], list[Handoff], list[Any]]:

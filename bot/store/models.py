@@ -472,6 +472,7 @@ class DeskRole(str, Enum):
     manager = "manager"  # M: manager hotline
     admin = "admin"
     inspector = "inspector"  # Q: quality inspector (listens to call recordings, Q2)
+    surveyor = "surveyor"  # U: satisfaction surveyor (deadline watch U1-U2, surveys U3-U5)
 
 
 class DeskUser(SQLModel, table=True):
