@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from bot.desk import i18n
 from bot.settings import SETTINGS_KEY
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -57,9 +58,12 @@ def local_time(value: Any, tz: str) -> str:
 
 
 _env.filters["when"] = local_time
+i18n.install(_env)
 
 
 def render(request: web.Request, template: str, *, status: int = 200, **context: Any) -> web.Response:
+    # The operators' language: English until the desk's catalogue covers every page (issue 14).
+    context.setdefault("lang", "en")
     html = _env.get_template(template).render(tz=request.app[SETTINGS_KEY].timezone, **context)
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8", headers=_HEADERS)
 
