@@ -18,6 +18,7 @@ from bot import desk
 from bot.api import inventory, records, tickets
 from bot.api import outbound_calls as api_outbound_calls
 from bot.api import recordings as api_recordings
+from bot.api import surveys as api_surveys
 from bot.api import workflow as api_workflow
 from bot.api.errors import error_middleware
 from bot.chat import api as chat_api
@@ -29,7 +30,9 @@ from bot.periodic import every
 from bot.settings import SETTINGS_KEY, Settings
 from bot.store import recordings as call_recordings
 from bot.store import service as store
+from bot.store import surveys
 from bot.store.db import DB_KEY, Database
+from bot.survey.caller import SurveyCaller
 
 if TYPE_CHECKING:
     from voice.control import FreeswitchControl  # voice/ loads only when the phone is on
@@ -41,6 +44,7 @@ SWEEP_INTERVAL_S = 30.0
 VOICE_CHAT_KEY = web.AppKey("voice_chat", ChatService)
 VOICE_STATUS_KEY = web.AppKey("voice_status", dict)
 FREESWITCH_CONTROL_KEY: web.AppKey[FreeswitchControl] = web.AppKey("freeswitch_control")
+SURVEY_CALLER_KEY = web.AppKey("survey_caller", SurveyCaller)
 
 
 def create_app(settings: Settings, db: Database | None = None) -> web.Application:
@@ -59,11 +63,13 @@ def create_app(settings: Settings, db: Database | None = None) -> web.Applicatio
     api_outbound_calls.setup_routes(app)
     api_recordings.setup_routes(app)
     api_workflow.setup_routes(app)
+    api_surveys.setup_routes(app)
     chat_api.setup_routes(app)
     desk.setup_routes(app)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/", _index)
+    app.router.add_get("/survey/{token}", _index)  # U3: a signed survey link opens the chat page
     app.router.add_static("/static/", STATIC_DIR)
     return app
 
@@ -122,6 +128,8 @@ def abandon_recorder(db: Database) -> AbandonRecorder:
     its last input (web chat closed, caller hung up)."""
 
     async def record_abandoned(conversation_id: str, state: ConversationState, channel: str, reason: str) -> None:
+        if await db.run(surveys.conversation_ended, conversation_id, reason):
+            return  # U3: a survey's conversation; the survey keeps what was said and where it stopped
         latest = await db.run(store.latest_outcome, conversation_id)
         if latest and datetime.fromisoformat(latest["at"]).timestamp() >= state.last_input_at - 1:
             return  # the conversation reached an outcome after the last input: not abandoned
@@ -170,6 +178,10 @@ async def _voice(app: web.Application) -> AsyncIterator[None]:
     if outbound is not None:
         await outbound.start()
         app[api_outbound_calls.OUTBOUND_CALLS_KEY] = outbound
+        # U3 by phone: survey calls on the outbound mechanism.
+        caller = SurveyCaller(app[DB_KEY], surveys.SurveyRules.from_settings(settings), outbound)
+        await caller.start()
+        app[SURVEY_CALLER_KEY] = caller
     yield
     if outbound is not None:
         await outbound.stop()

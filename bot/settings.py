@@ -132,6 +132,16 @@ class Settings(BaseSettings):
     call_recording_retention_days: float = Field(default=90, gt=0)
     call_recording_sweep_s: float = Field(default=3600, gt=0)  # how often the retention sweep runs
 
+    # --- the satisfaction survey (U3–U5, bot/store/surveys.py, README "The survey") ---
+    survey_attempts: int = Field(default=3, ge=1, le=10)  # calls to one reporter at most
+    survey_retry_hours: float = Field(default=2, gt=0)  # between one attempt and the next
+    survey_calling_hours: str = "09:00-20:00"  # local (HOTLINE_TIMEZONE); no calls outside
+    survey_satisfied_from: int = Field(default=4, ge=1, le=5)  # a rating below this is dissatisfied (U4)
+    survey_chat_wait_days: float = Field(default=3, gt=0)  # a chat reporter not back by then: called instead
+    # The signed survey links' HMAC key; empty: one is made per install and stored.
+    survey_link_secret: SecretStr | None = None
+    survey_link_days: float = Field(default=7, gt=0)  # a link works this long (and once)
+
     # Staff API token: other systems' access to the staff APIs (acts as the "api" role).
     staff_api_token: SecretStr | None = None
     # What the action server sends to record reports, outcomes and handoffs and to read
@@ -156,6 +166,13 @@ class Settings(BaseSettings):
         if self.call_recordings_dir.resolve() == self.recordings_dir.resolve():
             raise ValueError("HOTLINE_CALL_RECORDINGS_DIR must not be HOTLINE_RECORDINGS_DIR "
                              "(old call recordings are deleted there after the retention)")
+        return self
+
+    @model_validator(mode="after")
+    def _survey_calling_hours_read(self) -> Settings:
+        from bot.store.surveys import parse_hours  # the one reader of the format
+
+        parse_hours(self.survey_calling_hours)
         return self
 
     @property

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import re
 import uuid as uuidlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -41,7 +42,7 @@ from voice.esl import EslError
 log = structlog.get_logger(__name__)
 
 Result = Literal["answered", "no_answer", "busy", "rejected", "failed"]
-PURPOSES = frozenset({"test_call"})  # the survey (U3) joins here with its own session
+PURPOSES = frozenset({"test_call", "survey"})  # survey: U3, voice/call/survey.py
 NO_ANSWER_CAUSES = frozenset({"NO_ANSWER", "NO_USER_RESPONSE", "ORIGINATOR_CANCEL", "ALLOTTED_TIMEOUT"})
 BUSY_CAUSES = frozenset({"USER_BUSY"})
 REJECTED_CAUSES = frozenset({"CALL_REJECTED"})
@@ -140,6 +141,7 @@ class LiveCall:
     purpose: str
     language: Language
     calls: OutboundCalls
+    ref_id: str | None = None  # what the purpose is about (a survey's id)
     ended: asyncio.Future[str | None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     key_pressed: str | None = None
 
@@ -179,6 +181,9 @@ class OutboundCalls:
         self._live: dict[int, LiveCall] = {}
         self._reserved = 0  # slots taken by calls being stored right now
         self._tasks: set[asyncio.Task[None]] = set()
+        # Per purpose, told of each of its calls once it ended and its outcome is stored
+        # (the survey settles its attempt there: bot/survey/caller.py).
+        self.on_ended: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {}
 
     @property
     def active(self) -> int:
@@ -220,14 +225,16 @@ class OutboundCalls:
             raise
         finally:
             self._reserved -= 1
-        live = LiveCall(int(row["id"]), str(uuidlib.uuid4()), purpose, language, self)
+        live = LiveCall(int(row["id"]), str(uuidlib.uuid4()), purpose, language, self, ref_id)
         self._live[live.id] = live
         metrics.OUTBOUND_ACTIVE.inc()
         task = asyncio.create_task(self._follow(live, number, ref_id), name=f"outbound-{live.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         log.info("outbound.placing", outbound_id=live.id, purpose=purpose, number=mask_number(number))
-        return row
+        # The channel's UUID is ours from the start (origination_uuid): the purpose may
+        # expect the call's conversation under it before FreeSWITCH answers.
+        return {**row, "channel_uuid": live.channel_uuid}
 
     def line_for(self, outbound_id: str | None, channel_uuid: str) -> tuple[LiveCall, _SessionLine] | None:
         """The live call a connecting channel belongs to: its id and our UUID must match,
@@ -297,6 +304,14 @@ class OutboundCalls:
             with contextlib.suppress(Exception):
                 # Shielded: the bot may be stopping; the outcome must still be stored.
                 await asyncio.shield(self.db.run(store.finish, live.id, result, cause))
+            if (told := self.on_ended.get(live.purpose)) is not None:
+                await asyncio.shield(self._tell(told, live.id))
+
+    async def _tell(self, told: Callable[[dict[str, Any]], Awaitable[None]], call_id: int) -> None:
+        try:
+            await told(await self.db.run(store.get, call_id))
+        except Exception:  # noqa: BLE001 - a purpose's own failure must not break the calls
+            log.exception("outbound.on_ended_failed", outbound_id=call_id)
 
     async def _kill(self, live: LiveCall) -> None:
         with contextlib.suppress(EslError, TimeoutError):

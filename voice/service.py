@@ -42,6 +42,7 @@ from voice.call import (
 )
 from voice.call.call_recording import RECORDING_NOTICE_PROMPT, CallRecordingSettings, RecordedBridge
 from voice.call.outbound import TEST_CALL_MESSAGE, TEST_CALL_THANKS, OutboundCallSession
+from voice.call.survey import APOLOGY_SURVEY, SurveyCallSession
 from voice.esl import EslCallConnection, EslError, EslOutboundServer
 from voice.esl.protocol import ChannelData
 from voice.media import PortPool, UnicastConfig
@@ -190,7 +191,7 @@ def static_prompt_texts(nlu_dir: Path) -> list[tuple[Language, str]]:
             cond = v.get("condition") or []
             lang: Language = "en" if any(c.get("name") == "language" and c.get("value") == "en" for c in cond) else "zh"
             out.append((lang, text))
-    for own in (APOLOGY, HOLD_OFFER, TEST_CALL_MESSAGE, TEST_CALL_THANKS):
+    for own in (APOLOGY, HOLD_OFFER, TEST_CALL_MESSAGE, TEST_CALL_THANKS, APOLOGY_SURVEY):
         out += [(lang, text) for lang, text in own.items()]
     # The invitations to speak that calls with speech recognition add after prompts.
     catalogue = PromptCatalogue.load(nlu_dir / "prompts.yml")
@@ -325,6 +326,9 @@ class VoiceService:
                 await conn.hangup()
             return
         live, line = found
+        if live.purpose == "survey" and live.ref_id and live.ref_id.isdigit():
+            await SurveyCallSession(conn, self.deps, line, int(live.ref_id), language=live.language).run()
+            return
         await OutboundCallSession(conn, self.deps, line, language=live.language).run()
 
     async def start(self, prewarm: bool = True) -> None:

@@ -13,6 +13,9 @@ from bot.api.errors import chat_json_object, json_error
 from bot.chat import handoff_api
 from bot.chat.dialogue import DialogueUnavailable
 from bot.chat.service import ChatInput, ChatService
+from bot.settings import SETTINGS_KEY
+from bot.store.db import DB_KEY
+from bot.survey import chat as survey_chat
 
 log = structlog.get_logger()
 
@@ -34,6 +37,10 @@ class ChatBody(BaseModel):
     dtmf: str | None = Field(default=None, pattern=r"^[0-9*#]{1,64}$")
     event: Literal["start", "no_input", "end"] | None = None
     language: Literal["zh", "en"] | None = None
+    # With "start" (U3): the page's id for this browser (a survey due for a reporter who
+    # used it is opened), or a signed survey link's token.
+    browser: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]{8,64}$")
+    survey_token: str | None = Field(default=None, min_length=1, max_length=200)
 
     @model_validator(mode="after")
     def _one_input(self) -> ChatBody:
@@ -42,6 +49,8 @@ class ChatBody(BaseModel):
             raise ValueError("send exactly one of text, dtmf or event")
         if self.text is not None and not self.text.strip():
             raise ValueError("text is empty")
+        if (self.browser is not None or self.survey_token is not None) and self.event != "start":
+            raise ValueError("browser and survey_token go with the start event only")
         return self
 
 
@@ -66,6 +75,11 @@ async def post_chat(request: web.Request) -> web.Response:
         return json_error(400, "bad_input", _reason(exc))
     service = request.app[CHAT_SERVICE_KEY]
     chat_input = ChatInput(text=body.text, dtmf=body.dtmf, event=body.event, language=body.language)
+    if body.event == "start":
+        survey_id = await survey_chat.survey_to_open(request.app[SETTINGS_KEY], request.app[DB_KEY], conversation_id,
+                                                     browser=body.browser, token=body.survey_token)
+        if survey_id is not None:  # U3: the survey instead of the main menu
+            chat_input = ChatInput(event="start_survey", survey_id=survey_id, language=body.language)
     if body.event == "end":
         await service.end(conversation_id, reason="user_left")
         return web.json_response({"conversation_id": conversation_id, "messages": [], "ended": True,

@@ -24,7 +24,8 @@ from bot.chat.prompts import Language, PromptCatalogue
 
 log = structlog.get_logger()
 
-Event = Literal["start", "no_input", "end", "recorded", "return_to_bot"]  # return_to_bot: J1
+# return_to_bot: J1; start_survey: U3, the survey ``survey_id`` opens the conversation
+Event = Literal["start", "no_input", "end", "recorded", "return_to_bot", "start_survey"]
 # Safety net for A8: the dialogue decides when to stop waiting; this only bounds a turn.
 MAX_WAIT_POLLS = 120
 
@@ -37,12 +38,15 @@ class ChatInput:
     language: Language | None = None
     recording_id: str | None = None  # with event "recorded" (A11 on the phone)
     metadata: dict[str, str] | None = None  # e.g. the caller's number (ANI) on a call
+    survey_id: int | None = None  # with event "start_survey"
 
     def as_dialogue_message(self) -> str:
         if self.dtmf is not None:
             return dtmf_message(self.dtmf)
         if self.event == "recorded" and self.recording_id:
             return event_message("recorded", recording_id=self.recording_id)
+        if self.event == "start_survey":
+            return event_message("start_survey", survey_id=str(self.survey_id or 0))
         if self.event is not None:
             return event_message(self.event)
         return self.text or ""
@@ -142,7 +146,7 @@ class ChatService:
         wait, as soon as they are known (a phone plays "please wait" while the line test
         runs); the reply still lists them, ``reported`` says how many went out early."""
         state = self.conversations.setdefault(conversation_id, ConversationState())
-        if chat_input.event == "start":
+        if chat_input.event in ("start", "start_survey"):
             state.ended = False
             if chat_input.language:
                 state.language = chat_input.language

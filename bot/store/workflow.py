@@ -61,6 +61,7 @@ from bot.store.models import (
     utc,
     utcnow,
 )
+from bot.store.survey_records import survey_due
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -110,6 +111,7 @@ DONE_SUB_STEPS = frozenset({"answered", "receipt_received"})
 
 J, S, C, M, A = (DeskRole.junior.value, DeskRole.senior.value, DeskRole.centre.value,
                  DeskRole.manager.value, DeskRole.admin.value)
+U = DeskRole.surveyor.value  # U4: a dissatisfied customer who refuses the explanation → M1–M2
 API = "api"  # another system, through the ticket API's PATCH
 
 
@@ -161,9 +163,9 @@ ACTIONS: Mapping[str, Action] = {a.name: a for a in (
     _a("close", {S, M, API}, DONE_SUB_STEPS, "closed", "—", "结单", "Close", needs_reason=False),
     _a("supplement", {J, S}, OPEN_SUB_STEPS, None, "J5",
        "补充申告", "Supplementary report"),
-    _a("escalate", {J, S}, _OPEN_OR_DONE, None, "J4/J6/S1",
+    _a("escalate", {J, S, U}, _OPEN_OR_DONE, None, "J4/J6/S1/U4",
        "转经理热线", "To the manager hotline"),
-    _a("note", {J, S, C, M, API}, _OPEN_OR_DONE | FINAL_SUB_STEPS, None, "—", "备注", "Note"),
+    _a("note", {J, S, C, M, U, API}, _OPEN_OR_DONE | FINAL_SUB_STEPS, None, "—", "备注", "Note"),
     # The TMF621 API's generic moves (PATCH status), for systems that know only TMF621.
     _a("api_start", {API}, {"new", "awaiting_review", "returned"}, "dispatched", "—", "处理中", "In progress",
        needs_reason=False),
@@ -417,7 +419,11 @@ def _apply(s: Session, ticket: Ticket, action: Action, actor: Actor, reason: str
                           outcome={"chase": ticket.chase_count})
     if name in ("receipt", "return_to_review"):
         _finish_tasks(s, ticket.id, DeskTaskKind.branch_notice, actor, now, {"by": name})
+        if name == "receipt":
+            survey_due(s, ticket, now)  # S2: the receipt goes to the surveyor → U3
         return None
+    if name == "api_resolve":
+        survey_due(s, ticket, now)  # another system's word that the repair is done
     if name == "supplement":
         s.add(Report(ticket_id=ticket.id, kind=ReportKind.supplement.value, at=now, channel=str(params.get("channel") or "desk"),
                      symptom_text=reason, contact_number=params.get("contact_number") or None))

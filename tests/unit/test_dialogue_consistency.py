@@ -125,7 +125,7 @@ def test_every_intent_is_used(domain: dict, rules_and_stories: str, action_code:
 
 
 def test_nlu_intents_are_in_the_domain_and_have_enough_examples(domain: dict) -> None:
-    events = {"start", "dtmf", "no_input", "line_test_poll", "recorded", "return_to_bot"}
+    events = {"start", "dtmf", "no_input", "line_test_poll", "recorded", "return_to_bot", "start_survey"}
     counts: dict[str, int] = {}
     for part in _load_dir(NLU / "data" / "nlu"):
         for item in part.get("nlu", []):

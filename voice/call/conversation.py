@@ -93,10 +93,14 @@ class CallSession(HandoffSession):
             self._log.info("call.ended", outcome=self.outcome, seconds=round(time.monotonic() - started, 1))
         return self.outcome
 
+    def first_input(self) -> ChatInput:
+        """What opens the conversation: the main menu (A1) for a caller who dialled in."""
+        metadata = {"caller_number": self.channel.caller_id_number, "call_id": self.call_id}
+        return ChatInput(event="start", metadata=metadata)
+
     async def _converse(self) -> Outcome:
         chat = self.deps.chat
-        metadata = {"caller_number": self.channel.caller_id_number, "call_id": self.call_id}
-        chat_input = ChatInput(event="start", metadata=metadata)
+        chat_input = self.first_input()
         while True:
             try:
                 # Shielded: a hang-up during a turn must not cut off the store writes of it.

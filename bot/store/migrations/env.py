@@ -11,6 +11,7 @@ from sqlalchemy import Connection, create_engine
 from sqlmodel import SQLModel
 
 import bot.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import bot.store.survey_records  # noqa: F401  (the survey's tables, U3-U5)
 
 config = context.config
 target_metadata = SQLModel.metadata

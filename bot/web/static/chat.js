@@ -24,6 +24,10 @@
 
 const STORAGE_KEY = "hotline.chat.v1";
 const LANG_KEY = "hotline.uiLang";
+// U3: this browser's id, kept across visits, so a reporter who comes back gets the
+// satisfaction survey of their report; /survey/<token> is a signed link to one survey.
+const BROWSER_KEY = "hotline.browser";
+const SURVEY_PATH = /^\/survey\/([A-Za-z0-9._-]{1,200})$/;
 const MAX_TEXT = 2000;
 const DTMF_RE = /^[0-9*#]+$/;
 const HANDOFF_POLL_MS = 2000;
@@ -166,9 +170,21 @@ function initialUiLang() {
   return "zh";
 }
 
+function browserId() {
+  try {
+    let id = localStorage.getItem(BROWSER_KEY);
+    if (!id || !/^[A-Za-z0-9-]{8,64}$/.test(id)) {
+      id = newId();
+      localStorage.setItem(BROWSER_KEY, id);
+    }
+    return id;
+  } catch { return null; } // storage blocked: no survey on the next visit, nothing else changes
+}
+
 function freshConversation() {
   return {
     id: newId(),
+    path: location.pathname, // a conversation belongs to the page it began on (a survey link)
     started: false,     // the start event got an answer
     transcript: [],     // [{who: "bot"|"user", text, prompt?, spec?, step?}]
     expect: null,
@@ -182,7 +198,8 @@ function freshConversation() {
 function loadConversation() {
   try {
     const saved = JSON.parse(sessionStorage.getItem(STORAGE_KEY) || "null");
-    if (saved && typeof saved.id === "string" && Array.isArray(saved.transcript)) return saved;
+    if (saved && typeof saved.id === "string" && Array.isArray(saved.transcript)
+        && (saved.path || "/") === location.pathname) return saved;
   } catch { /* ignore */ }
   return freshConversation();
 }
@@ -657,6 +674,14 @@ function submitText() {
 
 function start() {
   const payload = { event: "start", language: uiLang };
+  const link = SURVEY_PATH.exec(location.pathname);
+  if (link && !conv.surveyLinkUsed) {
+    payload.survey_token = link[1]; // once: a restart on this page is the main menu
+    conv.surveyLinkUsed = true;
+  } else {
+    const browser = browserId();
+    if (browser) payload.browser = browser;
+  }
   send(payload, null);
 }
 
@@ -666,7 +691,7 @@ function restart() {
   hideBanner();
   showInputError("");
   stopHandoffPolling();
-  conv = freshConversation();
+  conv = { ...freshConversation(), surveyLinkUsed: conv.surveyLinkUsed };
   digits = "";
   keypadOpen = false;
   el.messages.replaceChildren();
