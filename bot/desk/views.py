@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from bot.desk import auth, junior, live, pages, users, work
 from bot.desk import recordings as desk_recordings
+from bot.desk import surveys as desk_surveys
 from bot.desk.auth import Identity, require_role
 from bot.store import service, workflow
 from bot.store.db import DB_KEY
@@ -237,3 +238,4 @@ def setup_routes(app: web.Application) -> None:
     junior.setup_routes(app)
     work.setup_routes(app)  # tickets, review, centre, escalations, admin (bot/desk/work.py)
     desk_recordings.setup_routes(app)  # Q2: operators' call recordings (bot/desk/recordings.py)
+    desk_surveys.setup_routes(app)  # U3–U5: the surveyor's survey pages (bot/desk/surveys.py)

@@ -33,6 +33,7 @@ from bot.desk import pages, users
 from bot.desk import recordings as desk_recordings
 from bot.desk.auth import Identity, require_role, settings_of
 from bot.store import service, workflow
+from bot.store import surveys as survey_store
 from bot.store.db import DB_KEY
 from bot.store.errors import Conflict, NotFound, ServiceError
 from bot.store.models import (
@@ -64,6 +65,7 @@ TASK_KIND_NAMES = {
     "callback": "call back with the answer (S2)",
     "escalation": "escalation to the manager hotline (M1–M3)",
     "branch_notice": "notice to the branch (chase, manager finding)",
+    "staff_fault": "the customer-service centre's fault, for the team leader (U5)",
 }
 
 
@@ -151,6 +153,7 @@ def _ticket_context(s: Session, ticket_id: str, actor: Actor) -> dict[str, Any] 
         "actions": actions,
         "fault_classes": workflow.fault_classes(s),
         "tasks": [_task_row(k) for k in tasks],
+        "surveys": survey_store.ticket_links(s, ticket_id),  # U3–U5
     }
 
 
@@ -272,6 +275,7 @@ def _review_context(s: Session) -> dict[str, Any]:
         "callbacks": [_task_row(k) for k in workflow.open_tasks(s, "senior", kind=DeskTaskKind.callback.value)],
         "transfers": [_task_row(k) for k in transfers],
         "hard_cases": [_task_row(k) for k in workflow.hard_cases(s)[:50]],
+        "team_tasks": [_task_row(k) for k in survey_store.team_leader_tasks(s)],  # U5
     }
 
 

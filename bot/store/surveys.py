@@ -694,6 +694,16 @@ def second_dispatch_of(s: Session, ticket_id: str) -> SecondDispatch | None:
     return s.exec(select(SecondDispatch).where(SecondDispatch.ticket_id == ticket_id)).first()
 
 
+def ticket_links(s: Session, ticket_id: str) -> dict[str, Any]:
+    """What a ticket page says about surveys: the ticket's survey, and the first ticket
+    when this one is a second dispatch."""
+    survey = for_ticket(s, ticket_id)
+    second = second_dispatch_of(s, ticket_id)
+    return {"survey": None if survey is None else {"id": survey.id, "state": survey.state, "result": survey.result},
+            "second_of": None if second is None else {"first_ticket_id": second.first_ticket_id,
+                                                      "survey_id": second.survey_id, "why": second.why}}
+
+
 # ------------------------------------------------------------------ U4–U5: the surveyor
 
 
