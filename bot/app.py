@@ -25,6 +25,7 @@ from bot.chat import api as chat_api
 from bot.chat.dialogue import RasaDialogue
 from bot.chat.prompts import PromptCatalogue
 from bot.chat.service import AbandonRecorder, ChatService, ConversationState
+from bot.jobs import JOBS_KEY, JobContext, Jobs
 from bot.metrics import CHAT_TURN_SECONDS, CHAT_TURNS, CONVERSATIONS_ABANDONED, metrics_handler
 from bot.periodic import every
 from bot.settings import SETTINGS_KEY, Settings
@@ -32,7 +33,7 @@ from bot.store import recordings as call_recordings
 from bot.store import service as store
 from bot.store import surveys
 from bot.store.db import DB_KEY, Database
-from bot.survey.caller import SurveyCaller
+from bot.survey.caller import ATTEMPT_JOB, SWEEP_JOB, SurveyCaller
 
 if TYPE_CHECKING:
     from voice.control import FreeswitchControl  # voice/ loads only when the phone is on
@@ -51,12 +52,17 @@ def create_app(settings: Settings, db: Database | None = None) -> web.Applicatio
     app = web.Application(middlewares=[error_middleware, _timing_middleware], client_max_size=64 * 1024)
     app[SETTINGS_KEY] = settings
     app[DB_KEY] = db or Database.from_settings(settings)
+    app[JOBS_KEY] = Jobs(app, app[DB_KEY], settings)
+    # U3: survey calls and their retries are jobs; the phone (_voice) gives it the calls.
+    app[SURVEY_CALLER_KEY] = SurveyCaller(app[DB_KEY], surveys.SurveyRules.from_settings(settings), None,
+                                          app[JOBS_KEY])
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_chat)
-    app.cleanup_ctx.append(_recording_retention)
+    register_jobs(app)
     app[VOICE_STATUS_KEY] = {"enabled": False}
     if settings.voice_enabled:
         app.cleanup_ctx.append(_voice)
+    app.cleanup_ctx.append(_jobs)  # last: jobs start once the services they use are up
     tickets.setup_routes(app)
     inventory.setup_routes(app)
     records.setup_routes(app)
@@ -91,22 +97,45 @@ async def _chat(app: web.Application) -> AsyncIterator[None]:
     app[chat_api.CHAT_SERVICE_KEY] = service
     app[VOICE_CHAT_KEY] = build_chat_service(settings, session, "voice", db)
 
+    # Per process, not a job: each process ends its own idle conversations, which live in
+    # its memory (ChatService); the leader cannot see another process's conversations.
     async with every(SWEEP_INTERVAL_S, lambda: service.end_idle(settings.chat_idle_timeout_s), "chat.sweep_failed"):
         yield
     await session.close()
 
 
-async def _recording_retention(app: web.Application) -> AsyncIterator[None]:
+def register_jobs(app: web.Application) -> None:
+    """The bot's periodic work that is the cluster's, not one process's (bot/jobs/)."""
+    settings, jobs = app[SETTINGS_KEY], app[JOBS_KEY]
+    jobs.every("call_recording_retention", settings.call_recording_sweep_s, _recording_retention)
+    # U3: "place attempt N of survey S" (due jobs, retries scheduled by the caller), and a
+    # sweep: web-chat surveys nobody came back for, and any phone attempt that is due.
+    jobs.kind(ATTEMPT_JOB, _survey_call, max_attempts=2)
+    jobs.every(SWEEP_JOB, settings.survey_sweep_s, _survey_sweep)
+
+
+async def _survey_call(ctx: JobContext) -> None:
+    await ctx.app[SURVEY_CALLER_KEY].place_attempt(int(ctx.payload["survey_id"]), int(ctx.payload["attempt"]))
+
+
+async def _survey_sweep(ctx: JobContext) -> None:
+    await ctx.app[SURVEY_CALLER_KEY].sweep()
+
+
+async def _recording_retention(ctx: JobContext) -> None:
     """Q2: operators' call recordings are kept HOTLINE_CALL_RECORDING_RETENTION_DAYS; the
-    sweep deletes older files (off the event loop, with the store's work) and logs each."""
-    settings, db = app[SETTINGS_KEY], app[DB_KEY]
+    sweep deletes older files (off the event loop, with the store's work) and logs each.
+    Idempotent: a deleted recording is marked, the next sweep skips it."""
+    await ctx.db.run(call_recordings.sweep_expired, ctx.settings.call_recordings_dir,
+                     ctx.settings.call_recording_retention_days)
 
-    async def sweep() -> None:
-        await db.run(call_recordings.sweep_expired, settings.call_recordings_dir,
-                     settings.call_recording_retention_days)
 
-    async with every(settings.call_recording_sweep_s, sweep, "call_recording.sweep_failed"):
-        yield
+async def _jobs(app: web.Application) -> AsyncIterator[None]:
+    jobs = app[JOBS_KEY]
+    if app[SETTINGS_KEY].jobs_enabled:
+        await jobs.start()
+    yield
+    await jobs.stop()
 
 
 def build_chat_service(
@@ -179,9 +208,7 @@ async def _voice(app: web.Application) -> AsyncIterator[None]:
         await outbound.start()
         app[api_outbound_calls.OUTBOUND_CALLS_KEY] = outbound
         # U3 by phone: survey calls on the outbound mechanism.
-        caller = SurveyCaller(app[DB_KEY], surveys.SurveyRules.from_settings(settings), outbound)
-        await caller.start()
-        app[SURVEY_CALLER_KEY] = caller
+        await app[SURVEY_CALLER_KEY].start(outbound)
     yield
     if outbound is not None:
         await outbound.stop()
@@ -211,6 +238,7 @@ async def _healthz(request: web.Request) -> web.Response:
         "time": datetime.now(UTC).isoformat(),
         "rasa_url": settings.rasa_url,
         "voice": request.app[VOICE_STATUS_KEY],
+        "jobs": request.app[JOBS_KEY].status(),
     }
     control = request.app.get(FREESWITCH_CONTROL_KEY)
     if control is not None:

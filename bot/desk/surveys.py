@@ -72,8 +72,8 @@ def _row(s: Session, survey: Survey) -> dict[str, Any]:
 # ------------------------------------------------------------------ the lists
 
 
-SECTIONS = (("due", "Due", "Nothing due."), ("in_progress", "In progress", "None in progress."),
-            ("failed", "Failed or unreachable", "None failed."), ("results", "Results", "No results yet."))
+SECTIONS = (("due", "Surveys due", "Nothing due."), ("in_progress", "Surveys in progress", "None in progress."),
+            ("failed", "Surveys failed or unreachable", "None failed."), ("results", "Survey results", "No results yet."))
 
 
 def _surveys_context(s: Session) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from actions.numbers import mask_number
+from bot.jobs.store import schedule_once
 from bot.store.models import Report, Ticket, UTCDateTime, utcnow
 
 log = structlog.get_logger(__name__)
@@ -173,6 +174,8 @@ class InstallSecret(SQLModel, table=True):
     created: datetime = _when()
 
 
+FIRST_CALL_JOB = "survey_call"  # the kind bot/survey/caller.py registers (ATTEMPT_JOB)
+
 SURVEY_TABLES: tuple[type[SQLModel], ...] = (
     Survey, SurveyAttempt, ContactPreference, ChatBrowser, SecondDispatch, InstallSecret)
 
@@ -228,6 +231,10 @@ def survey_due(s: Session, ticket: Ticket, now: datetime | None = None) -> Surve
         survey.next_attempt_at = now
     s.add(survey)
     s.flush()
+    if survey.state == SurveyState.due.value and channel == SurveyChannel.phone.value:
+        # The first call, as a due job committed with the receipt (the job keeps to the
+        # calling hours and quiet days when it runs: bot/survey/caller.py).
+        schedule_once(s, FIRST_CALL_JOB, f"survey-{survey.id}-1", now, {"survey_id": survey.id, "attempt": 1})
     log.info("survey.due", survey_id=survey.id, ticket_id=ticket.id, channel=channel, state=survey.state,
              number=mask_number(number) if number else None)
     return survey

@@ -377,15 +377,17 @@ def claim_chat(s: Session, survey_id: int, conversation_id: str, via: str) -> bo
                          conversation_id=conversation_id) is not None
 
 
-def expire_chat_surveys(s: Session, rules: SurveyRules, now: datetime | None = None) -> list[tuple[int, datetime]]:
+def expire_chat_surveys(s: Session, rules: SurveyRules,
+                        now: datetime | None = None) -> list[tuple[int, int, datetime]]:
     """Web-chat surveys nobody came back for within ``chat_wait_days``: by phone when the
-    report has a usable contact number (returns (survey, first call time)), else unreachable."""
+    report has a usable contact number (returns (survey, next attempt, its time)), else
+    unreachable."""
     now = now or utcnow()
     cutoff = now - timedelta(days=rules.chat_wait_days)
     stale = s.exec(select(Survey).where(Survey.state == SurveyState.due.value,
                                         Survey.channel == SurveyChannel.webchat.value,
                                         col(Survey.created) <= cutoff)).all()
-    to_call: list[tuple[int, datetime]] = []
+    to_call: list[tuple[int, int, datetime]] = []
     for survey in stale:
         ticket = s.get(Ticket, survey.ticket_id)
         number = ticket.contact_number if ticket is not None else None
@@ -393,7 +395,7 @@ def expire_chat_surveys(s: Session, rules: SurveyRules, now: datetime | None = N
             at = rules.next_call_time(now, quiet_days_of(s, number))
             survey.channel, survey.number, survey.next_attempt_at = SurveyChannel.phone.value, number, at
             survey.state_reason = f"not back in the web chat within {rules.chat_wait_days:g} days: by phone"
-            to_call.append((int(survey.id or 0), at))
+            to_call.append((int(survey.id or 0), survey.attempts_made + 1, at))
         else:
             survey.state, survey.finished_at = SurveyState.unreachable.value, now
             survey.state_reason = f"not back in the web chat within {rules.chat_wait_days:g} days"

@@ -29,11 +29,11 @@ from bot.store import surveys
 from bot.store.db import Database
 from bot.store.errors import ServiceError
 from bot.store.models import utcnow
-from bot.store.survey_records import SurveyChannel, SurveyState
+from bot.store.survey_records import FIRST_CALL_JOB, SurveyChannel, SurveyState
 
 log = structlog.get_logger(__name__)
 
-ATTEMPT_JOB = "survey_call"  # due job: {"survey_id", "attempt"}
+ATTEMPT_JOB = FIRST_CALL_JOB  # due job "survey_call": {"survey_id", "attempt"}
 SWEEP_JOB = "survey_sweep"  # periodic: what is due, and web-chat surveys to expire
 REFUSED_RETRY = timedelta(minutes=10)  # the switch down, the line limit: try again this soon
 SOON = timedelta(minutes=1)  # a start this close counts as now
@@ -51,11 +51,14 @@ class Placer(Protocol):
 class DueJobs(Protocol):
     """The scheduler's due jobs: run ``kind`` with ``payload`` at ``run_at``, once per ``key``."""
 
-    async def schedule_once(self, kind: str, key: str, run_at: datetime, payload: dict[str, Any]) -> None: ...
+    async def schedule_once(self, kind: str, key: str, run_at: datetime, payload: dict[str, Any]) -> object: ...
 
 
-def attempt_key(survey_id: int, attempt: int) -> str:
-    return f"survey-{survey_id}-{attempt}"
+def attempt_key(survey_id: int, attempt: int, *, moved_to: datetime | None = None) -> str:
+    """``survey-17-2``: the second attempt of survey 17. An attempt moved to a later time
+    (outside the calling hours, the call refused) is a new job: its key names the time."""
+    key = f"survey-{survey_id}-{attempt}"
+    return key if moved_to is None else f"{key}-at-{int(moved_to.timestamp())}"
 
 
 class SurveyCaller:
@@ -63,9 +66,10 @@ class SurveyCaller:
                  jobs: DueJobs | None = None, now: Callable[[], datetime] = utcnow) -> None:
         self.db, self.rules, self.calls, self.jobs, self._now = db, rules, calls, jobs, now
 
-    async def start(self) -> None:
-        """Follow survey calls' ends; settle the attempts whose calls ended while the bot
-        was not running (a restart mid-call)."""
+    async def start(self, calls: Placer | None = None) -> None:
+        """Follow survey calls' ends (on ``calls``, the phone's outbound calls, once it is
+        up); settle the attempts whose calls ended while the bot was not running."""
+        self.calls = calls or self.calls
         if self.calls is not None:
             self.calls.on_ended["survey"] = self.call_ended
         for survey_id, n, call in await self.db.run(surveys.unfinished_calls):
@@ -88,11 +92,13 @@ class SurveyCaller:
         allowed = self.rules.next_call_time(now, await self.db.run(surveys.quiet_days_of, survey.number))
         if allowed > now + SOON:
             await self.db.run(surveys.defer, survey_id, allowed, "outside the calling hours or a quiet day")
-            await self._schedule(survey_id, attempt, allowed)
+            await self._schedule(survey_id, attempt, allowed, moved=True)
             return "deferred"
         if self.calls is None:
-            await self._refused(survey_id, attempt, now, "no outbound calls (HOTLINE_ESL_PASSWORD)", claimed=False)
-            return "refused"
+            # No phone here (HOTLINE_ESL_PASSWORD unset): the survey stays due; the sweep
+            # places it once the phone is there.
+            log.warning("survey.no_outbound_calls", survey_id=survey_id)
+            return "no_phone"
         claimed = await self.db.run(surveys.claim_attempt, survey_id, attempt, channel="phone",
                                     asked_by="bot (phone)", now=now)
         if claimed is None:
@@ -110,14 +116,11 @@ class SurveyCaller:
                  number=mask_number(survey.number))
         return "placed"
 
-    async def _refused(self, survey_id: int, attempt: int, now: datetime, why: str, *, claimed: bool = True) -> None:
+    async def _refused(self, survey_id: int, attempt: int, now: datetime, why: str) -> None:
         at = now + REFUSED_RETRY
         log.warning("survey.call_not_placed", survey_id=survey_id, attempt=attempt, reason=why)
-        if claimed:
-            await self.db.run(surveys.release_attempt, survey_id, attempt, at, f"call not placed: {why}")
-        else:
-            await self.db.run(surveys.defer, survey_id, at, f"call not placed: {why}")
-        await self._schedule(survey_id, attempt, at)
+        await self.db.run(surveys.release_attempt, survey_id, attempt, at, f"call not placed: {why}")
+        await self._schedule(survey_id, attempt, at, moved=True)
 
     # ---- the end of a call -------------------------------------------------------
 
@@ -141,15 +144,15 @@ class SurveyCaller:
     async def sweep(self) -> int:
         """Web-chat surveys nobody came back for go to the phone (or end unreachable);
         then every phone attempt that is due is placed. Returns how many were placed."""
-        for survey_id, at in await self.db.run(surveys.expire_chat_surveys, self.rules, self._now()):
-            await self._schedule(survey_id, 1, at)
+        for survey_id, attempt, at in await self.db.run(surveys.expire_chat_surveys, self.rules, self._now()):
+            await self._schedule(survey_id, attempt, at)
         placed = 0
         for survey_id, attempt in await self.db.run(surveys.due_phone_surveys, self._now()):
             placed += await self.place_attempt(survey_id, attempt) == "placed"
         return placed
 
-    async def _schedule(self, survey_id: int, attempt: int, at: datetime) -> None:
+    async def _schedule(self, survey_id: int, attempt: int, at: datetime, *, moved: bool = False) -> None:
         if self.jobs is not None:
-            await self.jobs.schedule_once(ATTEMPT_JOB, attempt_key(survey_id, attempt), at,
-                                          {"survey_id": survey_id, "attempt": attempt})
+            await self.jobs.schedule_once(ATTEMPT_JOB, attempt_key(survey_id, attempt, moved_to=at if moved else None),
+                                          at, {"survey_id": survey_id, "attempt": attempt})
 

@@ -22,7 +22,15 @@ from bot.store.models import DeskTask, DeskUser
 from bot.survey import chat as survey_chat
 from bot.survey import links
 from tests.conftest import INTERNAL_AUTH, AClient, make_test_app
-from tests.integration.desk_client import CSRF_FIELD, XSS, XSS_ESCAPED, Client, Operator, login, sign_in
+from tests.integration.desk_client import (
+    CSRF_FIELD,
+    XSS,
+    XSS_ESCAPED,
+    Client,
+    Operator,
+    login,
+    sign_in,
+)
 from tests.unit.test_surveys import CONTACT, RULES, answer, on_the_phone, resolved, survey_of
 
 ACCOUNTS = {"sur": "surveyor", "sen": "senior", "jun": "junior", "adm": "admin"}

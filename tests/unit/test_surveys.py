@@ -76,6 +76,16 @@ def test_every_resolved_report_gets_one_survey(demo_db: Database) -> None:
     assert demo_db.call(lambda x: len(x.exec(select(Survey)).all())) == 1
 
 
+def test_the_first_call_is_a_due_job_committed_with_the_receipt(demo_db: Database) -> None:
+    from bot.jobs import store as jobs_store
+
+    sid = survey_of(demo_db, resolved(demo_db)).id
+    job = demo_db.call(jobs_store.get_job, "survey_call", f"survey-{sid}-1")
+    assert job is not None and job.payload == {"survey_id": sid, "attempt": 1} and job.state == "scheduled"
+    chat = survey_of(demo_db, resolved(demo_db, channel="webchat", conversation="c2", number="057187650002"))
+    assert demo_db.call(jobs_store.get_job, "survey_call", f"survey-{chat.id}-1") is None  # waits for the chat
+
+
 def test_a_chat_report_is_surveyed_in_the_chat(demo_db: Database) -> None:
     s = survey_of(demo_db, resolved(demo_db, channel="webchat"))
     assert (s.channel, s.state) == ("webchat", "due")
@@ -304,7 +314,7 @@ def test_a_chat_reporter_who_never_comes_back_is_called_instead(demo_db: Databas
     later = datetime.now(UTC) + timedelta(days=4)
     (called,) = demo_db.call(surveys.expire_chat_surveys, RULES, later)
     s = demo_db.call(surveys.get, sid)
-    assert called[0] == sid and (s.channel, s.state, s.number) == ("phone", "due", CONTACT)
+    assert called[:2] == (sid, 1) and (s.channel, s.state, s.number) == ("phone", "due", CONTACT)
 
 
 def test_the_signed_links_nonce_works_once_and_not_after_it_expired(demo_db: Database) -> None:
