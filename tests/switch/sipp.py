@@ -195,10 +195,13 @@ class SippCaller:
                 continue
             stream.ts += 8000  # a second's gap in the caller's timestamps between plays
             pcaps.append(path)
-        scenario = self.workdir / "caller.xml"
-        scenario.write_text(caller_scenario(self.actions, pcaps, caller=self.caller, number=self.number,
-                                            codec=self.codec, ptime_ms=self.ptime_ms))
+        scenario = self.workdir / "scenario.xml"
+        scenario.write_text(self._scenario(pcaps))
         return scenario
+
+    def _scenario(self, pcaps: list[Path | None]) -> str:
+        return caller_scenario(self.actions, pcaps, caller=self.caller, number=self.number, codec=self.codec,
+                               ptime_ms=self.ptime_ms)
 
     async def dial(self, answered_within_s: float = 15) -> None:
         scenario = self._write()
@@ -447,6 +450,62 @@ class SippPhone:
                 self._uas.kill()
             await self._uas.wait()
         self.sniffer.stop()
+
+
+def callee_scenario(actions: list[Action], pcaps: list[Path | None]) -> str:
+    """A callee the bot calls (U3's survey): answers, tells the test over the twin socket,
+    then each key or speech waits for the test's go; the bot's BYE ends it."""
+    fill = {"account": "callee", "tag": ";tag=[pid]SIPpTag01[call_number]"}
+    parts = [
+        '<?xml version="1.0" encoding="UTF-8" ?>',
+        '<scenario name="hotline callee">',
+        '<recv request="INVITE" crlf="true"><action>'
+        '<ereg regexp="[0-9]+" search_in="hdr" header="CSeq:" assign_to="invite_cseq"/></action></recv>',
+        f"<send><![CDATA[\n{UAS_RESPONSE.format(status='180 Ringing', body='Content-Length: 0' + chr(10), **fill)}]]></send>",
+        '<pause milliseconds="300"/>',
+        f'<send retrans="500"><![CDATA[\n{UAS_RESPONSE.format(status="200 OK", body=SDP_ANSWER, **fill)}]]></send>',
+        '<recv request="ACK" rtd="true" crlf="true"/>',
+        '<sendCmd><![CDATA[\nCall-ID: [call_id]\nX-Hotline: answered\n\n]]></sendCmd>',
+    ]
+    for action, pcap in zip(actions, pcaps, strict=True):
+        assert not isinstance(action, Hangup), "a callee here waits for the bot's BYE"
+        if isinstance(action, AwaitBye):
+            parts += ['<recv request="BYE"/>', f"<send><![CDATA[\n{OK_TO_REQUEST}]]></send>"]
+            break
+        parts += ["<recvCmd/>", f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>']
+    parts.append("</scenario>")
+    return "\n".join(parts)
+
+
+class SippCallee(SippCaller):
+    """A phone the bot calls (an outbound call through the switch's external profile):
+    SIPp listens on ``sip_port`` and answers; :meth:`act` presses its keys on the test's
+    go, as :class:`SippCaller` does for a caller."""
+
+    def __init__(self, workdir: Path, actions: list[Action]) -> None:
+        super().__init__(workdir, 0, actions)
+
+    def _scenario(self, pcaps: list[Path | None]) -> str:
+        return callee_scenario(self.actions, pcaps)
+
+    async def listen(self) -> None:
+        scenario = self._write()
+        self._server = await asyncio.start_server(self._on_twin, "127.0.0.1", 0)
+        twin_port = self._server.sockets[0].getsockname()[1]
+        if RtpSniffer.available():
+            self.sniffer.start()
+        self._proc = await asyncio.create_subprocess_exec(
+            str(SIPP), "-sf", str(scenario), "-m", "1", "-i", "127.0.0.1", "-p", str(self.sip_port),
+            "-mi", "127.0.0.1", "-mp", str(self.media_port), "-3pcc", f"127.0.0.1:{twin_port}", "-nostdin",
+            "-trace_err", "-error_file", str(self.error_file), "-trace_msg", "-message_file", str(self.message_file),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            cwd=self.workdir)
+
+    async def answered(self, within_s: float = 20) -> None:
+        try:
+            await asyncio.wait_for(self._answered.wait(), within_s)
+        except TimeoutError:
+            raise AssertionError(f"the callee did not answer: {self.errors()}") from None
 
 
 def _voice_like(ms: int) -> np.ndarray:
