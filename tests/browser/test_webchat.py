@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 
@@ -59,7 +60,10 @@ def test_page_loads_and_shows_the_menu(browser_page: Any, fake_chat: Any) -> Non
     expect(page.get_by_test_id("choice-0")).to_be_visible()
     expect(page.get_by_test_id("expect-hint")).to_have_attribute("data-kind", "choice")
     assert page.evaluate("document.documentElement.lang") == "zh-CN"
-    assert bodies(fake_chat.state) == [{"event": "start", "language": "zh"}]
+    assert bodies(fake_chat.state) == [{"event": "start", "language": "zh", "browser": ANY}]
+    # U3: the start names this browser (kept in localStorage, the same on every visit)
+    browser = page.evaluate("localStorage.getItem('hotline.browser')")
+    assert bodies(fake_chat.state)[0]["browser"] == browser and len(browser) == 36
     # no user bubble for the start event
     expect(page.get_by_test_id("user-message")).to_have_count(0)
     assert page.js_errors == []
@@ -117,7 +121,8 @@ def test_keypad_digits_and_hash_send_dtmf_and_show_the_readback(
     expect(last_bot(page)).to_have_attribute("data-prompt", "utter_main_menu")
     new_id = page.evaluate("window.hotlineChat.conversationId")
     assert new_id != old_id
-    assert fake_chat.state.bodies(new_id) == [{"event": "start", "language": "zh"}]
+    assert fake_chat.state.bodies(new_id) == [{"event": "start", "language": "zh", "browser": ANY}]
+    assert fake_chat.state.bodies(new_id)[0]["browser"] == fake_chat.state.bodies(old_id)[0]["browser"]
     assert page.js_errors == []
 
 
@@ -246,14 +251,14 @@ def test_english_labels_after_toggling(browser_page: Any, fake_chat: Any) -> Non
     expect(page.get_by_test_id("expect-hint")).to_contain_text("Tap a button")
     assert page.evaluate("document.documentElement.lang") == "en"
     # the dialogue keeps its language; only the page's labels changed
-    assert fake_chat.state.bodies()[-1] == {"event": "start", "language": "zh"}
+    assert fake_chat.state.bodies()[-1] == {"event": "start", "language": "zh", "browser": ANY}
     # the choice is remembered: a new page starts the dialogue in English
     page.reload()
     expect(page.get_by_test_id("send-button")).to_have_text("Send")
     page.evaluate("sessionStorage.clear()")
     page.reload()
     expect(last_bot(page)).to_contain_text("Welcome")
-    assert fake_chat.state.bodies()[-1] == {"event": "start", "language": "en"}
+    assert fake_chat.state.bodies()[-1] == {"event": "start", "language": "en", "browser": ANY}
 
 
 def test_key_9_switches_the_dialogue_and_the_labels_follow(
@@ -282,4 +287,4 @@ def test_reload_continues_the_conversation(browser_page: Any, fake_chat: Any) ->
     for key in "88123456#":
         page.get_by_test_id("key-hash" if key == "#" else f"key-{key}").click()
     expect(last_bot(page)).to_have_attribute("data-spec", "V2")
-    assert fake_chat.state.bodies(cid).count({"event": "start", "language": "zh"}) == 1
+    assert fake_chat.state.bodies(cid).count({"event": "start", "language": "zh", "browser": ANY}) == 1

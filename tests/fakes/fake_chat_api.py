@@ -350,6 +350,11 @@ def _validate(body: Any) -> str | None:
         return "event must be start, no_input or end."
     if "language" in body and body["language"] not in ("zh", "en"):
         return "language must be zh or en."
+    # U3, as the bot checks them: the browser's id and a survey link's token go with start.
+    if ("browser" in body or "survey_token" in body) and body.get("event") != "start":
+        return "browser and survey_token go with the start event only."
+    if "browser" in body and not re.fullmatch(r"[A-Za-z0-9-]{8,64}", str(body["browser"])):
+        return "browser: 8-64 of A-Z a-z 0-9 -"
     return None
 
 
