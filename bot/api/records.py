@@ -143,18 +143,22 @@ async def post_report(request: web.Request) -> web.Response:
     )
 
 
+def recording_file(request: web.Request, recording_id: str | None) -> str | None:
+    """The file of a recording the phone channel made (A11, U3's comment), or 422."""
+    if recording_id is None:
+        return None
+    path = request.app[SETTINGS_KEY].recordings_dir / f"{recording_id}.wav"
+    if not path.is_file():
+        raise ApiError(422, "recording_not_found", f"no recording {recording_id!r}")
+    return path.name
+
+
 async def post_voice_message(request: web.Request) -> web.Response:
     require_service(request)
     body = await parse_body(request, VoiceMessageIn)
-    recording_file = None
-    if body.recording_id is not None:
-        path = request.app[SETTINGS_KEY].recordings_dir / f"{body.recording_id}.wav"
-        if not path.is_file():
-            raise ApiError(422, "recording_not_found", f"no recording {body.recording_id!r}")
-        recording_file = path.name
     attachment_id, created = await request.app[DB_KEY].run(
         service.add_voice_message, request.match_info["ticket_id"], body.conversation_id, body.text,
-        recording_file=recording_file,
+        recording_file=recording_file(request, body.recording_id),
     )
     return web.json_response({"attachment_id": attachment_id, "created": created}, status=201 if created else 200)
 

@@ -7,6 +7,7 @@ UUID, or the web chat that claimed it). The internal token only: these are write
     POST /api/surveys/{id}/finish    {conversation_id, stopped_at?, reason?}
     POST /api/surveys/{id}/opt-out   {conversation_id}                  "don't call me again"
     GET  /api/surveys/{id}           a reader of personal data: the survey as stored
+    GET  /api/surveys?state=&result=&since=&limit=   the same, newest first (since: ISO date or time, UTC)
 
 Refusals: 404 no such survey, 409 the survey is not open in that conversation (it ended,
 or another conversation asks it), 400 an answer that is not one (a rating outside 1–5).
@@ -15,6 +16,7 @@ or another conversation asks it), 400 an answer that is not one (a rating outsid
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -24,11 +26,14 @@ from sqlmodel import Session
 
 from bot.api.auth import require_reader, require_service
 from bot.api.errors import ApiError, parse_body
+from bot.api.records import recording_file
 from bot.settings import SETTINGS_KEY
 from bot.store import surveys
 from bot.store.db import DB_KEY
 from bot.store.models import Ticket, utc
-from bot.store.survey_records import Survey
+from bot.store.survey_records import Survey, SurveyState
+
+RESULTS = ("satisfied", "dissatisfied", "not_fixed")
 
 SURVEY_ID = r"{survey_id:\d{1,9}}"
 
@@ -86,13 +91,8 @@ async def post_start(request: web.Request) -> web.Response:
 async def post_answer(request: web.Request) -> web.Response:
     require_service(request)
     body = await parse_body(request, AnswerIn)
-    recording_file = None
-    if body.recording_id is not None:
-        path = request.app[SETTINGS_KEY].recordings_dir / f"{body.recording_id}.wav"
-        if not path.is_file():
-            raise ApiError(422, "recording_not_found", f"no recording {body.recording_id!r}")
-        recording_file = path.name
-    answer = surveys.Answer(question=body.question, value=body.value, text=body.text, recording_file=recording_file)
+    answer = surveys.Answer(question=body.question, value=body.value, text=body.text,
+                            recording_file=recording_file(request, body.recording_id))
     return await _answer(request, surveys.record_answer, _survey_id(request), body.conversation_id, answer,
                          _rules(request))
 
@@ -115,7 +115,36 @@ async def get_survey(request: web.Request) -> web.Response:
     return await _answer(request, surveys.get, _survey_id(request))
 
 
+async def list_surveys(request: web.Request) -> web.Response:
+    await require_reader(request)
+    q = request.query
+    unknown = set(q) - {"state", "result", "since", "limit"}
+    if unknown:
+        raise ApiError(400, "invalid_parameter", f"unknown query parameter(s): {', '.join(sorted(unknown))}")
+    state, result = q.get("state") or None, q.get("result") or None
+    if state is not None and state not in {st.value for st in SurveyState}:
+        raise ApiError(400, "invalid_parameter", f"state is one of {', '.join(st.value for st in SurveyState)}")
+    if result is not None and result not in RESULTS:
+        raise ApiError(400, "invalid_parameter", f"result is one of {', '.join(RESULTS)}")
+    since = None
+    if q.get("since"):
+        try:
+            since = utc(datetime.fromisoformat(q["since"]))
+        except ValueError:
+            raise ApiError(400, "invalid_parameter", "since is an ISO date or time (2026-12-01)") from None
+    raw_limit = q.get("limit", "100")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 500:
+        raise ApiError(400, "invalid_parameter", "limit is 1 to 500")
+
+    def run(s: Session) -> list[dict[str, Any]]:
+        return [surveys.view(s, x) for x in surveys.find(s, state=state, result=result, since=since,
+                                                         limit=int(raw_limit))]
+
+    return web.json_response(await request.app[DB_KEY].run(run))
+
+
 def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/api/surveys", list_surveys)
     app.router.add_post(f"/api/surveys/{SURVEY_ID}/start", post_start)
     app.router.add_post(f"/api/surveys/{SURVEY_ID}/answers", post_answer)
     app.router.add_post(f"/api/surveys/{SURVEY_ID}/finish", post_finish)

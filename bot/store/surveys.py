@@ -876,6 +876,20 @@ def list_surveys(s: Session, which: str, *, limit: int = 200) -> list[Survey]:
     return list(s.exec(q.order_by(order, col(Survey.id)).limit(limit)))
 
 
+def find(s: Session, *, state: str | None = None, result: str | None = None, since: datetime | None = None,
+         limit: int = 100) -> list[Survey]:
+    """Surveys by state and result, finished (or opened) since a time, newest first: what
+    the data manager's archive reads (D1)."""
+    q = select(Survey)
+    if state is not None:
+        q = q.where(Survey.state == state)
+    if result is not None:
+        q = q.where(Survey.result == result)
+    if since is not None:
+        q = q.where(col(Survey.created) >= since)
+    return list(s.exec(q.order_by(col(Survey.created).desc(), col(Survey.id).desc()).limit(limit)))
+
+
 def dissatisfied_queue(s: Session, *, limit: int = 200) -> list[Survey]:
     return list(s.exec(select(Survey).where(Survey.result == "dissatisfied", col(Survey.cause).is_(None))
                        .order_by(col(Survey.finished_at), col(Survey.id)).limit(limit)))

@@ -14,16 +14,15 @@ import pytest
 
 from bot.desk.users import UserError, add_user
 from bot.stack import Stack
-from bot.store import service, surveys, workflow
+from bot.store import surveys
 from bot.store.db import Database
 from bot.store.models import Ticket
 from tests.browser.conftest import chromium  # noqa: F401  (fixture)
+from tests.e2e.test_survey_calls import repaired
 
 pytestmark = [pytest.mark.stack, pytest.mark.browser]
 
 PASSWORD = "surveyor-e2e-password"
-SENIOR = workflow.Actor("senior", "senior")
-CENTRE = workflow.Actor("centre", "centre", "测试分公司")
 RULES = surveys.SurveyRules()
 
 
@@ -53,18 +52,6 @@ def contexts(chromium: Any, stack: Stack) -> Iterator[Any]:  # noqa: F811
     yield new
     for context in made:
         context.close()
-
-
-def repaired(db: Database, line: str, contact: str, *, channel: str, conversation: str) -> tuple[str, int]:
-    data = service.ReportData(conversation_id=conversation, channel=channel, language="zh", kind="new",
-                              fault_number=line, contact_number=contact, symptom_category="noise",
-                              symptom_text="有杂音")
-    tid = db.call(service.create_report, data).ticket_id
-    db.call(workflow.perform, tid, "approve_dispatch", SENIOR, reason="ok", params={"fault_class": "其他"})
-    db.call(workflow.perform, tid, "receipt", CENTRE, reason="修好了")
-    survey = db.call(surveys.for_ticket, tid)
-    assert survey is not None
-    return tid, int(survey.id or 0)
 
 
 def answer_in_chat(page: Any, choices: list[str], comment: str | None = None, *, ends: bool = True) -> None:

@@ -137,16 +137,18 @@ async def phone(stack: Stack, stack_settings: Settings) -> AsyncIterator[Phone]:
         db.dispose()
 
 
-def repaired(db: Database, line: str, contact: str) -> tuple[str, int]:
-    """A phone report on ``line``, dispatched, and the centre's receipt: its survey is due."""
-    data = service.ReportData(conversation_id=f"survey-e2e-{line}-{random.random()}", channel="voice",
-                              language="zh", kind="new", fault_number=line, contact_number=contact,
+def repaired(db: Database, line: str, contact: str, *, channel: str = "voice",
+             conversation: str | None = None) -> tuple[str, int]:
+    """A report on ``line`` (by ``channel``), dispatched, and the centre's receipt: its
+    survey is opened. The e2e world's branch; lines of its first exchange."""
+    data = service.ReportData(conversation_id=conversation or f"survey-e2e-{line}-{random.random()}",
+                              channel=channel, language="zh", kind="new", fault_number=line, contact_number=contact,
                               symptom_category="no_dial_tone", symptom_text="没有拨号音")
     tid = db.call(service.create_report, data).ticket_id
     db.call(workflow.perform, tid, "approve_dispatch", SENIOR, reason="ok", params={"fault_class": "其他"})
     db.call(workflow.perform, tid, "receipt", CENTRE, reason="换了入户线")
     survey = db.call(surveys.for_ticket, tid)
-    assert survey is not None and survey.state == "due"
+    assert survey is not None
     return tid, int(survey.id or 0)
 
 
@@ -239,17 +241,6 @@ async def test_dont_call_me_again_said_is_never_called_again(phone: Phone) -> No
     assert pref is not None and pref.do_not_call
     assert await phone.caller.place_attempt(other, 1) == "do_not_call"
     assert (await phone.db.run(surveys.get, other)).state == "do_not_call"
-    _tid3, later = repaired_on_list(phone.db, "057160009706", contact)
+    _tid3, later = repaired(phone.db, "057160009706", contact)
     assert (await phone.db.run(surveys.get, later)).state == "do_not_call"
     assert len(phone.fs.originations) == 1  # only the first call was ever placed
-
-
-def repaired_on_list(db: Database, line: str, contact: str) -> tuple[str, int]:
-    data = service.ReportData(conversation_id=f"survey-e2e-{line}", channel="voice", language="zh", kind="new",
-                              fault_number=line, contact_number=contact, symptom_category="noise")
-    tid = db.call(service.create_report, data).ticket_id
-    db.call(workflow.perform, tid, "approve_dispatch", SENIOR, reason="ok", params={"fault_class": "其他"})
-    db.call(workflow.perform, tid, "receipt", CENTRE, reason="ok")
-    survey = db.call(surveys.for_ticket, tid)
-    assert survey is not None
-    return tid, int(survey.id or 0)

@@ -91,6 +91,12 @@ async def test_the_dialogue_records_the_survey_through_the_api(web_client: Clien
     assert (await r.json())["answers"]["attitude"] == 5
     r = await web_client.post("/api/surveys/999999/start", json=conv, headers=INTERNAL_AUTH)
     assert r.status == 404
+    # U4: satisfied is recorded and found again (the data manager's archive reads it).
+    r = await web_client.get("/api/surveys?result=satisfied&since=2020-01-01", headers=INTERNAL_AUTH)
+    assert [x["id"] for x in await r.json()] == [sid]
+    assert (await web_client.get("/api/surveys?result=happy", headers=INTERNAL_AUTH)).status == 400
+    assert (await web_client.get("/api/surveys?since=yesterday", headers=INTERNAL_AUTH)).status == 400
+    assert (await web_client.get("/api/surveys")).status == 401
 
 
 async def test_a_recorded_comment_must_exist(web_client: Client, accounts: Database, settings: Settings) -> None:

@@ -204,22 +204,26 @@ class SippCaller:
                                ptime_ms=self.ptime_ms)
 
     async def dial(self, answered_within_s: float = 15) -> None:
+        await self._run_sipp(f"127.0.0.1:{self.switch_sip_port}", "-aa")
+        try:
+            await asyncio.wait_for(self._answered.wait(), answered_within_s)
+        except TimeoutError:
+            raise AssertionError(f"the call was not answered: {self.errors()}") from None
+
+    async def _run_sipp(self, *args: str) -> None:
+        """SIPp on our scenario, its twin socket connected back to us (3PCC)."""
         scenario = self._write()
         self._server = await asyncio.start_server(self._on_twin, "127.0.0.1", 0)
         twin_port = self._server.sockets[0].getsockname()[1]
         if RtpSniffer.available():
             self.sniffer.start()
         self._proc = await asyncio.create_subprocess_exec(
-            str(SIPP), f"127.0.0.1:{self.switch_sip_port}", "-sf", str(scenario), "-m", "1",
+            str(SIPP), *args, "-sf", str(scenario), "-m", "1",
             "-i", "127.0.0.1", "-p", str(self.sip_port), "-mi", "127.0.0.1", "-mp", str(self.media_port),
-            "-3pcc", f"127.0.0.1:{twin_port}", "-nostdin", "-aa", "-trace_err", "-error_file", str(self.error_file),
+            "-3pcc", f"127.0.0.1:{twin_port}", "-nostdin", "-trace_err", "-error_file", str(self.error_file),
             "-trace_msg", "-message_file", str(self.message_file),
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
             cwd=self.workdir)
-        try:
-            await asyncio.wait_for(self._answered.wait(), answered_within_s)
-        except TimeoutError:
-            raise AssertionError(f"the call was not answered: {self.errors()}") from None
 
     async def _on_twin(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._twin = writer
@@ -489,17 +493,7 @@ class SippCallee(SippCaller):
         return callee_scenario(self.actions, pcaps)
 
     async def listen(self) -> None:
-        scenario = self._write()
-        self._server = await asyncio.start_server(self._on_twin, "127.0.0.1", 0)
-        twin_port = self._server.sockets[0].getsockname()[1]
-        if RtpSniffer.available():
-            self.sniffer.start()
-        self._proc = await asyncio.create_subprocess_exec(
-            str(SIPP), "-sf", str(scenario), "-m", "1", "-i", "127.0.0.1", "-p", str(self.sip_port),
-            "-mi", "127.0.0.1", "-mp", str(self.media_port), "-3pcc", f"127.0.0.1:{twin_port}", "-nostdin",
-            "-trace_err", "-error_file", str(self.error_file), "-trace_msg", "-message_file", str(self.message_file),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-            cwd=self.workdir)
+        await self._run_sipp()
 
     async def answered(self, within_s: float = 20) -> None:
         try:
