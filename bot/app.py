@@ -16,6 +16,7 @@ from aiohttp.typedefs import Handler
 
 from bot import desk
 from bot.api import inventory, records, tickets
+from bot.api import knowledge as api_knowledge
 from bot.api import outbound_calls as api_outbound_calls
 from bot.api import recordings as api_recordings
 from bot.api import workflow as api_workflow
@@ -50,6 +51,7 @@ def create_app(settings: Settings, db: Database | None = None) -> web.Applicatio
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_chat)
     app.cleanup_ctx.append(_recording_retention)
+    app.cleanup_ctx.append(_warm_segmenter)
     app[VOICE_STATUS_KEY] = {"enabled": False}
     if settings.voice_enabled:
         app.cleanup_ctx.append(_voice)
@@ -59,6 +61,7 @@ def create_app(settings: Settings, db: Database | None = None) -> web.Applicatio
     api_outbound_calls.setup_routes(app)
     api_recordings.setup_routes(app)
     api_workflow.setup_routes(app)
+    api_knowledge.setup_routes(app)  # D1-D2: the archive, the knowledge base
     chat_api.setup_routes(app)
     desk.setup_routes(app)
     app.router.add_get("/healthz", _healthz)
@@ -101,6 +104,17 @@ async def _recording_retention(app: web.Application) -> AsyncIterator[None]:
 
     async with every(settings.call_recording_sweep_s, sweep, "call_recording.sweep_failed"):
         yield
+
+
+async def _warm_segmenter(app: web.Application) -> AsyncIterator[None]:
+    """jieba loads its dictionary in a second or more: in the background at start-up, so
+    the first knowledge-base search or junior's page (D2) does not wait for it."""
+    from bot.search.chinese import default_segmenter
+
+    task = asyncio.create_task(asyncio.to_thread(default_segmenter().load))
+    yield
+    if not task.done():
+        await asyncio.wait({task}, timeout=30)
 
 
 def build_chat_service(

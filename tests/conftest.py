@@ -23,6 +23,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
+import bot.store.archive  # noqa: F401  (tables on SQLModel.metadata: emptied between tests)
+import bot.store.calendar  # noqa: F401
+import bot.store.knowledge  # noqa: F401
 from bot.api import inventory, records, tickets
 from bot.api.errors import error_middleware
 from bot.settings import SETTINGS_KEY, Settings

@@ -10,6 +10,9 @@ from alembic import context
 from sqlalchemy import Connection, create_engine
 from sqlmodel import SQLModel
 
+import bot.store.archive  # noqa: F401  (D1)
+import bot.store.calendar  # noqa: F401
+import bot.store.knowledge  # noqa: F401  (D2)
 import bot.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 config = context.config
