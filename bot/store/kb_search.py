@@ -24,7 +24,7 @@ from markupsafe import Markup
 from sqlalchemy import text
 from sqlmodel import Session, col, select
 
-from bot.search.chinese import Query, Segmenter, default_segmenter, highlight
+from bot.search.chinese import STOPWORDS, Query, Segmenter, default_segmenter, highlight
 from bot.store.knowledge import (
     ArticleState,
     KbArticle,
@@ -191,7 +191,9 @@ def search(s: Session, q: str, *, scope: str = "published", mode: str = "all", f
         return SearchResult(query, _hits(s, _unranked_ids(s, scope, filters, params, limit, offset), query))
     ranked = _ranked_ids(s, query, scope, filters, params, limit, offset)
     if not ranked and relax and mode == "all" and len(query.groups) > 1 and offset == 0:
-        loose = Query(query.text, query.groups, "any")
+        # Some of the words: not the little ones (了, 我, 电话 would match everything).
+        meaningful = tuple(g for g in query.groups if g.words[0] not in STOPWORDS) or query.groups
+        loose = Query(query.text, meaningful, "any")
         return SearchResult(loose, _hits(s, _ranked_ids(s, loose, scope, filters, params, limit, 0), loose),
                             relaxed=True)
     return SearchResult(query, _hits(s, ranked, query))
@@ -204,8 +206,9 @@ def suggest(s: Session, *, symptom: str | None, fault_class: str | None, text_: 
     caller said; an article matching on more of these ranks higher."""
     seg = segmenter or default_segmenter()
     scores: dict[int, float] = {}
+    words = seg.query(text_ or "", mode="any")
     by_text = search(s, text_ or "", scope="published", mode="any", limit=20, relax=False,
-                     segmenter=seg).hits if (text_ or "").strip() else []
+                     segmenter=seg).hits if words else []
     for rank, hit in enumerate(by_text):
         assert hit.version.id is not None
         scores[hit.version.id] = scores.get(hit.version.id, 0.0) + 1.0 / (1 + rank)
@@ -219,6 +222,5 @@ def suggest(s: Session, *, symptom: str | None, fault_class: str | None, text_: 
         scores[hit.version.id] = scores.get(hit.version.id, 0.0) + 1.0
     if not scores:
         return []
-    query = seg.query(text_ or "", mode="any")
     best = sorted(scores.items(), key=lambda kv: (-kv[1], -kv[0]))[:limit]
-    return _hits(s, best, query)
+    return _hits(s, best, words)
