@@ -27,7 +27,7 @@ from bot.store.db import Database
 from bot.store.models import DeskUser
 from bot.store.workflow import Actor
 from tests.conftest import DESK_TEST_PASSWORD, AClient, make_test_app
-from tests.integration.desk_client import XSS, XSS_ESCAPED, Client, Operator, sign_in
+from tests.integration.desk_client import XSS, XSS_ESCAPED, Client, sign_in
 
 SH = ZoneInfo("Asia/Shanghai")
 NIGHT = date(2026, 3, 2)

@@ -13,7 +13,14 @@ import pytest
 import yaml
 from sqlmodel import Session
 
-from bot.search.chinese import Segmenter, SynonymsError, chars_of, default_segmenter, highlight, load_synonyms
+from bot.search.chinese import (
+    Segmenter,
+    SynonymsError,
+    chars_of,
+    default_segmenter,
+    highlight,
+    load_synonyms,
+)
 from bot.store import kb_search, knowledge
 from bot.store.db import Database
 from bot.store.knowledge import ArticleInput
