@@ -43,7 +43,7 @@ missed night, lands in the next night's run; its ``day`` is the day it finished 
 ``run_day`` the night it was archived (``late`` when they differ). Running the same
 night twice adds nothing: the unique key refuses a second copy (INSERT … ON CONFLICT
 DO NOTHING). Records are never updated or deleted: this module has no code for it,
-and the database refuses it (triggers on SQLite and PostgreSQL, migration 0007_i12d).
+and the database refuses it (triggers on SQLite and PostgreSQL, migration 0008_i12d).
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ from bot.store.models import (
 )
 
 if TYPE_CHECKING:
+    from bot.jobs import JobContext
     from bot.store.db import Database
 
 log = structlog.get_logger(__name__)
@@ -414,6 +415,17 @@ def archive_day(db: Database, day: date, *, timezone: str | None = None, now: da
 def nightly_day(now: datetime, timezone: str) -> date:
     """The night the archive works on at ``now``: yesterday, local time."""
     return local_date(now, timezone) - timedelta(days=1)
+
+
+async def nightly_archive(ctx: JobContext) -> None:
+    """D1, the nightly job (bot/jobs/, ``HOTLINE_ARCHIVE_HOUR`` local time): the night
+    before the run was due (a run made late by a missing leader archives the night it
+    was meant for, and whatever was missed before it). Idempotent, so a retry or a
+    second leader's run adds nothing."""
+    import asyncio
+
+    day = nightly_day(ctx.scheduled_for, ctx.settings.timezone)
+    await asyncio.to_thread(archive_day, ctx.db, day, timezone=ctx.settings.timezone)
 
 
 # ------------------------------------------------------------------ reading

@@ -5,6 +5,7 @@ with SQL. SQLite and PostgreSQL (the ``db`` fixture runs both)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,6 +15,9 @@ from sqlalchemy import text, update
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, select
 
+from bot.app import create_app
+from bot.jobs import JobContext, jobs_of
+from bot.settings import Settings
 from bot.store import archive, service, workflow
 from bot.store.archive import ArchiveFilter, ArchiveRecord, archive_day
 from bot.store.db import Database
@@ -225,3 +229,16 @@ def test_filters_and_text_search(demo_db: Database) -> None:
     assert find(fault_class="用户线路故障", kind="conversation") == {("conversation", t["answered"])}
     facets = demo_db.call(archive.facets)
     assert facets["kind"] == ["conversation", "report", "text"] and "滨江分公司" in facets["branch"]
+
+
+def test_the_nightly_job_archives_the_night_before_it_was_due(demo_db: Database, settings: Settings) -> None:
+    app = create_app(settings.model_copy(update={"archive_hour": 3}), demo_db)
+    kind = jobs_of(app).kinds["nightly_archive"]
+    assert str(kind.trigger) == "cron[hour='3', minute='0']" and kind.retry  # local time (HOTLINE_TIMEZONE)
+    a_night(demo_db)
+    # Due at 03:00 the day after NIGHT; run late (a leader started at noon): still NIGHT's run.
+    ctx = JobContext("nightly_archive", "k", {}, 1, at(NIGHT + timedelta(days=1), 3), app, demo_db, settings)
+    asyncio.run(archive.nightly_archive(ctx))
+    assert {r.run_day for r in records(demo_db)} == {NIGHT} and len(records(demo_db)) == 9
+    asyncio.run(archive.nightly_archive(ctx))  # a retry, or a second leader's run: nothing more
+    assert len(records(demo_db)) == 9

@@ -1,7 +1,7 @@
 """the archive (D1), the knowledge base (D2) and the world's working calendar
 
-Revision ID: 0007_i12d
-Revises: 0006
+Revision ID: 0008_i12d
+Revises: 0007_i11a_jobs
 Create Date: 2026-12-07
 
 - ``archive_record``: immutable archive records. Triggers refuse UPDATE and DELETE on
@@ -20,8 +20,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007_i12d"
-down_revision: str | None = "0006"
+revision: str = "0008_i12d"
+down_revision: str | None = "0007_i11a_jobs"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
