@@ -413,16 +413,23 @@ def edit_article(s: Session, article_id: int, data: ArticleInput, author: str, r
     return article
 
 
+def _article_at(s: Session, article_id: int, expected_version: int | None, state: ArticleState,
+                what: str) -> KbArticle:
+    """The article, as the actor saw it (its version) and in the state ``what`` needs."""
+    article = get_article(s, article_id)
+    _changed_since(article, expected_version)
+    if article.state != state.value:
+        raise Conflict(f"article {article_id} is {article.state}: {what}", code="illegal_state")
+    return article
+
+
 def submit_article(s: Session, article_id: int, actor: str, role: str, *, expected_version: int | None = None,
                    now: datetime | None = None) -> KbArticle:
     """The current version goes to a senior for approval; open hard-case tasks linked to
     the article are done now (D2: entered into the knowledge base)."""
     _check_role(role, WRITERS, "submit articles")
     now = now or utcnow()
-    article = get_article(s, article_id)
-    _changed_since(article, expected_version)
-    if article.state != ArticleState.draft.value:
-        raise Conflict(f"article {article_id} is {article.state}, not a draft", code="illegal_state")
+    article = _article_at(s, article_id, expected_version, ArticleState.draft, "only a draft is submitted")
     _move(s, article, (ArticleState.draft.value,), state=ArticleState.submitted.value, updated=now)
     _event(s, article, "submitted", actor, now)
     for task in s.exec(select(KbTask).where(KbTask.article_id == article_id,
@@ -437,11 +444,8 @@ def approve_article(s: Session, article_id: int, senior: str, role: str, note: s
     """D2: a senior approves the submitted version; juniors see it from now on."""
     _check_role(role, APPROVERS, "approve articles")
     now = now or utcnow()
-    article = get_article(s, article_id)
-    _changed_since(article, expected_version)
-    if article.state != ArticleState.submitted.value:
-        raise Conflict(f"article {article_id} is {article.state}: only a submitted article is approved",
-                       code="illegal_state")
+    article = _article_at(s, article_id, expected_version, ArticleState.submitted,
+                          "only a submitted article is approved")
     _move(s, article, (ArticleState.submitted.value,), state=ArticleState.approved.value,
           published_version=article.current_version, approved_by=senior, approved_at=now, updated=now)
     _event(s, article, "approved", senior, now, _reason(note, required=False, what="note"))
@@ -455,10 +459,8 @@ def send_back_article(s: Session, article_id: int, senior: str, role: str, reaso
     _check_role(role, APPROVERS, "review articles")
     why = _reason(reason, required=True, what="what must change: the data manager reads it")
     now = now or utcnow()
-    article = get_article(s, article_id)
-    _changed_since(article, expected_version)
-    if article.state != ArticleState.submitted.value:
-        raise Conflict(f"article {article_id} is {article.state}, not submitted", code="illegal_state")
+    article = _article_at(s, article_id, expected_version, ArticleState.submitted,
+                          "only a submitted article is sent back")
     _move(s, article, (ArticleState.submitted.value,), state=ArticleState.draft.value, updated=now)
     _event(s, article, "sent_back", senior, now, why)
     return article

@@ -24,7 +24,7 @@ from bot.store.db import Database
 from bot.store.models import Handoff
 from bot.world.loader import load_world
 from bot.world.parse import parse_world_file
-from tests.browser.conftest import _ServerThread, chromium  # noqa: F401  (fixture)
+from tests.browser.conftest import _ServerThread, chromium, desk_page  # noqa: F401  (fixture)
 from tests.conftest import DEMO_WORLD
 
 pytestmark = pytest.mark.browser
@@ -60,22 +60,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Databa
 @pytest.fixture
 def desk(chromium: Any, site: tuple[str, Database]) -> Iterator[Any]:  # noqa: F811
     """desk(username) → a page signed in as that post, in its own browser context."""
-    from playwright.sync_api import expect
-
     contexts: list[Any] = []
 
     def sign_in(username: str) -> Any:
-        context = chromium.new_context(base_url=site[0], locale="zh-CN", viewport={"width": 1200, "height": 900})
-        context.set_default_timeout(15_000)
+        page, context = desk_page(chromium, site[0], username, PASSWORD)
         contexts.append(context)
-        page = context.new_page()
-        page.js_errors = []
-        page.on("pageerror", lambda exc: page.js_errors.append(str(exc)))
-        page.goto("/desk/login")
-        page.fill("input[name=username]", username)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        expect(page.locator("header .who")).to_contain_text(username)
         return page
 
     yield sign_in
