@@ -61,6 +61,10 @@ def a_hard_case(db: Database, symptom_text: str = "电话没有拨号音，换�
     return ticket_id, transfer
 
 
+SQLITE_ONLY = pytest.mark.parametrize("db", ["sqlite"], indirect=True)  # the store's part runs on both elsewhere
+
+
+@SQLITE_ONLY
 async def test_each_page_is_for_its_posts(web_client: Client) -> None:
     ops = {name: await sign_in(web_client, name) for name in ACCOUNTS}
     expect = {  # path: the posts that may open it
@@ -126,6 +130,7 @@ async def test_from_a_hard_case_to_a_suggestion_on_the_juniors_page(web_client: 
     assert status == 200 and "断线则派单" in article and "article-versions" not in article  # no history for juniors
 
 
+@SQLITE_ONLY
 async def test_the_archive_pages_and_exports(web_client: Client, demo_db: Database) -> None:
     data = service.ReportData(conversation_id="c-a", channel="voice", language="zh", kind="new", fault_number=LINE,
                               symptom_category="other", symptom_text="=HYPERLINK(\"http://x\",\"点我\") 线路有问题")
