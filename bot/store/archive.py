@@ -48,6 +48,7 @@ and the database refuses it (triggers on SQLite and PostgreSQL, migration 0008_i
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -55,7 +56,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import JSON, Date, Text, UniqueConstraint, and_, exists, func, or_
+from sqlalchemy import JSON, Date, Text, UniqueConstraint, and_, exists, func, or_, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -92,6 +93,7 @@ LINE_TEST_FAULT_CLASS = {
 }
 SYMPTOM_FAULT_CLASS = {"broadband_down": "宽带故障"}
 BATCH = 500
+ANALYZE_EVERY = 16  # batches, once the run is long (PostgreSQL: see _fresh_statistics)
 EXPORT_MAX = 50_000
 
 
@@ -344,10 +346,14 @@ def _sources() -> list[_Source]:
     ]
 
 
-def _pending(s: Session, src: _Source, end: datetime, limit: int) -> list[Any]:
+def _pending(s: Session, src: _Source, end: datetime, after_id: int, limit: int) -> list[Any]:
+    """The next rows, in id order after ``after_id`` (a run walks each source once: no
+    batch scans again what an earlier one looked at), finished before ``end`` and not
+    archived yet."""
     archived = exists().where(col(ArchiveRecord.source_table) == src.table, col(ArchiveRecord.kind) == src.kind,
                               col(ArchiveRecord.source_id) == src.model.id)
-    q = select(src.model).where(col(src.at) < end, ~archived, *src.where()).order_by(src.model.id).limit(limit)
+    q = (select(src.model).where(col(src.model.id) > after_id, col(src.at) < end, ~archived, *src.where())
+         .order_by(src.model.id).limit(limit))
     return list(s.exec(q))
 
 
@@ -357,18 +363,20 @@ def _insert(s: Session, rows: list[dict[str, Any]]) -> int:
         return 0
     dialect = s.get_bind().dialect.name
     table = ArchiveRecord.__table__  # type: ignore[attr-defined]
-    stmt = (sqlite.insert(table) if dialect == "sqlite" else postgresql.insert(table)).values(rows)
-    stmt = stmt.on_conflict_do_nothing(index_elements=["source_table", "source_id", "kind"])
-    # Counted by RETURNING: a multi-row insert's rowcount is not reliable on every driver.
-    return len(s.execute(stmt.returning(table.c.id)).all())
+    insert = sqlite.insert(table) if dialect == "sqlite" else postgresql.insert(table)
+    stmt = insert.on_conflict_do_nothing(index_elements=["source_table", "source_id", "kind"]).returning(table.c.id)
+    # One statement for the batch (compiled once, sent as multi-row inserts by SQLAlchemy),
+    # counted by RETURNING: a batch's rowcount is not reliable on every driver.
+    return len(s.execute(stmt, rows).all())
 
 
-def _archive_batch(s: Session, src: _Source, end: datetime, run_day: date, timezone: str,
-                   now: datetime) -> tuple[int, int, int]:
-    """(rows looked at, records added, of which late) for one batch of one source."""
-    pending = _pending(s, src, end, BATCH)
+def _archive_batch(s: Session, src: _Source, end: datetime, run_day: date, timezone: str, now: datetime,
+                   after_id: int) -> tuple[int, int, int, int]:
+    """(rows looked at, records added, of which late, the last id looked at) for one
+    batch of one source."""
+    pending = _pending(s, src, end, after_id, BATCH)
     if not pending:
-        return 0, 0, 0
+        return 0, 0, 0, after_id
     w = _World(s, {r.name for r in s.exec(select(FaultClassRow))})
     rows = []
     late = 0
@@ -381,7 +389,16 @@ def _archive_batch(s: Session, src: _Source, end: datetime, run_day: date, timez
         record["archived_at"] = now
         late += record["day"] < run_day
         rows.append(record)
-    return len(pending), _insert(s, rows), late
+    return len(pending), _insert(s, rows), late, int(pending[-1].id)
+
+
+def _fresh_statistics(db: Database) -> None:
+    """PostgreSQL plans "not archived yet" from its statistics of archive_record; while a
+    run grows the table (a first run over months of history) stale ones make it scan the
+    table for every row (minutes instead of seconds). ANALYZE samples a bounded number of
+    rows, so it stays cheap however large the archive is."""
+    if not db.is_sqlite:
+        db.call(lambda s: s.execute(text("ANALYZE archive_record")))
 
 
 def archive_day(db: Database, day: date, *, timezone: str | None = None, now: datetime | None = None) -> ArchiveSummary:
@@ -398,12 +415,14 @@ def archive_day(db: Database, day: date, *, timezone: str | None = None, now: da
         raise ValueError(f"{day.isoformat()} has not ended yet ({timezone}); the archive runs the day after (D1)")
     summary = ArchiveSummary(day)
     for src in _sources():
-        added = 0
-        while True:
-            seen, n, late = db.call(_archive_batch, src, end, day, timezone, now)
+        added, last_id = 0, 0
+        for batch in itertools.count():
+            if batch & (batch - 1) == 0 or batch % ANALYZE_EVERY == 0:  # 0, 1, 2, 4, 8, 16, 32, 48 …
+                _fresh_statistics(db)
+            seen, n, late, last_id = db.call(_archive_batch, src, end, day, timezone, now, last_id)
             added += n
             summary.late += late
-            if seen < BATCH or n == 0:  # done, or only rows that cannot be archived are left
+            if seen < BATCH:
                 break
         key = src.kind if src.kind != "text" else f"text:{src.table}"
         summary.counts[key] = summary.counts.get(key, 0) + added
