@@ -1,4 +1,4 @@
-"""`python -m bot archive run|list` (D1) and `python -m bot kb reindex|tasks` (D2)."""
+"""`python -m bot archive run` (D1) and `python -m bot kb reindex|tasks` (D2)."""
 
 from __future__ import annotations
 

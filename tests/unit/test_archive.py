@@ -6,7 +6,9 @@ with SQL. SQLite and PostgreSQL (the ``db`` fixture runs both)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -14,10 +16,12 @@ import pytest
 from sqlalchemy import text, update
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, select
+from typer.testing import CliRunner
 
 from bot.app import create_app
+from bot.cli import app
 from bot.jobs import JobContext, jobs_of
-from bot.settings import Settings
+from bot.settings import Settings, get_settings
 from bot.store import archive, service, workflow
 from bot.store.archive import ArchiveFilter, ArchiveRecord, archive_day
 from bot.store.db import Database
@@ -242,3 +246,22 @@ def test_the_nightly_job_archives_the_night_before_it_was_due(demo_db: Database,
     assert {r.run_day for r in records(demo_db)} == {NIGHT} and len(records(demo_db)) == 9
     asyncio.run(archive.nightly_archive(ctx))  # a retry, or a second leader's run: nothing more
     assert len(records(demo_db)) == 9
+
+
+def test_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("HOTLINE_DATABASE_URL", url)
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        bad = runner.invoke(app, ["archive", "run", "--day", "2026-13-01"])
+        assert bad.exit_code == 2 and "YYYY-MM-DD" in bad.output
+        future = runner.invoke(app, ["archive", "run", "--day", "2999-01-01"])
+        assert future.exit_code == 1 and "has not ended yet" in future.output
+        done = runner.invoke(app, ["archive", "run", "--day", NIGHT.isoformat()])
+        assert done.exit_code == 0, done.output
+        assert json.loads(done.output.strip().splitlines()[-1]) == {
+            "day": NIGHT.isoformat(), "counts": {"report": 0, "conversation": 0, "text:attachment": 0,
+                                                 "text:report": 0, "text:ticket_note": 0}, "late": 0, "total": 0}
+    finally:
+        get_settings.cache_clear()
