@@ -267,8 +267,8 @@ def _report_record(w: _World, c: TicketStatusChange) -> dict[str, Any] | None:
     return {**_common(w, ticket, None), "kind": "report", "subkind": c.to_status,
             "source_table": "ticket_status_change", "source_id": c.id, "finished_at": utc(c.at),
             "outcome": c.to_sub_step or c.to_status, "author": c.author,
-            "title": ticket.name[:300], "text": "\n".join(x for x in (ticket.description, ticket.symptom_text,
-                                                                     c.reason) if x),
+            "title": ticket.name[:300],
+            "text": "\n".join(dict.fromkeys(x for x in (ticket.description, ticket.symptom_text, c.reason) if x)),
             "data": _ticket_snapshot(w, ticket)}
 
 
