@@ -16,6 +16,7 @@ from aiohttp.typedefs import Handler
 
 from bot import desk
 from bot.api import inventory, records, tickets
+from bot.api import knowledge as api_knowledge
 from bot.api import outbound_calls as api_outbound_calls
 from bot.api import recordings as api_recordings
 from bot.api import surveys as api_surveys
@@ -29,9 +30,9 @@ from bot.jobs import JOBS_KEY, JobContext, Jobs
 from bot.metrics import CHAT_TURN_SECONDS, CHAT_TURNS, CONVERSATIONS_ABANDONED, metrics_handler
 from bot.periodic import every
 from bot.settings import SETTINGS_KEY, Settings
+from bot.store import archive, surveys
 from bot.store import recordings as call_recordings
 from bot.store import service as store
-from bot.store import surveys
 from bot.store.db import DB_KEY, Database
 from bot.survey.caller import ATTEMPT_JOB, SWEEP_JOB, SurveyCaller
 
@@ -59,6 +60,7 @@ def create_app(settings: Settings, db: Database | None = None) -> web.Applicatio
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_chat)
     register_jobs(app)
+    app.cleanup_ctx.append(_warm_segmenter)
     app[VOICE_STATUS_KEY] = {"enabled": False}
     if settings.voice_enabled:
         app.cleanup_ctx.append(_voice)
@@ -70,6 +72,7 @@ def create_app(settings: Settings, db: Database | None = None) -> web.Applicatio
     api_recordings.setup_routes(app)
     api_workflow.setup_routes(app)
     api_surveys.setup_routes(app)
+    api_knowledge.setup_routes(app)  # D1-D2: the archive, the knowledge base
     chat_api.setup_routes(app)
     desk.setup_routes(app)
     app.router.add_get("/healthz", _healthz)
@@ -108,6 +111,7 @@ def register_jobs(app: web.Application) -> None:
     """The bot's periodic work that is the cluster's, not one process's (bot/jobs/)."""
     settings, jobs = app[SETTINGS_KEY], app[JOBS_KEY]
     jobs.every("call_recording_retention", settings.call_recording_sweep_s, _recording_retention)
+    jobs.cron("nightly_archive", archive.nightly_archive, hour=settings.archive_hour, minute=0)  # D1
     # U3: "place attempt N of survey S" (due jobs, retries scheduled by the caller), and a
     # sweep: web-chat surveys nobody came back for, and any phone attempt that is due.
     jobs.kind(ATTEMPT_JOB, _survey_call, max_attempts=2)
@@ -136,6 +140,17 @@ async def _jobs(app: web.Application) -> AsyncIterator[None]:
         await jobs.start()
     yield
     await jobs.stop()
+
+
+async def _warm_segmenter(app: web.Application) -> AsyncIterator[None]:
+    """jieba loads its dictionary in a second or more: in the background at start-up, so
+    the first knowledge-base search or junior's page (D2) does not wait for it."""
+    from bot.search.chinese import default_segmenter
+
+    task = asyncio.create_task(asyncio.to_thread(default_segmenter().load))
+    yield
+    if not task.done():
+        await asyncio.wait({task}, timeout=30)
 
 
 def build_chat_service(

@@ -434,3 +434,21 @@ def test_lists_for_the_surveyors_pages(demo_db: Database) -> None:
         return len(s.exec(select(SurveyAttempt)).all())
 
     assert demo_db.call(with_session) == 1
+
+
+def test_an_ended_survey_is_archived_the_night_after(demo_db: Database) -> None:
+    """U4 → D1: the data manager's nightly archive takes the survey's result and answers."""
+    from bot.store.archive import ArchiveRecord, archive_day
+
+    _tid, sid = dissatisfied(demo_db)
+    due = survey_of(demo_db, resolved(demo_db, conversation="c2", number="057187650002"))
+    finished = demo_db.call(surveys.get, sid).finished_at
+    assert finished is not None
+    from zoneinfo import ZoneInfo
+
+    night = finished.astimezone(ZoneInfo("Asia/Shanghai")).date()
+    summary = archive_day(demo_db, night, timezone="Asia/Shanghai", now=finished + timedelta(days=1))
+    assert summary.counts.get("survey") == 1
+    (rec,) = demo_db.call(lambda s: list(s.exec(select(ArchiveRecord).where(ArchiveRecord.kind == "survey"))))
+    assert (rec.source_id, rec.outcome, rec.step, rec.subkind) == (sid, "dissatisfied", "U3", "phone")
+    assert rec.data["survey"]["answers"]["attitude"] == 1 and due.id != sid  # the due one waits
