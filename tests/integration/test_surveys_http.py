@@ -34,6 +34,8 @@ from tests.integration.desk_client import (
 from tests.unit.test_surveys import CONTACT, RULES, answer, on_the_phone, resolved, survey_of
 
 ACCOUNTS = {"sur": "surveyor", "sen": "senior", "jun": "junior", "adm": "admin"}
+# The desk's pages over SQLite only: the store underneath runs on both in tests/unit/test_surveys.py.
+SQLITE_ONLY = pytest.mark.parametrize("db", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
@@ -172,6 +174,7 @@ def dissatisfied(db: Database, text: str = XSS) -> tuple[str, int]:
     return tid, sid
 
 
+@SQLITE_ONLY
 async def test_the_survey_pages_are_the_surveyors(web_client: Client, accounts: Database) -> None:
     who = await signed(web_client)
     _tid, sid = dissatisfied(accounts)
@@ -190,6 +193,7 @@ async def test_the_survey_pages_are_the_surveyors(web_client: Client, accounts: 
     assert status == 403
 
 
+@SQLITE_ONLY
 async def test_the_cause_form_and_its_refusals(web_client: Client, accounts: Database) -> None:
     who = await signed(web_client)
     tid, sid = dissatisfied(accounts)
@@ -220,6 +224,7 @@ async def test_the_cause_form_and_its_refusals(web_client: Client, accounts: Dat
     assert f'href="/desk/surveys/{sid}"' in page
 
 
+@SQLITE_ONLY
 async def test_a_signed_link_is_shown_once_and_opens_the_survey(web_client: Client, accounts: Database,
                                                                  settings: Settings) -> None:
     who = await signed(web_client)
@@ -235,6 +240,7 @@ async def test_a_signed_link_is_shown_once_and_opens_the_survey(web_client: Clie
     assert status == 409  # being answered: no new link
 
 
+@SQLITE_ONLY
 async def test_the_csv_opens_in_excel(web_client: Client, accounts: Database) -> None:
     who = await signed(web_client)
     _tid, sid = dissatisfied(accounts, text="师傅来得太晚")
@@ -250,6 +256,7 @@ async def test_the_csv_opens_in_excel(web_client: Client, accounts: Database) ->
     assert status == 400
 
 
+@SQLITE_ONLY
 async def test_the_do_not_call_list_and_quiet_days_from_the_desk(web_client: Client, accounts: Database) -> None:
     who = await signed(web_client)
     sid = int(survey_of(accounts, resolved(accounts)).id or 0)
