@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+from datetime import time
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -185,8 +187,6 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _survey_calling_hours_read(self) -> Settings:
-        from bot.store.surveys import parse_hours  # the one reader of the format
-
         parse_hours(self.survey_calling_hours)
         return self
 
@@ -194,6 +194,24 @@ class Settings(BaseSettings):
     def fs_recordings_path(self) -> str:
         """Where FreeSWITCH writes call recordings, as FreeSWITCH sees the folder."""
         return self.fs_recordings_dir.rstrip("/") or str(self.call_recordings_dir.resolve())
+
+
+_HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+def parse_hours(text: str) -> tuple[time, time | None]:
+    """``"09:00-20:00"`` → (09:00, 20:00); an end of 24:00 is None (midnight). For
+    HOTLINE_SURVEY_CALLING_HOURS (bot/store/surveys.py)."""
+    m = _HOURS.match(text or "")
+    if m is None:
+        raise ValueError(f"calling hours {text!r}: write HH:MM-HH:MM, e.g. 09:00-20:00")
+    h1, m1, h2, m2 = (int(g) for g in m.groups())
+    if h1 > 23 or m1 > 59 or m2 > 59 or h2 > 24 or (h2 == 24 and m2):
+        raise ValueError(f"calling hours {text!r}: not a time of day")
+    start, end = time(h1, m1), None if h2 == 24 else time(h2, m2)
+    if end is not None and end <= start:
+        raise ValueError(f"calling hours {text!r}: the end must come after the start")
+    return start, end
 
 
 @lru_cache(maxsize=1)

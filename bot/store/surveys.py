@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from actions.numbers import group_digits, mask_number
+from bot.settings import parse_hours
 from bot.store import workflow
 from bot.store.errors import Conflict, NotFound, ServiceError
 from bot.store.models import (
@@ -115,23 +116,6 @@ class SurveyRules:
 
 def _local(day: date, at: time, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, at, tzinfo=zone)
-
-
-_HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
-
-
-def parse_hours(text: str) -> tuple[time, time | None]:
-    """``"09:00-20:00"`` → (09:00, 20:00); an end of 24:00 is None (midnight)."""
-    m = _HOURS.match(text or "")
-    if m is None:
-        raise ValueError(f"calling hours {text!r}: write HH:MM-HH:MM, e.g. 09:00-20:00")
-    h1, m1, h2, m2 = (int(g) for g in m.groups())
-    if h1 > 23 or m1 > 59 or m2 > 59 or h2 > 24 or (h2 == 24 and m2):
-        raise ValueError(f"calling hours {text!r}: not a time of day")
-    start, end = time(h1, m1), None if h2 == 24 else time(h2, m2)
-    if end is not None and end <= start:
-        raise ValueError(f"calling hours {text!r}: the end must come after the start")
-    return start, end
 
 
 def parse_quiet_days(text: str) -> list[int]:
