@@ -146,8 +146,12 @@ class SurveyCaller:
         then every phone attempt that is due is placed. Returns how many were placed."""
         for survey_id, attempt, at in await self.db.run(surveys.expire_chat_surveys, self.rules, self._now()):
             await self._schedule(survey_id, attempt, at)
+        due = await self.db.run(surveys.due_phone_surveys, self._now())
+        if due and self.calls is None:
+            log.warning("survey.calls_waiting_for_the_phone", due=len(due))  # once a sweep, not per survey
+            return 0
         placed = 0
-        for survey_id, attempt in await self.db.run(surveys.due_phone_surveys, self._now()):
+        for survey_id, attempt in due:
             placed += await self.place_attempt(survey_id, attempt) == "placed"
         return placed
 
