@@ -11,6 +11,7 @@ from sqlalchemy import Connection, create_engine
 from sqlmodel import SQLModel
 
 import bot.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import bot.store.stats  # noqa: F401
 
 config = context.config
 target_metadata = SQLModel.metadata
