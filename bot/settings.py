@@ -67,6 +67,14 @@ class Settings(BaseSettings):
     compensation_big_customer_amount: float = Field(default=200, ge=0)
     compensation_currency: str = "CNY"
 
+    # --- statistics and reports (T1–T5, bot/stats/) ---
+    # A day's rollup is recounted until it was refreshed this many days after it ended
+    # (late changes: a fault classified at dispatch, a receipt); then it is only read.
+    stats_settle_days: float = Field(default=7, ge=0)
+    stats_dashboard_fresh_s: float = Field(default=30, ge=0)  # the dashboard recounts today at most this often
+    stats_schedule_check_s: float = Field(default=900, gt=0)  # how often due reports and the nightly rollup are checked
+    stats_font_file: Path | None = None  # a CJK TrueType font for charts and PDFs (default: found on the system)
+
     # --- chat sessions ---
     chat_idle_timeout_s: float = 900.0  # a silent chat counts as abandoned after this
 
