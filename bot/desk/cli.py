@@ -28,6 +28,8 @@ class RoleChoice(str, Enum):
     admin = "admin"
     inspector = "inspector"
     surveyor = "surveyor"
+    statistician = "statistician"
+    deputy = "deputy"
 
 
 @contextmanager

@@ -30,6 +30,8 @@ ROLE_NAMES = {
     "admin": "administrator",
     "inspector": "quality inspector",
     "surveyor": "satisfaction surveyor",
+    "statistician": "statistician",
+    "deputy": "deputy manager",
 }
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MIN_PASSWORD = 8
@@ -190,6 +192,8 @@ DEMO_USERS: tuple[DemoUser, ...] = (
     DemoUser("admin", "admin", "Demo administrator", "admin-demo"),
     DemoUser("inspector", "inspector", "Demo quality inspector", "inspector-demo"),
     DemoUser("surveyor", "surveyor", "Demo satisfaction surveyor", "surveyor-demo"),
+    DemoUser("statistician", "statistician", "Demo statistician", "statistician-demo"),
+    DemoUser("deputy", "deputy", "Demo deputy manager", "deputy-demo"),
 )
 DEMO_WORLD_FILE: Path = Settings.model_fields["world_file"].default
 

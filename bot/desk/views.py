@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from bot.desk import auth, junior, live, pages, users, work
 from bot.desk import recordings as desk_recordings
+from bot.desk import stats as desk_stats
 from bot.desk.auth import Identity, require_role
 from bot.store import service, workflow
 from bot.store.db import DB_KEY
@@ -109,7 +110,8 @@ async def desk_home(request: web.Request, who: Identity) -> web.StreamResponse:
 
 
 HOMES = {"centre": "/desk/centre", "manager": "/desk/escalations", "admin": "/desk/admin",
-         "inspector": "/desk/recordings", "surveyor": "/desk/surveyor"}
+         "inspector": "/desk/recordings", "surveyor": "/desk/surveyor", "statistician": "/desk/reports",
+         "deputy": "/desk/reports"}
 
 
 def _home_rows(s: Session, queues: tuple[str, ...], operator: str) -> tuple[list[Handoff], list[Handoff], list[Any]]:
@@ -237,3 +239,4 @@ def setup_routes(app: web.Application) -> None:
     junior.setup_routes(app)
     work.setup_routes(app)  # tickets, review, centre, escalations, admin (bot/desk/work.py)
     desk_recordings.setup_routes(app)  # Q2: operators' call recordings (bot/desk/recordings.py)
+    desk_stats.setup_routes(app)  # T1-T5: the dashboard and the reports (bot/desk/stats.py)

@@ -13,7 +13,19 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, Table, and_, case, exists, func, literal, or_, select, true, union_all
+from sqlalchemy import (
+    Select,
+    Table,
+    and_,
+    case,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    union_all,
+)
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 

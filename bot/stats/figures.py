@@ -102,7 +102,8 @@ def volume(r: _Rollup, s: Session) -> dict[str, Any]:
     """T2: fault reports by kind, symptom category, fault class, channel, branch,
     exchange, local hour of day, day of week and day."""
     by_kind = r.table("rep_kind", "kind", KINDS)
-    names = dict(s.execute(select(ExchangeRow.__table__.c.prefix, ExchangeRow.__table__.c.name)).all())  # type: ignore[attr-defined]
+    ex = ExchangeRow.__table__  # type: ignore[attr-defined]
+    names: dict[str, str] = {str(k): str(v) for k, v in s.execute(select(ex.c.prefix, ex.c.name)).all()}
     by_exchange = [[k, names.get(k, ""), n] for k, n in r.table("rep_place", "exchange")]
     days = []
     d = r.period.start

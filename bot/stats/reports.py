@@ -29,7 +29,7 @@ from sqlalchemy import CursorResult, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from bot.stats import periods
+from bot.stats import periods, rollup
 from bot.stats.figures import Period, compute
 from bot.stats.sqltime import local_day
 from bot.store.errors import Conflict, NotFound, ServiceError
@@ -109,7 +109,12 @@ def list_reports(s: Session, *, kind: str | None = None, state: str | None = Non
                                   col(StatsReport.version).desc()).limit(limit)))
 
 
-def _figures(s: Session, kind: str, period: Period, options: Options, now: datetime) -> dict[str, Any]:
+def _figures(s: Session, kind: str, period: Period, options: Options, now: datetime, *,
+             recount: bool = False) -> dict[str, Any]:
+    """The period's figures; ``recount``: every day of it recounted from the store first
+    (a refresh or a correction asks for the numbers as they are now, settled days too)."""
+    if recount:
+        rollup.refresh(s, period.start, min(period.last, local_day(now, options.tz)), options.tz, now=now)
     figures = compute(s, period, options.tz, settle_days=options.settle_days, now=now)
     figures["kind"] = kind
     return figures
@@ -190,8 +195,8 @@ def refresh_figures(s: Session, report_id: int, options: Options, who: Who, *,
         raise Conflict(f"report {report_id} is {report.state}: its numbers are frozen"
                        " (a correction is a new version)", code="figures_frozen")
     period = Period(date.fromisoformat(report.period_start), date.fromisoformat(report.period_end))
-    _move(s, report, (ReportState.draft.value,), figures=_figures(s, report.kind, period, options, now),
-          figures_at=now)
+    _move(s, report, (ReportState.draft.value,),
+          figures=_figures(s, report.kind, period, options, now, recount=True), figures_at=now)
     _event(s, report_id, "refreshed", who, now)
     return report
 
@@ -267,7 +272,7 @@ def correct(s: Session, report_id: int, options: Options, who: Who, reason: str 
     period = Period(date.fromisoformat(report.period_start), date.fromisoformat(report.period_end))
     newer = StatsReport(kind=report.kind, period_start=report.period_start, period_end=report.period_end,
                         version=report.version + 1, previous_id=report.id, state=ReportState.draft.value,
-                        timezone=options.tz.key, figures=_figures(s, report.kind, period, options, now),
+                        timezone=options.tz.key, figures=_figures(s, report.kind, period, options, now, recount=True),
                         figures_at=now, generated_by=who.username, created=now, correction_reason=why)
     try:
         with s.begin_nested():

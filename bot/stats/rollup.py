@@ -70,7 +70,7 @@ def unsettled(s: Session, first: date, last: date, tz: ZoneInfo, settle_days: fl
     """The days of ``first`` … ``last`` whose rollup is missing, in another zone, or was
     computed less than ``settle_days`` after the day ended."""
     now = now or utcnow()
-    rows = {r.day: r for r in s.exec(select(StatsRollupDay).where(
+    rows = {r.day: r for r in s.execute(select(StatsRollupDay).where(
         col(StatsRollupDay.day) >= first.isoformat(), col(StatsRollupDay.day) <= last.isoformat())).scalars()}
     due = []
     day = first
@@ -90,7 +90,7 @@ def ensure(s: Session, first: date, last: date, tz: ZoneInfo, settle_days: float
     now = now or utcnow()
     due = unsettled(s, first, last, tz, settle_days, now=now)
     if fresh_within_s > 0 and due:
-        recent = {r.day for r in s.exec(select(StatsRollupDay).where(
+        recent = {r.day for r in s.execute(select(StatsRollupDay).where(
             col(StatsRollupDay.day).in_([d.isoformat() for d in due]),
             col(StatsRollupDay.refreshed_at) >= now - timedelta(seconds=fresh_within_s),
             col(StatsRollupDay.timezone) == tz.key)).scalars()}
