@@ -86,7 +86,7 @@ async def dashboard_json(request: web.Request) -> web.Response:
     _unknown(request, set())
     settings = request.app[SETTINGS_KEY]
     opts = desk_stats.options(settings)
-    body = await request.app[DB_KEY].run(dashboard, opts.tz, settle_days=opts.settle_days,
+    body = await request.app[DB_KEY].run(dashboard, opts.tz,
                                          fresh_within_s=settings.stats_dashboard_fresh_s)
     return web.json_response(body)
 

@@ -88,7 +88,7 @@ def _lang(request: web.Request) -> str:
 async def dashboard_page(request: web.Request, who: Identity) -> web.StreamResponse:
     settings = settings_of(request)
     opts = options(settings)
-    data = await request.app[DB_KEY].run(dashboard, opts.tz, settle_days=opts.settle_days,
+    data = await request.app[DB_KEY].run(dashboard, opts.tz,
                                          fresh_within_s=settings.stats_dashboard_fresh_s)
     return pages.render(request, "stats_dashboard.html", who=who, d=data)
 

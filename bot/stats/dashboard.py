@@ -28,14 +28,15 @@ def _main(figures: dict[str, Any]) -> dict[str, Any]:
             "on_time_rate": figures["satisfaction"]["totals"]["on_time_rate"]}
 
 
-def dashboard(s: Session, tz: ZoneInfo, *, settle_days: float = 7.0, fresh_within_s: float = 30.0,
+def dashboard(s: Session, tz: ZoneInfo, *, fresh_within_s: float = 30.0,
               now: datetime | None = None) -> dict[str, Any]:
     now = now or utcnow()
     today = local_day(now, tz)
     monday = today - timedelta(days=today.isoweekday() - 1)
-    week = compute(s, Period(monday, monday + timedelta(days=7)), tz, settle_days=settle_days, now=now,
+    # Days before today as the nightly recount left them (settle_days 0); today recounted.
+    week = compute(s, Period(monday, monday + timedelta(days=7)), tz, settle_days=0, now=now,
                    fresh_within_s=fresh_within_s)
-    day = compute(s, Period(today, today + timedelta(days=1)), tz, settle_days=settle_days, now=now,
+    day = compute(s, Period(today, today + timedelta(days=1)), tz, settle_days=0, now=now,
                   fresh_within_s=fresh_within_s)
     waiting = s.execute(select(func.count()).select_from(Handoff).where(
         col(Handoff.state) == HandoffState.queued.value)).scalar_one()

@@ -9,7 +9,6 @@ import shutil
 import subprocess
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
