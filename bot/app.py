@@ -25,9 +25,11 @@ from bot.chat import api as chat_api
 from bot.chat.dialogue import RasaDialogue
 from bot.chat.prompts import PromptCatalogue
 from bot.chat.service import AbandonRecorder, ChatService, ConversationState
+from bot.jobs import JOBS_KEY, JobContext, Jobs
 from bot.metrics import CHAT_TURN_SECONDS, CHAT_TURNS, CONVERSATIONS_ABANDONED, metrics_handler
 from bot.periodic import every
 from bot.settings import SETTINGS_KEY, Settings
+from bot.stats import scheduled as stats_jobs
 from bot.store import recordings as call_recordings
 from bot.store import service as store
 from bot.store.db import DB_KEY, Database
@@ -48,13 +50,14 @@ def create_app(settings: Settings, db: Database | None = None) -> web.Applicatio
     app = web.Application(middlewares=[error_middleware, _timing_middleware], client_max_size=64 * 1024)
     app[SETTINGS_KEY] = settings
     app[DB_KEY] = db or Database.from_settings(settings)
+    app[JOBS_KEY] = Jobs(app, app[DB_KEY], settings)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_chat)
-    app.cleanup_ctx.append(_recording_retention)
-    app.cleanup_ctx.append(_statistics)
+    register_jobs(app)
     app[VOICE_STATUS_KEY] = {"enabled": False}
     if settings.voice_enabled:
         app.cleanup_ctx.append(_voice)
+    app.cleanup_ctx.append(_jobs)  # last: jobs start once the services they use are up
     tickets.setup_routes(app)
     inventory.setup_routes(app)
     records.setup_routes(app)
@@ -88,38 +91,34 @@ async def _chat(app: web.Application) -> AsyncIterator[None]:
     app[chat_api.CHAT_SERVICE_KEY] = service
     app[VOICE_CHAT_KEY] = build_chat_service(settings, session, "voice", db)
 
+    # Per process, not a job: each process ends its own idle conversations, which live in
+    # its memory (ChatService); the leader cannot see another process's conversations.
     async with every(SWEEP_INTERVAL_S, lambda: service.end_idle(settings.chat_idle_timeout_s), "chat.sweep_failed"):
         yield
     await session.close()
 
 
-async def _recording_retention(app: web.Application) -> AsyncIterator[None]:
+def register_jobs(app: web.Application) -> None:
+    """The bot's periodic work that is the cluster's, not one process's (bot/jobs/)."""
+    settings, jobs = app[SETTINGS_KEY], app[JOBS_KEY]
+    jobs.every("call_recording_retention", settings.call_recording_sweep_s, _recording_retention)
+    stats_jobs.register(jobs, settings)  # T5: the nightly recount and the reports due (bot/stats/scheduled.py)
+
+
+async def _recording_retention(ctx: JobContext) -> None:
     """Q2: operators' call recordings are kept HOTLINE_CALL_RECORDING_RETENTION_DAYS; the
-    sweep deletes older files (off the event loop, with the store's work) and logs each."""
-    settings, db = app[SETTINGS_KEY], app[DB_KEY]
-
-    async def sweep() -> None:
-        await db.run(call_recordings.sweep_expired, settings.call_recordings_dir,
-                     settings.call_recording_retention_days)
-
-    async with every(settings.call_recording_sweep_s, sweep, "call_recording.sweep_failed"):
-        yield
+    sweep deletes older files (off the event loop, with the store's work) and logs each.
+    Idempotent: a deleted recording is marked, the next sweep skips it."""
+    await ctx.db.run(call_recordings.sweep_expired, ctx.settings.call_recordings_dir,
+                     ctx.settings.call_recording_retention_days)
 
 
-async def _statistics(app: web.Application) -> AsyncIterator[None]:
-    """T5: the reports due (weekly on Monday, monthly, quarterly, annual on 21 December)
-    are generated as drafts, and the rollup's last days recounted. Both are idempotent
-    (one draft per kind and period; the rollup is rebuilt, not added to), so several bot
-    processes running this change nothing twice. To move onto the job scheduler (bot/jobs/)."""
-    from bot.stats.scheduled import run_scheduled
-
-    settings, db = app[SETTINGS_KEY], app[DB_KEY]
-
-    async def run() -> None:
-        await db.run(run_scheduled, settings)
-
-    async with every(settings.stats_schedule_check_s, run, "stats.scheduled_failed"):
-        yield
+async def _jobs(app: web.Application) -> AsyncIterator[None]:
+    jobs = app[JOBS_KEY]
+    if app[SETTINGS_KEY].jobs_enabled:
+        await jobs.start()
+    yield
+    await jobs.stop()
 
 
 def build_chat_service(
@@ -218,6 +217,7 @@ async def _healthz(request: web.Request) -> web.Response:
         "time": datetime.now(UTC).isoformat(),
         "rasa_url": settings.rasa_url,
         "voice": request.app[VOICE_STATUS_KEY],
+        "jobs": request.app[JOBS_KEY].status(),
     }
     control = request.app.get(FREESWITCH_CONTROL_KEY)
     if control is not None:

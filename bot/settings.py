@@ -72,8 +72,19 @@ class Settings(BaseSettings):
     # (late changes: a fault classified at dispatch, a receipt); then it is only read.
     stats_settle_days: float = Field(default=7, ge=0)
     stats_dashboard_fresh_s: float = Field(default=30, ge=0)  # the dashboard recounts today at most this often
-    stats_schedule_check_s: float = Field(default=900, gt=0)  # how often due reports and the nightly rollup are checked
     stats_font_file: Path | None = None  # a CJK TrueType font for charts and PDFs (default: found on the system)
+    stats_rollup_at: str = Field(default="01:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # local time of the nightly recount of the last days (HH:MM)
+    stats_reports_at: str = Field(default="06:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # local time of the daily check for due reports (HH:MM)
+    # --- the job scheduler (bot/jobs/): one leader per database runs every job ---
+    jobs_enabled: bool = True  # false: this process never leads (it can still schedule jobs)
+    jobs_poll_s: float = Field(default=2.0, gt=0)  # how often the leader looks for due one-off jobs
+    jobs_leader_retry_s: float = Field(default=5.0, gt=0)  # non-leaders try to take the lead this often
+    jobs_max_attempts: int = Field(default=5, ge=1)  # a failed job is tried at most this often
+    jobs_retry_base_s: float = Field(default=30.0, gt=0)  # first retry after this, then doubling …
+    jobs_retry_max_s: float = Field(default=3600.0, gt=0)  # … up to this
+    jobs_timeout_s: float = Field(default=600.0, gt=0)  # a run taking longer has failed
+    jobs_max_concurrent: int = Field(default=8, ge=1)  # one-off jobs running at once on the leader
+    jobs_history_days: float = Field(default=30, gt=0)  # finished runs are kept this long
 
     # --- chat sessions ---
     chat_idle_timeout_s: float = 900.0  # a silent chat counts as abandoned after this

@@ -11,6 +11,7 @@ from aiohttp import web
 from sqlmodel import Session, col, select
 
 from bot.desk import auth, junior, live, pages, users, work
+from bot.desk import jobs as desk_jobs
 from bot.desk import recordings as desk_recordings
 from bot.desk import stats as desk_stats
 from bot.desk.auth import Identity, require_role
@@ -240,3 +241,4 @@ def setup_routes(app: web.Application) -> None:
     work.setup_routes(app)  # tickets, review, centre, escalations, admin (bot/desk/work.py)
     desk_recordings.setup_routes(app)  # Q2: operators' call recordings (bot/desk/recordings.py)
     desk_stats.setup_routes(app)  # T1-T5: the dashboard and the reports (bot/desk/stats.py)
+    desk_jobs.setup_routes(app)  # the job scheduler, for admins (bot/desk/jobs.py)

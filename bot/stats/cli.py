@@ -60,14 +60,15 @@ def refresh_command(
 def due_command() -> None:
     """Generate the reports that are due now (what the schedule does), and recount the last days."""
     from bot.settings import get_settings
-    from bot.stats.scheduled import run_scheduled
+    from bot.stats.scheduled import options_of, recount_recent, reports_due
     from bot.store.db import Database
 
     settings = get_settings()
     db = Database.from_settings(settings)
     try:
         db.upgrade()
-        made = db.call(run_scheduled, settings)
+        db.call(recount_recent, options_of(settings))
+        made = db.call(reports_due, options_of(settings))
     finally:
         db.dispose()
     typer.echo(f"reports generated: {made or 'none'}")
