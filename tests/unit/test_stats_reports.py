@@ -180,3 +180,33 @@ def test_charts_have_chinese_labels_and_a_font(approved: StatsReport) -> None:
     assert all(s.startswith("<svg") and "<path" in s for s in svgs.values())
 
 
+
+
+def test_the_jobs_run_in_the_centres_zone_and_twice_change_nothing(tmp_path: Path) -> None:
+    from aiohttp import web
+
+    from bot.jobs import Jobs
+    from bot.settings import Settings
+    from bot.stats import scheduled
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'h.db'}", timezone="Asia/Shanghai")
+    db = Database(settings.database_url)
+    db.upgrade()
+    jobs = Jobs(web.Application(), db, settings)
+    scheduled.register(jobs, settings)
+    kinds = jobs._kinds  # noqa: SLF001 - what was registered
+    sunday_night = datetime(2026, 12, 20, 23, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    due = kinds["stats_reports_due"].trigger.get_next_fire_time(None, sunday_night)
+    assert due.isoformat() == "2026-12-21T06:00:00+08:00"  # Monday 06:00 local: the weekly one is due
+    recount = kinds["stats_rollup_recount"].trigger.get_next_fire_time(None, sunday_night)
+    assert recount.isoformat() == "2026-12-21T01:30:00+08:00"
+
+    stats_world.load(db, WEEK)
+    at_six = datetime(2026, 11, 9, 0, 0, tzinfo=UTC)  # Monday 08:00 local, after the week
+    assert db.call(scheduled.recount_recent, scheduled.options_of(settings), now=at_six) == 8
+    made = db.call(scheduled.reports_due, scheduled.options_of(settings), now=at_six)
+    assert len(made) == 4
+    kinds_made = sorted(db.call(reports.get, i).kind for i in made)
+    assert kinds_made == ["annual", "monthly", "quarterly", "weekly"]
+    assert db.call(scheduled.reports_due, scheduled.options_of(settings), now=at_six) == []
+    db.dispose()
