@@ -229,31 +229,32 @@ def submit(s: Session, report_id: int, who: Who, note: str | None = None, *,
     return report
 
 
-def approve(s: Session, report_id: int, who: Who, note: str | None = None, *,
-            now: datetime | None = None) -> StatsReport:
-    """A deputy manager approves the report for the provincial centre (T5)."""
-    _may(who, APPROVERS, "approve")
-    note = _text(note, "the note", required=False)
+def _decide(s: Session, report_id: int, who: Who, to_state: ReportState, event: str, note: str | None,
+            now: datetime | None) -> StatsReport:
+    """A deputy manager's decision on a submitted report, with who and when (T5)."""
     report = get(s, report_id)
     now = now or utcnow()
-    _move(s, report, (ReportState.submitted.value,), state=ReportState.approved.value, decided_by=who.username,
+    _move(s, report, (ReportState.submitted.value,), state=to_state.value, decided_by=who.username,
           decided_at=now, decision_reason=note)
-    _event(s, report_id, "approved", who, now, note)
-    log.info("stats.report_approved", report_id=report_id, by=who.username)
+    _event(s, report_id, event, who, now, note)
+    log.info(f"stats.report_{event}", report_id=report_id, by=who.username)
     return report
+
+
+def approve(s: Session, report_id: int, who: Who, note: str | None = None, *,
+            now: datetime | None = None) -> StatsReport:
+    """A deputy manager approves the report for the provincial centre."""
+    _may(who, APPROVERS, "approve")
+    return _decide(s, report_id, who, ReportState.approved, "approved", _text(note, "the note", required=False),
+                   now)
 
 
 def send_back(s: Session, report_id: int, who: Who, reason: str | None, *,
               now: datetime | None = None) -> StatsReport:
     """A deputy manager sends it back to the statistician, saying why."""
     _may(who, APPROVERS, "send back")
-    why = _text(reason, "the reason", required=True)
-    report = get(s, report_id)
-    now = now or utcnow()
-    _move(s, report, (ReportState.submitted.value,), state=ReportState.returned.value, decided_by=who.username,
-          decided_at=now, decision_reason=why)
-    _event(s, report_id, "sent_back", who, now, why)
-    return report
+    return _decide(s, report_id, who, ReportState.returned, "sent_back", _text(reason, "the reason", required=True),
+                   now)
 
 
 def correct(s: Session, report_id: int, options: Options, who: Who, reason: str | None, *,
