@@ -130,11 +130,11 @@ def world(db: Database, rng: random.Random, lines_per_exchange: int = 400) -> li
 
 
 def generate(db: Database, *, conversations: int, seed: int, start: datetime,
-             days: int = 365) -> Totals:
+             days: int = 365, lines_per_exchange: int = 400) -> Totals:
     """Write ``conversations`` conversations spread over ``days`` days from ``start`` (UTC)."""
     rng = random.Random(seed)
     totals = Totals()
-    lines = world(db, rng)
+    lines = world(db, rng, lines_per_exchange)
     w = _Writer(db, totals)
     o_t, t_t, r_t, lt_t, h_t, c_t = (_table(m) for m in (ConversationOutcome, Ticket, Report, LineTest,
                                                          Handoff, TicketStatusChange))
