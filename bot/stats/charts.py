@@ -66,7 +66,7 @@ def _bars(title: str, rows: list[list[Any]], kind: str | None, lang: str, font: 
     """One series: [[key, n]] (or [[key, name, n]]) as bars, labelled with the codes' words."""
     fig = Figure(figsize=(width, 3.6 if not horizontal else max(2.4, 0.35 * len(rows) + 1.2)), dpi=100)
     # Fixed margins: matplotlib's layout engines cost more than the drawing itself.
-    fig.subplots_adjust(left=0.22 if horizontal else 0.07, right=0.98, top=0.88, bottom=0.14)
+    fig.subplots_adjust(left=0.22 if horizontal else 0.07, right=0.98, top=0.88, bottom=0.22)
     text = _style(fig, font)
     ax = fig.add_subplot()
     labels = [_label(row, kind, lang) for row in rows]
@@ -77,7 +77,9 @@ def _bars(title: str, rows: list[list[Any]], kind: str | None, lang: str, font: 
         ax.invert_yaxis()
     else:
         ax.bar(range(len(values)), values, color=COLOURS[1])
-        ax.set_xticks(range(len(values)), labels, **text)
+        crowded = len(values) > 8 and max((len(lb) for lb in labels), default=0) > 3
+        ax.set_xticks(range(len(values)), labels, rotation=30 if crowded else 0, ha="right" if crowded else "center",
+                      **text)
     ax.set_title(translate(title, lang), **text)
     for tick in ax.get_xticklabels() + ax.get_yticklabels():
         if text:
