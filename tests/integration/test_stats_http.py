@@ -75,6 +75,10 @@ async def test_the_api(stats_client: Client, db: Database) -> None:
                         ("start=2026-11-02&end=2026-11-09&x=1", 400)):
         assert (await stats_client.get(f"/api/stats/figures?{query}", headers=STAFF)).status == code, query
     assert (await stats_client.get("/api/stats/figures?start=2026-11-02&end=2026-11-09")).status == 401
+    r = await stats_client.get("/api/stats/dashboard", headers=STAFF)
+    board = await r.json()
+    assert r.status == 200 and set(board) == {"at", "timezone", "today", "week", "now"}
+    assert board["now"]["waiting"] == 0 and "containment_rate" in board["today"]
     r = await stats_client.post("/api/stats/reports", json={"kind": "weekly", "start": "2026-11-02"}, headers=STAFF)
     assert r.status == 201
     report = await r.json()
