@@ -30,6 +30,7 @@ ROLE_NAMES = {
     "admin": "administrator",
     "inspector": "quality inspector",
     "surveyor": "satisfaction surveyor",
+    "datamanager": "data manager",
     "statistician": "statistician",
     "deputy": "deputy manager",
 }
@@ -192,6 +193,7 @@ DEMO_USERS: tuple[DemoUser, ...] = (
     DemoUser("admin", "admin", "Demo administrator", "admin-demo"),
     DemoUser("inspector", "inspector", "Demo quality inspector", "inspector-demo"),
     DemoUser("surveyor", "surveyor", "Demo satisfaction surveyor", "surveyor-demo"),
+    DemoUser("datamanager", "datamanager", "Demo data manager", "datamanager-demo"),
     DemoUser("statistician", "statistician", "Demo statistician", "statistician-demo"),
     DemoUser("deputy", "deputy", "Demo deputy manager", "deputy-demo"),
 )

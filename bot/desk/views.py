@@ -10,7 +10,7 @@ import structlog
 from aiohttp import web
 from sqlmodel import Session, col, select
 
-from bot.desk import auth, junior, live, pages, users, work
+from bot.desk import auth, datamanager, junior, live, pages, users, work
 from bot.desk import jobs as desk_jobs
 from bot.desk import recordings as desk_recordings
 from bot.desk import stats as desk_stats
@@ -111,8 +111,8 @@ async def desk_home(request: web.Request, who: Identity) -> web.StreamResponse:
 
 
 HOMES = {"centre": "/desk/centre", "manager": "/desk/escalations", "admin": "/desk/admin",
-         "inspector": "/desk/recordings", "surveyor": "/desk/surveyor", "statistician": "/desk/reports",
-         "deputy": "/desk/reports"}
+         "inspector": "/desk/recordings", "surveyor": "/desk/surveyor",
+         "datamanager": "/desk/datamanager", "statistician": "/desk/reports", "deputy": "/desk/reports"}
 
 
 def _home_rows(s: Session, queues: tuple[str, ...], operator: str) -> tuple[list[Handoff], list[Handoff], list[Any]]:
@@ -219,8 +219,9 @@ async def handoff_page(request: web.Request, who: Identity) -> web.StreamRespons
     assert row is not None
     context = await request.app[DB_KEY].run(_context, row.fault_number)
     calls = await desk_recordings.for_page(request, who, handoff_id=row.id)  # Q2: seniors only
+    suggestions = await request.app[DB_KEY].run(datamanager.suggestions_for, row)  # D2: approved articles
     return pages.render(request, "handoff.html", who=who, h=_handoff_view(row), symptoms=service.SYMPTOM_NAMES,
-                        recordings=calls, **context)
+                        recordings=calls, suggestions=suggestions, **context)
 
 
 async def _to_home(_: web.Request) -> web.Response:
@@ -240,5 +241,6 @@ def setup_routes(app: web.Application) -> None:
     junior.setup_routes(app)
     work.setup_routes(app)  # tickets, review, centre, escalations, admin (bot/desk/work.py)
     desk_recordings.setup_routes(app)  # Q2: operators' call recordings (bot/desk/recordings.py)
+    datamanager.setup_routes(app)  # D1-D2: the archive, the knowledge base (bot/desk/datamanager.py)
     desk_stats.setup_routes(app)  # T1-T5: the dashboard and the reports (bot/desk/stats.py)
     desk_jobs.setup_routes(app)  # the job scheduler, for admins (bot/desk/jobs.py)

@@ -10,6 +10,8 @@ from enum import Enum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bot.world.calendar import WorkingHours
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -122,6 +124,8 @@ class World(_Strict):
     lines: list[Line] = []
     engineering_works: list[EngineeringWork] = []
     open_faults: list[OpenFault] = []
+    # The customer-service centre's working hours (D2 deadlines); bot/world/calendar.py.
+    working_hours: WorkingHours | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> World:
