@@ -23,7 +23,7 @@ from bot.settings import Settings
 from bot.store.db import Database
 from bot.store.models import DeskUser
 from tests import stats_world
-from tests.browser.conftest import _ServerThread
+from tests.browser.conftest import serving
 from tests.conftest import make_test_app
 
 pytestmark = pytest.mark.browser
@@ -53,15 +53,10 @@ def stats_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     db.call(accounts)
     app = make_test_app(db, Settings(database_url=f"sqlite:///{tmp / 'unused.db'}", timezone="Asia/Shanghai"))
     desk.setup_routes(app)
-    thread = _ServerThread(app)
-    thread.start()
-    thread.ready.wait(10)
-    if thread.error is not None:
-        raise thread.error
     try:
-        yield f"http://127.0.0.1:{thread.port}"
+        with serving(app) as url:
+            yield url
     finally:
-        thread.stop()
         db.dispose()
 
 
