@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
 import bot.jobs.models  # noqa: F401  (their tables are emptied between tests too)
+import bot.sla.models  # noqa: F401
 from bot.api import inventory, records, tickets
 from bot.api.errors import error_middleware
 from bot.settings import SETTINGS_KEY, Settings

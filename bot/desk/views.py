@@ -10,7 +10,7 @@ import structlog
 from aiohttp import web
 from sqlmodel import Session, col, select
 
-from bot.desk import auth, junior, live, pages, users, work
+from bot.desk import auth, junior, live, pages, surveyor, users, work
 from bot.desk import jobs as desk_jobs
 from bot.desk import recordings as desk_recordings
 from bot.desk.auth import Identity, require_role
@@ -239,3 +239,4 @@ def setup_routes(app: web.Application) -> None:
     work.setup_routes(app)  # tickets, review, centre, escalations, admin (bot/desk/work.py)
     desk_recordings.setup_routes(app)  # Q2: operators' call recordings (bot/desk/recordings.py)
     desk_jobs.setup_routes(app)  # the job scheduler, for admins (bot/desk/jobs.py)
+    surveyor.setup_routes(app)  # U1-U2: the deadline board and explanations (bot/desk/surveyor.py)
