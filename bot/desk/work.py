@@ -66,7 +66,8 @@ TASK_KIND_NAMES = {
     "senior_transfer": "transfer from a junior (S1, graded S3)",
     "callback": "call back with the answer (S2)",
     "escalation": "escalation to the manager hotline (M1–M3)",
-    "branch_notice": "notice to the branch (chase, manager finding)",
+    "branch_notice": "notice to the branch (chase, manager finding, deadline warning or alarm)",
+    "explain_delay": "explain the delay to the customer (U2)",
 }
 
 
