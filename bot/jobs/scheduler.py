@@ -160,6 +160,7 @@ class Jobs:
         self._kinds: dict[str, JobKind] = {}
         self._leader: _LeaderState | None = None
         self._loop_task: asyncio.Task[None] | None = None
+        self._taking: asyncio.Future[None] | None = None
         self._stopping = False
         self._store_db: Database | None = None
         self.every(PRUNE, 3600, self._prune, retry=False)
@@ -247,6 +248,9 @@ class Jobs:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
             self._loop_task = None
+        if self._taking is not None:
+            await asyncio.wait([self._taking])
+            self._taking = None
         await self._step_down("stopping", grace_s=STOP_GRACE_S)
         await asyncio.to_thread(self._leadership.release)
         if self._store_db is not None:
@@ -258,7 +262,10 @@ class Jobs:
             try:
                 if self._leader is None:
                     if await asyncio.to_thread(self._leadership.try_acquire):
-                        await self._take_lead()
+                        # Shielded: a stop in the middle waits for it (stop() below), so no
+                        # scheduler thread is left running that nobody knows of.
+                        self._taking = asyncio.ensure_future(self._take_lead())
+                        await asyncio.shield(self._taking)
                 elif not await asyncio.to_thread(self._leadership.held):
                     await self._step_down("the lock was lost")
             except asyncio.CancelledError:
