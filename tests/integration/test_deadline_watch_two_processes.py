@@ -165,9 +165,11 @@ def test_kill_the_leader_mid_sweep_and_the_other_finishes_once(pg_db: Database, 
             if killed:
                 break
         assert killed, "never caught the leader in the middle of a sweep"
-        done_at_kill = alarmed()
+        done_at_kill, killed_at = alarmed(), time.monotonic()
         wait_for(second.leads, "the second process to take the lead", timeout=30)
+        took_over = time.monotonic() - killed_at
         wait_for(lambda: alarmed() == len(tickets), "the new leader to finish the sweep", timeout=60)
+        finished = time.monotonic() - killed_at
         time.sleep(2.5)  # two more sweeps: they must find nothing left to do
     finally:
         first.stop()
@@ -175,7 +177,8 @@ def test_kill_the_leader_mid_sweep_and_the_other_finishes_once(pg_db: Database, 
             second.stop()
 
     n = len(tickets)
-    print(f"killed the leader with {done_at_kill} of {n} tickets alarmed; "  # for the report (-s)
+    print(f"killed the leader with {done_at_kill} of {n} tickets alarmed; the other led after "  # (-s)
+          f"{took_over:.1f} s and finished {finished:.1f} s after the kill; "
           f"runs: {sorted((r.state, r.runner.split(':')[1]) for r in db.call(_runs))}")
     assert 0 < done_at_kill < n
     assert count(db, DeadlineWatch) == watched_before + n

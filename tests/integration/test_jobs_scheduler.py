@@ -220,8 +220,9 @@ async def test_a_run_left_unfinished_by_a_dead_leader_is_redone(db: Database,
     jobs = make_jobs()
     jobs.kind("survey", survey)
     await jobs.start()
-    await until(lambda: done == [2], "the job to run again as its second attempt")
-    assert [(r.attempt, r.state) for r in runs(db, "survey")] == [(1, "interrupted"), (2, "succeeded")]
+    await until(lambda: [(r.attempt, r.state) for r in runs(db, "survey")] == [(1, "interrupted"), (2, "succeeded")],
+                "the job to run again as its second attempt")
+    assert done == [2]
 
 
 async def test_two_schedulers_never_claim_one_job(db: Database) -> None:
