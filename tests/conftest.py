@@ -25,6 +25,9 @@ from sqlmodel import SQLModel
 
 import bot.jobs.models  # noqa: F401  (their tables are emptied between tests too)
 import bot.sla.models  # noqa: F401
+import bot.store.archive  # noqa: F401  (tables on SQLModel.metadata: emptied between tests)
+import bot.store.calendar  # noqa: F401
+import bot.store.knowledge  # noqa: F401
 from bot.api import inventory, records, tickets
 from bot.api.errors import error_middleware
 from bot.settings import SETTINGS_KEY, Settings

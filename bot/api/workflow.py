@@ -192,7 +192,8 @@ async def grade_task(request: web.Request) -> web.Response:
     actor = await actor_of(request)
     body = await parse_body(request, GradeIn)
     try:
-        task = await request.app[DB_KEY].run(workflow.grade_transfer, _task_id(request), actor, body.grade, body.note)
+        task = await request.app[DB_KEY].run(workflow.grade_transfer, _task_id(request), actor, body.grade, body.note,
+                                             timezone=request.app[SETTINGS_KEY].timezone)
     except service.ServiceError as exc:
         raise _refuse(exc) from exc
     return web.json_response(workflow.task_dict(task))

@@ -296,7 +296,8 @@ async def grade(request: web.Request, who: Identity) -> web.StreamResponse:
     task_id = int(request.match_info["id"])
     value, note = str(form.get("grade") or ""), str(form.get("note") or "")[:MAX_TEXT]
     try:
-        await request.app[DB_KEY].run(workflow.grade_transfer, task_id, actor_of(who), value, note)
+        await request.app[DB_KEY].run(workflow.grade_transfer, task_id, actor_of(who), value, note,
+                                      timezone=settings_of(request).timezone)
     except ServiceError as exc:
         status, _hint = _refusal(exc)
         return await _review_page(request, who, status=status, error=f"Transfer {task_id}: {exc.reason}",

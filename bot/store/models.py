@@ -477,6 +477,7 @@ class DeskRole(str, Enum):
     admin = "admin"
     inspector = "inspector"  # Q: quality inspector (listens to call recordings, Q2)
     surveyor = "surveyor"  # U: satisfaction surveyor (deadline watch U1-U2, surveys U3-U5)
+    datamanager = "datamanager"  # D: data manager (the archive D1, the knowledge base D2)
 
 
 class DeskUser(SQLModel, table=True):

@@ -43,6 +43,7 @@ from sqlalchemy import CursorResult, update
 from sqlmodel import Session, col, select
 
 from bot.sla.clock import WorkCalendar, moment_reaching
+from bot.store import knowledge
 from bot.store.errors import Conflict, IllegalTransition, NotFound, ServiceError
 from bot.store.models import (
     OPEN_STATUSES,
@@ -530,9 +531,10 @@ def open_senior_transfer(s: Session, *, handoff_id: int, ticket_id: str | None, 
 
 
 def grade_transfer(s: Session, task_id: int, senior: Actor, grade: str, note: str | None = None, *,
-                   now: datetime | None = None) -> DeskTask:
-    """S3: correct → the case joins the hard-case list for the knowledge base; incorrect →
-    a note to the junior that counts in assessment. A transfer is graded once."""
+                   now: datetime | None = None, timezone: str | None = None) -> DeskTask:
+    """S3: correct → the case joins the hard-case list for the knowledge base (a task for
+    the data manager, D2, due in half a working day of ``timezone``'s calendar); incorrect
+    → a note to the junior that counts in assessment. A transfer is graded once."""
     if senior.role not in (S, A):
         raise ServiceError("only a senior grades transfers", code="forbidden_action")
     if grade not in ("correct", "incorrect"):
@@ -552,7 +554,15 @@ def grade_transfer(s: Session, task_id: int, senior: Actor, grade: str, note: st
         raise Conflict(f"transfer {task_id} was already graded {task.grade} by {task.graded_by}", code="already_graded")
     s.refresh(task)
     log.info("transfer_graded", task_id=task_id, grade=grade, senior=senior.username, junior=task.created_by)
+    if grade == "correct":
+        knowledge.ensure_hard_case_tasks(s, timezone or _default_timezone(), now=now)
     return task
+
+
+def _default_timezone() -> str:
+    from bot.settings import get_settings
+
+    return get_settings().timezone
 
 
 def hard_cases(s: Session) -> list[DeskTask]:

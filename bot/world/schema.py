@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bot.world.calendar import WorkingHours
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -189,6 +191,8 @@ class World(_Strict):
     lines: list[Line] = []
     engineering_works: list[EngineeringWork] = []
     open_faults: list[OpenFault] = []
+    # The customer-service centre's working hours (D2 deadlines); bot/world/calendar.py.
+    working_hours: WorkingHours | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> World:

@@ -1,7 +1,7 @@
 """deadline watch: watches, violations, TMF621 events and hubs; centres' calendars (U1-U2)
 
-Revision ID: 0008_i11a_sla
-Revises: 0007_i11a_jobs
+Revision ID: 0009_i11a_sla
+Revises: 0008_i12d
 Create Date: 2026-12-07
 
 ``deadline_watch``: one row per dispatch of a ticket (unique per ticket and dispatch
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008_i11a_sla"
-down_revision: str | None = "0007_i11a_jobs"
+revision: str = "0009_i11a_sla"
+down_revision: str | None = "0008_i12d"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
