@@ -88,7 +88,7 @@ def deadline_rows(s: Session, cfg: WatchConfig, *, now: datetime | None = None, 
             watch = DeadlineWatch(ticket_id=t.id, dispatch_no=int(last or 0) + 1, centre_id=centre.id,
                                   branch=t.branch, dispatched_at=utc(t.dispatched_at),
                                   allowance_hours=allowance_hours(t, centre, cfg),
-                                  working_hours_only=bool(centre.working_calendar))  # not stored
+                                  working_hours_only=bool(centre.working_hours))  # not stored
         state = assess_watch(s, watch, centre, cfg, now)
         rows.append(DeadlineRow(
             ticket_id=t.id, fault_number=t.fault_number, centre_id=t.centre_id,

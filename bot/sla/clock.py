@@ -31,31 +31,37 @@ Span = tuple[datetime, datetime | None]  # [start, end); end None: still open
 
 @dataclass(frozen=True)
 class WorkCalendar:
+    """A centre's working hours (the world file's ``working_hours``, bot/world/calendar.py):
+    periods per weekday, holidays closed, extra workdays (调休) with a full day's periods."""
+
     tz: ZoneInfo
-    days: frozenset[int]  # 0 = Monday
-    hours: tuple[tuple[time, time | None], ...]  # end None: midnight (24:00)
+    periods: Mapping[int, tuple[tuple[time, time | None], ...]]  # 0 = Monday; end None: 24:00
     holidays: frozenset[date]
-    extra_workdays: frozenset[date]
+    workdays: frozenset[date]
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], default_tz: str) -> WorkCalendar:
-        """From the world file's ``working_calendar`` (as stored on the centre's row)."""
-        hours: list[tuple[time, time | None]] = []
-        for span in data.get("hours") or []:
-            start, end = str(span).split("-")
-            hours.append((time.fromisoformat(start), None if end == "24:00" else time.fromisoformat(end)))
+        """From the stored ``working_hours`` (with the ``timezone`` the loader added)."""
+        periods: dict[int, tuple[tuple[time, time | None], ...]] = {}
+        for day, spans in (data.get("days") or {}).items():
+            parsed = []
+            for span in spans or []:
+                start, end = str(span).split("-")
+                parsed.append((time.fromisoformat(start), None if end == "24:00" else time.fromisoformat(end)))
+            periods[WEEKDAYS.index(day)] = tuple(sorted(parsed, key=lambda p: p[0]))
         return cls(
             tz=ZoneInfo(data.get("timezone") or default_tz),
-            days=frozenset(WEEKDAYS.index(d) for d in data.get("days") or []),
-            hours=tuple(sorted(hours, key=lambda h: h[0])),
+            periods=periods,
             holidays=frozenset(date.fromisoformat(str(d)) for d in data.get("holidays") or []),
-            extra_workdays=frozenset(date.fromisoformat(str(d)) for d in data.get("extra_workdays") or []),
+            workdays=frozenset(date.fromisoformat(str(d)) for d in data.get("workdays") or []),
         )
 
-    def is_workday(self, day: date) -> bool:
+    def periods_on(self, day: date) -> tuple[tuple[time, time | None], ...]:
         if day in self.holidays:
-            return False
-        return day in self.extra_workdays or day.weekday() in self.days
+            return ()
+        if day in self.workdays:  # a full day: the longest weekday's periods
+            return max(self.periods.values(), key=_length, default=())
+        return self.periods.get(day.weekday(), ())
 
     def working_spans(self, start: datetime, end: datetime | None) -> Iterator[tuple[datetime, datetime]]:
         """The working time inside [start, end) (end None: onwards), in UTC, in order."""
@@ -66,15 +72,19 @@ class WorkCalendar:
                 return
             if first - start > HORIZON:
                 return
-            if self.is_workday(day):
-                for opens, closes in self.hours:
-                    a = utc(datetime.combine(day, opens, tzinfo=self.tz))
-                    b = utc(datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.tz) if closes is None
-                            else datetime.combine(day, closes, tzinfo=self.tz))
-                    a, b = max(a, start), (b if end is None else min(b, end))
-                    if a < b:
-                        yield a, b
+            for opens, closes in self.periods_on(day):
+                a = utc(datetime.combine(day, opens, tzinfo=self.tz))
+                b = utc(datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.tz) if closes is None
+                        else datetime.combine(day, closes, tzinfo=self.tz))
+                a, b = max(a, start), (b if end is None else min(b, end))
+                if a < b:
+                    yield a, b
             day += timedelta(days=1)
+
+
+def _length(spans: tuple[tuple[time, time | None], ...]) -> float:
+    return sum((24 * 3600 if b is None else b.hour * 3600 + b.minute * 60) - (a.hour * 3600 + a.minute * 60)
+               for a, b in spans)
 
 
 def pauses_from_history(changes: Iterable[tuple[datetime, str | None]], since: datetime) -> list[Span]:

@@ -75,9 +75,9 @@ class WatchConfig:
 
 
 def calendar_of(centre: MeasurementCentreRow | None, default_tz: str) -> WorkCalendar | None:
-    if centre is None or not centre.working_calendar:
+    if centre is None or not centre.working_hours:
         return None
-    return WorkCalendar.from_dict(centre.working_calendar, default_tz)
+    return WorkCalendar.from_dict(centre.working_hours, default_tz)
 
 
 def history_of(s: Session, ticket_id: str) -> list[tuple[datetime, str | None]]:
@@ -165,7 +165,7 @@ def _watch_for(s: Session, ticket: Ticket, centre: MeasurementCentreRow, dispatc
     watch = DeadlineWatch(ticket_id=ticket.id, dispatch_no=int(last or 0) + 1, centre_id=centre.id,
                           branch=ticket.branch, dispatched_at=dispatched_at,
                           allowance_hours=allowance_hours(ticket, centre, cfg),
-                          working_hours_only=bool(centre.working_calendar))
+                          working_hours_only=bool(centre.working_hours))
     try:
         with s.begin_nested():
             s.add(watch)

@@ -443,9 +443,9 @@ class MeasurementCentreRow(SQLModel, table=True):
     name: str = Field(max_length=200)
     branch: str = Field(max_length=100)
     completion_deadline_hours: float = 24
-    # U1-U2: the world file's working_calendar (days, hours, holidays, extra_workdays,
-    # timezone); None: the deadline counts every hour.
-    working_calendar: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    # U1-U2: the world file's working_hours for this centre (days, holidays, workdays) and
+    # the zone they are in; None: the deadline counts every hour.
+    working_hours: dict[str, Any] | None = Field(default=None, sa_type=JSON)
 
 
 class FaultClassRow(SQLModel, table=True):

@@ -445,8 +445,8 @@ def _start_dispatch(ticket: Ticket, centre: MeasurementCentreRow, now: datetime)
     """S2: the centre's completion deadline runs from now: its allowance in hours, or in
     working hours when the centre has a working calendar (bot/sla/clock.py)."""
     ticket.dispatched_at = now
-    calendar = (WorkCalendar.from_dict(centre.working_calendar, "UTC")  # the loader stored its zone
-                if centre.working_calendar else None)
+    calendar = (WorkCalendar.from_dict(centre.working_hours, "UTC")  # the loader stored its zone
+                if centre.working_hours else None)
     deadline = moment_reaching(now, [], calendar, centre.completion_deadline_hours * 3600)
     ticket.expected_resolution_date = deadline or now + timedelta(hours=centre.completion_deadline_hours)
 

@@ -78,12 +78,11 @@ def apply_world(s: Session, world: World, reset: bool = False) -> LoadSummary:
         ))
     for c in world.measurement_centres:
         calendar = None
-        if c.working_calendar is not None:  # its zone fixed now: the deadline watch runs in other processes
-            calendar = {**c.working_calendar.model_dump(mode="json"),
-                        "timezone": c.working_calendar.timezone or get_settings().timezone}
+        if c.working_hours is not None:  # its zone fixed now: the deadline watch runs in other processes
+            calendar = {**c.working_hours.model_dump(mode="json"), "timezone": get_settings().timezone}
         s.add(MeasurementCentreRow(id=c.id, name=c.name, branch=c.branch,
                                    completion_deadline_hours=c.completion_deadline_hours,
-                                   working_calendar=calendar))
+                                   working_hours=calendar))
     for name in dict.fromkeys(world.fault_classes):  # keep order, drop repeats
         s.add(FaultClassRow(name=name))
     for w in world.engineering_works:

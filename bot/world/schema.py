@@ -5,10 +5,8 @@ digits (``13800138000``)."""
 
 from __future__ import annotations
 
-import re
-from datetime import date, datetime
+from datetime import datetime
 from enum import Enum
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -43,76 +41,14 @@ def _digits(value: str) -> str:
     return value
 
 
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_SPAN = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
-
-
-class WorkingCalendar(_Strict):
-    """U1–U2: a centre whose completion deadline counts only working hours. Times are
-    local (``timezone``; default ``HOTLINE_TIMEZONE``)."""
-
-    days: list[str] = ["mon", "tue", "wed", "thu", "fri"]  # working weekdays
-    hours: list[str] = ["08:30-12:00", "13:30-17:30"]  # on each working day, HH:MM-HH:MM
-    holidays: list[date] = []  # no work on these dates (public holidays)
-    extra_workdays: list[date] = []  # worked although not in days (调休: a weekend worked)
-    timezone: str | None = None
-
-    @field_validator("days")
-    @classmethod
-    def _days(cls, value: list[str]) -> list[str]:
-        bad = [d for d in value if d not in WEEKDAYS]
-        if bad:
-            raise ValueError(f"unknown day(s) {', '.join(map(str, bad))}; use {', '.join(WEEKDAYS)}")
-        if len(set(value)) != len(value):
-            raise ValueError("a day is listed twice")
-        return value
-
-    @field_validator("hours")
-    @classmethod
-    def _hours(cls, value: list[str]) -> list[str]:
-        if not value:
-            raise ValueError("at least one span of working hours, e.g. 08:30-17:30")
-        spans: list[tuple[str, str]] = []
-        for span in value:
-            m = _SPAN.match(span)
-            if m is None:
-                raise ValueError(f"{span!r}: write a span as HH:MM-HH:MM, e.g. 08:30-12:00")
-            start, end = f"{m.group(1)}:{m.group(2)}", f"{m.group(3)}:{m.group(4)}"
-            if end > "24:00" or start >= end:
-                raise ValueError(f"{span!r}: the span must end after it starts, by 24:00 at the latest")
-            spans.append((start, end))
-        for (_, end), (start, _) in zip(sorted(spans), sorted(spans)[1:], strict=False):
-            if start < end:
-                raise ValueError(f"spans {', '.join(value)} overlap")
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError) as exc:
-                raise ValueError(f"unknown time zone {value!r} (e.g. Asia/Shanghai)") from exc
-        return value
-
-    @model_validator(mode="after")
-    def _some_work(self) -> WorkingCalendar:
-        if not self.days and not self.extra_workdays:
-            raise ValueError("a calendar needs working days (days or extra_workdays)")
-        both = sorted(set(self.holidays) & set(self.extra_workdays))
-        if both:
-            raise ValueError(f"{', '.join(map(str, both))}: both a holiday and an extra workday")
-        return self
-
-
 class MeasurementCentre(_Strict):
     id: str
     name: str
     branch: str
     completion_deadline_hours: float = Field(default=24, gt=0)
-    # Absent: the deadline counts every hour. Present: only this calendar's working hours.
-    working_calendar: WorkingCalendar | None = None
+    # U1-U2: absent, the completion deadline counts every hour; present, only these
+    # working hours (bot/world/calendar.py's shape, in HOTLINE_TIMEZONE).
+    working_hours: WorkingHours | None = None
 
 
 class Exchange(_Strict):

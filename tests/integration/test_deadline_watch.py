@@ -150,9 +150,8 @@ def test_a_working_hours_centre_counts_only_its_calendar(demo_db: Database) -> N
         centre = s.get(MeasurementCentreRow, "MC-XH")
         assert centre is not None
         centre.completion_deadline_hours = 8
-        centre.working_calendar = {"days": ["mon", "tue", "wed", "thu", "fri"],
-                                   "hours": ["08:30-12:00", "13:30-17:30"], "holidays": ["2026-12-02"],
-                                   "extra_workdays": [], "timezone": "Asia/Shanghai"}
+        centre.working_hours = {"days": {d: ["08:30-12:00", "13:30-17:30"] for d in ("mon", "tue", "wed", "thu", "fri")},
+                                   "holidays": ["2026-12-02"], "workdays": [], "timezone": "Asia/Shanghai"}
         s.add(centre)
 
     demo_db.call(calendar)

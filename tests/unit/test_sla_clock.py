@@ -48,10 +48,11 @@ def test_the_clock_stops_while_the_ticket_waits_on_the_customer() -> None:
     assert pauses_from_history([(T0 - 5 * H, "waiting"), (T0 - 4 * H, "dispatched")], T0) == []
 
 
+WEEK = {d: ["08:30-12:00", "13:30-17:30"] for d in ("mon", "tue", "wed", "thu", "fri")}
 CALENDAR = WorkCalendar.from_dict({
-    "days": ["mon", "tue", "wed", "thu", "fri"], "hours": ["08:30-12:00", "13:30-17:30"],
+    "days": WEEK,
     "holidays": ["2026-12-02"],  # Wednesday
-    "extra_workdays": ["2026-12-05"],  # Saturday, worked (调休)
+    "workdays": ["2026-12-05"],  # Saturday, worked (调休)
     "timezone": "Asia/Shanghai",
 }, "UTC")
 
@@ -89,20 +90,19 @@ def test_a_clock_change_moves_no_instant() -> None:
     """New York springs forward on 2026-03-08 (02:00 → 03:00). Working hours are local,
     the counting is in UTC: the warning and the deadline each come once, at the instant
     the counted time reaches them."""
-    ny = WorkCalendar.from_dict({"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
-                                 "hours": ["00:00-24:00"], "timezone": "America/New_York"}, "UTC")
+    ny = WorkCalendar.from_dict({"days": {d: ["00:00-24:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
+                                 "timezone": "America/New_York"}, "UTC")
     start = datetime(2026, 3, 8, 0, 30, tzinfo=ZoneInfo("America/New_York"))  # before the change
     deadline = moment_reaching(start, [], ny, 4 * 3600)
     assert deadline is not None and deadline - start == timedelta(hours=4)  # 4 real hours, not 5
     assert deadline.astimezone(ZoneInfo("America/New_York")).hour == 5  # the wall clock skipped 02:00–03:00
     assert counted_seconds(start, [], ny, deadline) == 4 * 3600
-    hours = WorkCalendar.from_dict({"days": ["sun"], "hours": ["01:00-04:00"], "timezone": "America/New_York"}, "UTC")
+    hours = WorkCalendar.from_dict({"days": {"sun": ["01:00-04:00"]}, "timezone": "America/New_York"}, "UTC")
     # 01:00–04:00 local on that Sunday is only 2 real hours long: the clock counts 2.
     day = datetime(2026, 3, 8, 0, 0, tzinfo=ZoneInfo("America/New_York"))
     assert counted_seconds(day, [], hours, day + timedelta(hours=6)) == 2 * 3600
 
 
 def test_a_calendar_without_working_time_ahead_gives_no_deadline() -> None:
-    only_holidays = WorkCalendar.from_dict({"days": [], "hours": ["09:00-17:00"], "extra_workdays": ["2026-01-05"],
-                                            "timezone": "Asia/Shanghai"}, "UTC")
-    assert moment_reaching(T0, [], only_holidays, 3600) is None
+    never = WorkCalendar(SH, {}, frozenset(), frozenset())  # no working period at all
+    assert moment_reaching(T0, [], never, 3600) is None

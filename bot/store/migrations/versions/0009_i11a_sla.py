@@ -8,7 +8,7 @@ Create Date: 2026-12-07
 number), with when its warning and alarm went out. ``deadline_violation``: one per
 dispatch that missed its deadline. ``ticket_event``: TMF621 events, once per cause;
 ``event_hub``: listeners registered through ``POST …/hub``. ``measurement_centre``
-gets the world file's ``working_calendar``.
+gets the world file's ``working_hours`` for the centre (U1-U2).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("measurement_centre", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("working_calendar", sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column("working_hours", sa.JSON(), nullable=True))
     op.create_table(
         "deadline_watch",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -108,4 +108,4 @@ def downgrade() -> None:
     op.drop_table("deadline_violation")
     op.drop_table("deadline_watch")
     with op.batch_alter_table("measurement_centre", schema=None) as batch_op:
-        batch_op.drop_column("working_calendar")
+        batch_op.drop_column("working_hours")
