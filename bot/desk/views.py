@@ -10,7 +10,7 @@ import structlog
 from aiohttp import web
 from sqlmodel import Session, col, select
 
-from bot.desk import auth, datamanager, junior, live, pages, users, work
+from bot.desk import auth, datamanager, junior, live, pages, surveyor, users, work
 from bot.desk import jobs as desk_jobs
 from bot.desk import recordings as desk_recordings
 from bot.desk import stats as desk_stats
@@ -244,3 +244,4 @@ def setup_routes(app: web.Application) -> None:
     datamanager.setup_routes(app)  # D1-D2: the archive, the knowledge base (bot/desk/datamanager.py)
     desk_stats.setup_routes(app)  # T1-T5: the dashboard and the reports (bot/desk/stats.py)
     desk_jobs.setup_routes(app)  # the job scheduler, for admins (bot/desk/jobs.py)
+    surveyor.setup_routes(app)  # U1-U2: the deadline board and explanations (bot/desk/surveyor.py)

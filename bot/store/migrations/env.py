@@ -11,6 +11,7 @@ from sqlalchemy import Connection, create_engine
 from sqlmodel import SQLModel
 
 import bot.jobs.models  # noqa: F401  (the scheduler's tables)
+import bot.sla.models  # noqa: F401  (the deadline watch's tables)
 import bot.store.archive  # noqa: F401  (D1)
 import bot.store.calendar  # noqa: F401
 import bot.store.knowledge  # noqa: F401  (D2)

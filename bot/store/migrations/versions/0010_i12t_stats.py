@@ -1,8 +1,8 @@
 """statistics (T1–T5): reports with frozen figures and their history, the daily rollup,
 and indexes by time on the rows the figures are computed from
 
-Revision ID: 0009_i12t_stats
-Revises: 0008_i12d
+Revision ID: 0010_i12t_stats
+Revises: 0009_i11a_sla
 Create Date: 2026-12-07
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009_i12t_stats"
-down_revision: str | None = "0008_i12d"
+revision: str = "0010_i12t_stats"
+down_revision: str | None = "0009_i11a_sla"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
