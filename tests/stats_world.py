@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 from sqlmodel import Session
 
+from bot.sla.models import DeadlineViolation, DeadlineWatch
 from bot.store.db import Database
 from bot.store.models import (
     ConversationOutcome,
@@ -71,6 +72,14 @@ def load(db: Database, data: dict[str, Any]) -> None:
                           taken_by=h.get("taken_by"), taken_at=when(h.get("taken_at")),
                           ended_at=when(h.get("ended_at")), transferred_from=h.get("transferred_from"),
                           ticket_id=h.get("ticket"), fault_number=h.get("fault")))
+        for w in data.get("deadline_watch", []):
+            s.add(DeadlineWatch(ticket_id=w["ticket"], dispatch_no=w["dispatch_no"], centre_id=w["centre"],
+                                dispatched_at=when(w["dispatched_at"]), allowance_hours=w["hours"],
+                                warned_at=when(w.get("warned_at")), alarmed_at=when(w.get("alarmed_at"))))
+        for v in data.get("violations", []):
+            s.add(DeadlineViolation(watch_id=0, ticket_id=v["ticket"], dispatch_no=v["dispatch_no"],
+                                    centre_id=v["centre"], centre_name=v["centre"], deadline_at=when(v["deadline"]),
+                                    detected_at=when(v["detected"]), late_by_s=v.get("late_by_s")))
         for e in data.get("escalations", []):
             s.add(DeskTask(kind="escalation", role="manager", ticket_id=e["ticket"], reason="overdue",
                            created_by=e["by"], created=when(e["created"])))

@@ -164,7 +164,7 @@ def handling_wait(f: dict[str, Any], lang: str, font: str | None) -> Figure:
 def centres(f: dict[str, Any], lang: str, font: str | None) -> Figure:
     rows = f["satisfaction"]["by_centre"]
     names = [row["name"] or row["centre"] for row in rows] or ["—"]
-    keys = ("dispatches", "receipts_on_time", "receipts_late", "returns", "chases")
+    keys = ("dispatches", "receipts_on_time", "receipts_late", "returns", "chases", "warnings", "violations")
     series = {k: [float(row[k]) for row in rows] or [0.0] for k in keys}
     return _grouped("Measurement centres", names, series, "stats_figure", lang, font)
 

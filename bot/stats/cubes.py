@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
+from bot.sla.models import DeadlineViolation, DeadlineWatch
 from bot.stats.sqltime import LocalTime, seconds_between
 from bot.store.models import (
     ConversationOutcome,
@@ -51,6 +52,7 @@ def _table(model: Any) -> Table:
 OUTCOME, HANDOFF, REPORT, TICKET = (_table(m) for m in (ConversationOutcome, Handoff, Report, Ticket))
 CHANGE, TASK, LINE, EXCHANGE = (_table(m) for m in (TicketStatusChange, DeskTask, LineRow, ExchangeRow))
 CENTRE_ROW = _table(MeasurementCentreRow)
+WATCH, VIOLATION = _table(DeadlineWatch), _table(DeadlineViolation)
 
 # Outcomes with which the bot settled a contact itself (A5, A6–A7, A10–A11, a normal end).
 SETTLED_BY_BOT = ("accepted", "informed_repaired", "informed_engineering", "repeat_informed", "ended")
@@ -65,6 +67,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "rep_place": ("kind", "branch", "exchange"),
     "rep_time": ("kind", "hour", "weekday"),
     "centre": ("centre", "action", "timeliness"),
+    "deadline": ("centre", "event"),
 }
 
 
@@ -255,9 +258,26 @@ def centre(s: Session, lt: LocalTime) -> Select[Any]:
     return _grouped("centre", lt, per, v="repair_s")
 
 
+def deadline(s: Session, lt: LocalTime) -> Select[Any]:
+    """U1–U2 as the deadline watch recorded them, per centre: warnings (at 80 % of a
+    dispatch's deadline), alarms (at the deadline, no receipt) and violations, each dated
+    by when it happened; ``v`` sums the violations' lateness in seconds (those still open
+    count 0 until their receipt)."""
+    w, vi = WATCH.alias("w"), VIOLATION.alias("vi")
+    warnings = select(w.c.warned_at.label("when"), w.c.centre_id.label("centre"), literal("warning").label("event"),
+                      literal(0.0).label("late")).where(w.c.warned_at >= lt.start, w.c.warned_at < lt.end)
+    alarms = select(w.c.alarmed_at.label("when"), w.c.centre_id.label("centre"), literal("alarm").label("event"),
+                    literal(0.0).label("late")).where(w.c.alarmed_at >= lt.start, w.c.alarmed_at < lt.end)
+    violations = select(vi.c.detected_at.label("when"), vi.c.centre_id.label("centre"),
+                        literal("violation").label("event"), func.coalesce(vi.c.late_by_s, 0.0).label("late")
+                        ).where(vi.c.detected_at >= lt.start, vi.c.detected_at < lt.end)
+    per = union_all(warnings, alarms, violations).subquery("per")
+    return _grouped("deadline", lt, per, v="late")
+
+
 CUBES: dict[str, Callable[[Session, LocalTime], Select[Any]]] = {
     "contact": contact, "handoff": handoff, "rep_kind": rep_kind, "rep_place": rep_place,
-    "rep_time": rep_time, "centre": centre,
+    "rep_time": rep_time, "centre": centre, "deadline": deadline,
 }
 assert set(CUBES) == set(KEYS)
 

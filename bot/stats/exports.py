@@ -36,7 +36,8 @@ HANDLING_NUMBERS = ("contacts", "machine_rate", "contained", "containment_rate",
                     "handoffs", "abandoned", "abandonment_rate", "average_answer_wait_s", "repeat_reports",
                     "repeat_report_rate")
 CENTRE_COLUMNS = ("dispatches", "receipts", "receipts_on_time", "receipts_late", "on_time_rate", "returns",
-                  "chases", "reopened", "average_repair_hours")
+                  "chases", "reopened", "average_repair_hours", "warnings", "alarms", "violations",
+                  "violation_late_hours")
 
 
 def title(report: StatsReport, lang: str) -> str:

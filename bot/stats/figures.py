@@ -31,8 +31,10 @@ STEP_ORDER = ("A1", "A2", "A3", "A4", "A5", "A6", "A7", "A8", "A9", "A10", "A11"
 KINDS = ("new", "repeat", "supplement")
 # T4 figures whose rows come with the deadline watch and the surveys (U1–U5); until their
 # tables exist here they are reported as not recorded, never as zero.
-NOT_YET_RECORDED = ("warnings", "alarms", "violations", "second_dispatches", "surveys",
-                    "satisfaction_attitude", "satisfaction_quality", "survey_response_rate")
+NOT_YET_RECORDED = ("second_dispatches", "surveys", "satisfaction_attitude", "satisfaction_quality",
+                    "survey_response_rate")
+_EMPTY_CENTRE = ("dispatches", "receipts", "receipts_on_time", "receipts_late", "returns", "chases", "reopened",
+                 "warnings", "alarms", "violations")
 
 
 @dataclass(frozen=True)
@@ -179,14 +181,23 @@ def handling(r: _Rollup) -> dict[str, Any]:
 
 def satisfaction(r: _Rollup, s: Session) -> dict[str, Any]:
     """T4: per measurement centre, dispatches, completion receipts (on time / late),
-    returns, chases and reopenings; the average time from dispatch to receipt."""
+    returns, chases and reopenings, the average time from dispatch to receipt; the
+    deadline watch's warnings, alarms and violations (U1–U2) with their lateness."""
     centres = {row[0]: row[1] for row in s.execute(select(
         MeasurementCentreRow.__table__.c.id, MeasurementCentreRow.__table__.c.name))}  # type: ignore[attr-defined]
     rows: dict[str, dict[str, Any]] = {}
+
+    def row_of(centre: Any) -> dict[str, Any]:
+        return rows.setdefault(str(centre), {"centre": str(centre), "name": centres.get(centre, ""),
+                                             **dict.fromkeys(_EMPTY_CENTRE, 0), "_repair_s": 0.0, "_late_s": 0.0})
+
+    for centre, event, n, v in r.sums("deadline", ("centre", "event")):
+        row = row_of(centre)
+        row[f"{event}s"] += int(n or 0)
+        if event == "violation":
+            row["_late_s"] += float(v or 0.0)
     for centre, action, timeliness, n, v in r.sums("centre", ("centre", "action", "timeliness")):
-        row = rows.setdefault(str(centre), {"centre": str(centre), "name": centres.get(centre, ""), "dispatches": 0,
-                                            "receipts": 0, "receipts_on_time": 0, "receipts_late": 0,
-                                            "returns": 0, "chases": 0, "reopened": 0, "_repair_s": 0.0})
+        row = row_of(centre)
         key = {"approve_dispatch": "dispatches", "receipt": "receipts", "return_to_review": "returns",
                "chase": "chases", "reopen": "reopened"}[str(action)]
         row[key] += int(n or 0)
@@ -199,12 +210,12 @@ def satisfaction(r: _Rollup, s: Session) -> dict[str, Any]:
     by_centre = []
     for centre in sorted(rows):
         row = rows[centre]
-        repair = row.pop("_repair_s")
+        repair, late = row.pop("_repair_s"), row.pop("_late_s")
         row["average_repair_hours"] = round(repair / row["receipts"] / 3600, 2) if row["receipts"] else None
+        row["violation_late_hours"] = round(late / 3600, 2)
         row["on_time_rate"] = _rate(row["receipts_on_time"], row["receipts_on_time"] + row["receipts_late"])
         by_centre.append(row)
-    totals = {k: sum(row[k] for row in by_centre) for k in
-              ("dispatches", "receipts", "receipts_on_time", "receipts_late", "returns", "chases", "reopened")}
+    totals = {k: sum(row[k] for row in by_centre) for k in _EMPTY_CENTRE}
     totals["on_time_rate"] = _rate(totals["receipts_on_time"], totals["receipts_on_time"] + totals["receipts_late"])
     return {"by_centre": by_centre, "totals": totals,
             "not_yet_recorded": list(NOT_YET_RECORDED)}
