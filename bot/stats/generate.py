@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Table, text
 
+from bot.sla.models import DeadlineViolation, DeadlineWatch
 from bot.store.db import Database
 from bot.store.models import (
     ConversationOutcome,
@@ -49,6 +50,8 @@ class Totals:
     tickets: int = 0
     repeat_reports: int = 0
     handoffs: int = 0
+    warnings: int = 0
+    violations: int = 0
     by_outcome: Counter[str] = field(default_factory=Counter)
     rows: Counter[str] = field(default_factory=Counter)
 
@@ -107,13 +110,42 @@ def _sqlite(value: Any) -> Any:
     return value
 
 
+def centre_hours(branch: str) -> float:
+    """The completion deadline of the branch's centre, as :func:`world` makes it."""
+    return 24.0 + 12 * (BRANCHES.index(branch) % 3)
+
+
+def _watch(w: _Writer, totals: Totals, tid: str, centre: str, branch: str, dispatched: datetime,
+           took_h: float) -> datetime:
+    """U1–U2 as the deadline watch would have recorded this dispatch; returns the receipt's time."""
+    hours = centre_hours(branch)
+    receipt = dispatched + timedelta(hours=took_h)
+    deadline = dispatched + timedelta(hours=hours)
+    warned = dispatched + timedelta(hours=0.8 * hours) if took_h > 0.8 * hours else None
+    alarmed = deadline if took_h > hours else None
+    totals.warnings += warned is not None
+    watch_id = totals.rows["deadline_watch"] + len(w.buffers.get("deadline_watch", [])) + 1
+    w.add(_table(DeadlineWatch), {
+        "id": watch_id, "ticket_id": tid, "dispatch_no": 1, "centre_id": centre, "branch": branch,
+        "dispatched_at": dispatched, "allowance_hours": hours, "working_hours_only": False, "deadline_at": deadline,
+        "warned_at": warned, "alarmed_at": alarmed, "ended_at": receipt, "end_reason": "receipt_received",
+        "created": dispatched})
+    if alarmed is not None:
+        totals.violations += 1
+        w.add(_table(DeadlineViolation), {
+            "watch_id": watch_id, "ticket_id": tid, "dispatch_no": 1, "centre_id": centre,
+            "centre_name": f"{branch[:2]}测量管理中心", "branch": branch, "deadline_at": deadline,
+            "detected_at": deadline, "ended_at": receipt, "late_by_s": (took_h - hours) * 3600})
+    return receipt
+
+
 def world(db: Database, rng: random.Random, lines_per_exchange: int = 400) -> list[tuple[str, str, bool]]:
     """Exchanges, lines and centres; returns the lines (number, branch, big)."""
     lines: list[tuple[str, str, bool]] = []
     with db.session() as s:
         for i, branch in enumerate(BRANCHES):
             s.add(MeasurementCentreRow(id=f"MC-{i}", name=f"{branch[:2]}测量管理中心", branch=branch,
-                                       completion_deadline_hours=24 + 12 * (i % 3)))
+                                       completion_deadline_hours=centre_hours(branch)))
         for name in FAULT_CLASSES:
             s.add(FaultClassRow(name=name))
         for e in range(40):
@@ -190,10 +222,10 @@ def generate(db: Database, *, conversations: int, seed: int, start: datetime,
             w.add(lt_t, {"ticket_id": tid, "fault_number": number, "test_id": f"t{i}", "result": "open_circuit",
                          "summary_zh": "", "summary_en": "", "measurements": {}, "started_at": at,
                          "finished_at": at})
+            receipt = _watch(w, totals, tid, centre, branch, dispatched, rng.uniform(2, 40))
             for action, when, step in (("report", at, "awaiting_review"),
                                        ("approve_dispatch", dispatched, "dispatched"),
-                                       ("receipt", dispatched + timedelta(hours=rng.uniform(2, 40)),
-                                        "receipt_received")):
+                                       ("receipt", receipt, "receipt_received")):
                 w.add(c_t, {"ticket_id": tid, "from_status": None, "to_status": "inProgress", "reason": None,
                             "author": "gen", "at": when, "action": action, "from_sub_step": None,
                             "to_sub_step": step})
@@ -233,7 +265,8 @@ def generate(db: Database, *, conversations: int, seed: int, start: datetime,
     w.flush()
     if not db.is_sqlite:
         with db.engine.begin() as conn:
-            for table in ("handoff", "conversation_outcome", "report", "line_test", "ticket_status_change"):
+            for table in ("handoff", "conversation_outcome", "report", "line_test", "ticket_status_change",
+                          "deadline_watch", "deadline_violation"):
                 conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                                   f"COALESCE((SELECT MAX(id) FROM {table}), 1))"))
             conn.execute(text("ANALYZE"))

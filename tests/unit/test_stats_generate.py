@@ -28,6 +28,8 @@ def test_generated_totals_are_what_the_figures_count(db: Database) -> None:
     longer = db.call(compute, Period(date(2026, 3, 1), date(2026, 4, 10)), ZoneInfo("Asia/Shanghai"),
                      now=datetime(2026, 5, 1, tzinfo=UTC))["satisfaction"]["totals"]
     assert longer["dispatches"] == longer["receipts"] == totals.tickets
+    assert (longer["warnings"], longer["violations"]) == (totals.warnings, totals.violations)
+    assert totals.violations > 0 and longer["receipts_late"] == totals.violations  # the same deadline, two records
     assert f["handling"]["abandoned"] == totals.by_outcome["abandoned"]  # the generator's abandon is final
 
 
