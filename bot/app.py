@@ -15,10 +15,11 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from bot import desk
-from bot.api import inventory, records, tickets
+from bot.api import events, inventory, records, tickets
 from bot.api import knowledge as api_knowledge
 from bot.api import outbound_calls as api_outbound_calls
 from bot.api import recordings as api_recordings
+from bot.api import stats as api_stats
 from bot.api import surveys as api_surveys
 from bot.api import workflow as api_workflow
 from bot.api.errors import error_middleware
@@ -30,6 +31,8 @@ from bot.jobs import JOBS_KEY, JobContext, Jobs
 from bot.metrics import CHAT_TURN_SECONDS, CHAT_TURNS, CONVERSATIONS_ABANDONED, metrics_handler
 from bot.periodic import every
 from bot.settings import SETTINGS_KEY, Settings
+from bot.sla import watch as deadline_watch
+from bot.stats import scheduled as stats_jobs
 from bot.store import archive, surveys
 from bot.store import recordings as call_recordings
 from bot.store import service as store
@@ -66,6 +69,7 @@ def create_app(settings: Settings, db: Database | None = None) -> web.Applicatio
         app.cleanup_ctx.append(_voice)
     app.cleanup_ctx.append(_jobs)  # last: jobs start once the services they use are up
     tickets.setup_routes(app)
+    events.setup_routes(app)
     inventory.setup_routes(app)
     records.setup_routes(app)
     api_outbound_calls.setup_routes(app)
@@ -73,6 +77,7 @@ def create_app(settings: Settings, db: Database | None = None) -> web.Applicatio
     api_workflow.setup_routes(app)
     api_surveys.setup_routes(app)
     api_knowledge.setup_routes(app)  # D1-D2: the archive, the knowledge base
+    api_stats.setup_routes(app)
     chat_api.setup_routes(app)
     desk.setup_routes(app)
     app.router.add_get("/healthz", _healthz)
@@ -111,7 +116,10 @@ def register_jobs(app: web.Application) -> None:
     """The bot's periodic work that is the cluster's, not one process's (bot/jobs/)."""
     settings, jobs = app[SETTINGS_KEY], app[JOBS_KEY]
     jobs.every("call_recording_retention", settings.call_recording_sweep_s, _recording_retention)
+    jobs.every(deadline_watch.JOB_KIND, settings.sla_sweep_s, deadline_watch.sweep)  # U1-U2
+    jobs.kind(deadline_watch.NOTIFY_KIND, events.notify, max_attempts=8)  # TMF621 events to hubs
     jobs.cron("nightly_archive", archive.nightly_archive, hour=settings.archive_hour, minute=0)  # D1
+    stats_jobs.register(jobs, settings)  # T5: the nightly recount and the reports due (bot/stats/scheduled.py)
     # U3: "place attempt N of survey S" (due jobs, retries scheduled by the caller), and a
     # sweep: web-chat surveys nobody came back for, and any phone attempt that is due.
     jobs.kind(ATTEMPT_JOB, _survey_call, max_attempts=2)

@@ -42,6 +42,7 @@ import structlog
 from sqlalchemy import CursorResult, update
 from sqlmodel import Session, col, select
 
+from bot.sla.clock import WorkCalendar, moment_reaching
 from bot.store import knowledge
 from bot.store.errors import Conflict, IllegalTransition, NotFound, ServiceError
 from bot.store.models import (
@@ -114,6 +115,7 @@ J, S, C, M, A = (DeskRole.junior.value, DeskRole.senior.value, DeskRole.centre.v
                  DeskRole.manager.value, DeskRole.admin.value)
 U = DeskRole.surveyor.value  # U4: a dissatisfied customer who refuses the explanation → M1–M2
 API = "api"  # another system, through the ticket API's PATCH
+SYSTEM = "system"  # the bot itself: the deadline watch's chases (U2)
 
 
 @dataclass(frozen=True)
@@ -152,7 +154,7 @@ ACTIONS: Mapping[str, Action] = {a.name: a for a in (
        "已回访答复", "Called back and answered"),
     _a("answer_on_spot", {J, S}, {"new", "awaiting_review", "returned", "dispatched", "callback"}, "answered",
        "J5/J6/S1", "当场答复", "Answered on the spot"),
-    _a("chase", {J, S}, {"dispatched"}, None, "J5/S1", "催单", "Chase the centre"),
+    _a("chase", {J, S, SYSTEM}, {"dispatched"}, None, "J5/S1/U2", "催单", "Chase the centre"),
     _a("withdraw", {J, S}, {"new", "awaiting_review", "dispatched", "returned", "callback"}, "withdrawn", "J5",
        "退单", "Withdraw (return) the report"),
     _a("receipt", {C}, {"dispatched"}, "receipt_received", "S2",
@@ -406,8 +408,14 @@ def _apply(s: Session, ticket: Ticket, action: Action, actor: Actor, reason: str
             raise ServiceError(f"no measurement centre serves branch {ticket.branch!r}", code="no_centre")
         ticket.fault_class = fault_class
         ticket.centre_id = centre.id
-        ticket.dispatched_at = now
-        ticket.expected_resolution_date = now + timedelta(hours=centre.completion_deadline_hours)
+        _start_dispatch(ticket, centre, now)
+        return None
+    if name == "api_reopen":
+        # The fault is back with the centre: a new dispatch with a fresh deadline (U1-U2
+        # watch it again, as a dispatch of its own).
+        centre = s.get(MeasurementCentreRow, ticket.centre_id) if ticket.centre_id else None
+        if centre is not None:
+            _start_dispatch(ticket, centre, now)
         return None
     if name == "no_dispatch_needed":
         return _open_task(s, DeskTaskKind.callback, S, ticket, actor, reason or "", now, handoff_id=handoff_id)
@@ -436,6 +444,16 @@ def _apply(s: Session, ticket: Ticket, action: Action, actor: Actor, reason: str
         s.add(TicketNote(ticket_id=ticket.id, author=actor.username, text=reason or "", at=now))
         return None
     return None
+
+
+def _start_dispatch(ticket: Ticket, centre: MeasurementCentreRow, now: datetime) -> None:
+    """S2: the centre's completion deadline runs from now: its allowance in hours, or in
+    working hours when the centre has a working calendar (bot/sla/clock.py)."""
+    ticket.dispatched_at = now
+    calendar = (WorkCalendar.from_dict(centre.working_hours, "UTC")  # the loader stored its zone
+                if centre.working_hours else None)
+    deadline = moment_reaching(now, [], calendar, centre.completion_deadline_hours * 3600)
+    ticket.expected_resolution_date = deadline or now + timedelta(hours=centre.completion_deadline_hours)
 
 
 def _open_task(s: Session, kind: DeskTaskKind, role: str, ticket: Ticket, actor: Actor, reason: str,

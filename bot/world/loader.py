@@ -77,8 +77,12 @@ def apply_world(s: Session, world: World, reset: bool = False) -> LoadSummary:
             line_test=line.line_test.model_dump(mode="json"),
         ))
     for c in world.measurement_centres:
+        calendar = None
+        if c.working_hours is not None:  # its zone fixed now: the deadline watch runs in other processes
+            calendar = {**c.working_hours.model_dump(mode="json"), "timezone": get_settings().timezone}
         s.add(MeasurementCentreRow(id=c.id, name=c.name, branch=c.branch,
-                                   completion_deadline_hours=c.completion_deadline_hours))
+                                   completion_deadline_hours=c.completion_deadline_hours,
+                                   working_hours=calendar))
     for name in dict.fromkeys(world.fault_classes):  # keep order, drop repeats
         s.add(FaultClassRow(name=name))
     for w in world.engineering_works:

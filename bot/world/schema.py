@@ -46,6 +46,9 @@ class MeasurementCentre(_Strict):
     name: str
     branch: str
     completion_deadline_hours: float = Field(default=24, gt=0)
+    # U1-U2: absent, the completion deadline counts every hour; present, only these
+    # working hours (bot/world/calendar.py's shape, in HOTLINE_TIMEZONE).
+    working_hours: WorkingHours | None = None
 
 
 class Exchange(_Strict):

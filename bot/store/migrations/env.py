@@ -11,10 +11,12 @@ from sqlalchemy import Connection, create_engine
 from sqlmodel import SQLModel
 
 import bot.jobs.models  # noqa: F401  (the scheduler's tables)
+import bot.sla.models  # noqa: F401  (the deadline watch's tables)
 import bot.store.archive  # noqa: F401  (D1)
 import bot.store.calendar  # noqa: F401
 import bot.store.knowledge  # noqa: F401  (D2)
 import bot.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import bot.store.stats  # noqa: F401
 import bot.store.survey_records  # noqa: F401  (the survey's tables, U3-U5)
 from bot.store.db import include_object
 

@@ -1,7 +1,7 @@
 """surveys: the satisfaction survey of every resolved fault report (U3–U5)
 
-Revision ID: 0009_i11b_surveys
-Revises: 0008_i12d
+Revision ID: 0011_i11b_surveys
+Revises: 0010_i12t_stats
 Create Date: 2026-12-07
 
 One survey per resolved ticket, its attempts (calls, chat visits), the customers"
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009_i11b_surveys"
-down_revision: str | None = "0008_i12d"
+revision: str = "0011_i11b_surveys"
+down_revision: str | None = "0010_i12t_stats"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
