@@ -14,7 +14,6 @@ from sqlmodel import Session
 
 from bot import desk
 from bot.api import surveys as api_surveys
-from bot.desk import auth
 from bot.settings import Settings
 from bot.store import surveys
 from bot.store.db import Database
@@ -23,12 +22,10 @@ from bot.survey import chat as survey_chat
 from bot.survey import links
 from tests.conftest import INTERNAL_AUTH, AClient, make_test_app
 from tests.integration.desk_client import (
-    CSRF_FIELD,
     XSS,
     XSS_ESCAPED,
     Client,
     Operator,
-    login,
     sign_in,
 )
 from tests.unit.test_surveys import CONTACT, RULES, answer, on_the_phone, resolved, survey_of
@@ -145,22 +142,7 @@ async def test_the_same_browser_gets_its_survey_and_a_signed_link_works_once(
 
 
 async def signed(web_client: Client) -> dict[str, Operator]:
-    return {name: await sign_in_to(web_client, name) for name in ACCOUNTS}
-
-
-async def sign_in_to(client: Client, username: str) -> Operator:
-    """Signed in, with the CSRF token read off a page the post has (the surveyor's home
-    is the deadline board, another part of the desk)."""
-    if ACCOUNTS[username] != "surveyor":
-        return await sign_in(client, username)
-    r = await login(client, username)
-    assert r.status == 303, await r.text()
-    token = r.cookies[auth.SESSION_COOKIE].value
-    client.session.cookie_jar.clear()
-    page = await client.get("/desk/surveyor/surveys", headers={"Cookie": f"{auth.SESSION_COOKIE}={token}"})
-    match = CSRF_FIELD.search(await page.text())
-    assert match is not None
-    return Operator(client, token, match.group(1))
+    return {name: await sign_in(web_client, name) for name in ACCOUNTS}
 
 
 def dissatisfied(db: Database, text: str = XSS) -> tuple[str, int]:
