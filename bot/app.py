@@ -20,6 +20,7 @@ from bot.api import outbound_calls as api_outbound_calls
 from bot.api import recordings as api_recordings
 from bot.api import workflow as api_workflow
 from bot.api.errors import error_middleware
+from bot.boundary import MAX_BODY_BYTES, install_request_ids, request_id_middleware
 from bot.chat import api as chat_api
 from bot.chat.dialogue import RasaDialogue
 from bot.chat.prompts import PromptCatalogue
@@ -44,7 +45,9 @@ FREESWITCH_CONTROL_KEY: web.AppKey[FreeswitchControl] = web.AppKey("freeswitch_c
 
 
 def create_app(settings: Settings, db: Database | None = None) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, _timing_middleware], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[request_id_middleware, error_middleware, _timing_middleware],
+                          client_max_size=MAX_BODY_BYTES)
+    install_request_ids(app)
     app[SETTINGS_KEY] = settings
     app[DB_KEY] = db or Database.from_settings(settings)
     app.cleanup_ctx.append(_database)

@@ -7,9 +7,9 @@ from typing import Literal
 
 import structlog
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bot.api.errors import chat_json_object, json_error
+from bot.api.errors import chat_json_object, json_error, validate
 from bot.chat import handoff_api
 from bot.chat.dialogue import DialogueUnavailable
 from bot.chat.service import ChatInput, ChatService
@@ -45,14 +45,6 @@ class ChatBody(BaseModel):
         return self
 
 
-def _reason(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "body"
-        parts.append(f"{where}: {err['msg']}")
-    return "; ".join(parts)
-
-
 async def post_chat(request: web.Request) -> web.Response:
     conversation_id = request.match_info["conversation_id"]
     if not _CONVERSATION_ID.match(conversation_id):
@@ -60,10 +52,7 @@ async def post_chat(request: web.Request) -> web.Response:
     raw = await chat_json_object(request)
     if isinstance(raw, web.Response):
         return raw
-    try:
-        body = ChatBody.model_validate(raw)
-    except ValidationError as exc:
-        return json_error(400, "bad_input", _reason(exc))
+    body = validate(ChatBody, raw, code="bad_input")
     service = request.app[CHAT_SERVICE_KEY]
     chat_input = ChatInput(text=body.text, dtmf=body.dtmf, event=body.event, language=body.language)
     if body.event == "end":

@@ -116,7 +116,7 @@ async def _status(request: web.Request, since: int | None) -> handoffs.HandoffSt
 
 def _since(request: web.Request) -> int | web.Response:
     raw = request.query.get("since", "0")
-    if not raw.isdigit() or len(raw) > 12:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
         return json_error(400, "bad_since", "since: the id of the last message seen (a whole number)")
     return int(raw)
 
