@@ -36,6 +36,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_BODY_BYTES = 64 * 1024  # also the bot app's client_max_size
 MAX_JSON_DEPTH = 32
 INT64_MAX = 2**63 - 1
+ROW_ID_MAX = 2**31 - 1  # the store's integer keys (PostgreSQL ``integer``): no row has a larger id
 REQUEST_ID_HEADER = "X-Request-Id"
 REQUEST_ID_KEY = web.RequestKey("request_id", str)  # request[...]: the id of this request
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
@@ -224,12 +225,13 @@ def ascii_int(value: Any) -> Any:
 AsciiInt = Annotated[int, BeforeValidator(ascii_int)]
 
 
-def parse_id(raw: str) -> int | None:
-    """A numeric id from a URL, or None when it cannot be one (not ASCII digits, past 64 bits)."""
+def parse_id(raw: str, maximum: int = ROW_ID_MAX) -> int | None:
+    """A numeric id from a URL, or None when it cannot be one (not ASCII digits, past
+    ``maximum``: a row id of the store by default)."""
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
         return None
     value = int(raw)
-    return value if value <= INT64_MAX else None
+    return value if value <= maximum else None
 
 
 def path_id(request: web.Request, what: str, name: str = "id") -> int:
