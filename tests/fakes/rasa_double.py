@@ -20,6 +20,7 @@ import asyncio
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
+
 from aiohttp import web
 
 MENU = {"prompt": "utter_ask_menu_choice", "text": "障碍申告请按1，其他服务请按2。", "custom": None, "buttons": None}
