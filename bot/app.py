@@ -25,6 +25,7 @@ from bot.chat import api as chat_api
 from bot.chat.dialogue import RasaDialogue
 from bot.chat.prompts import PromptCatalogue
 from bot.chat.service import AbandonRecorder, ChatService, ConversationState
+from bot.chat.turns import TurnLocks, turn_locks_for
 from bot.metrics import CHAT_TURN_SECONDS, CHAT_TURNS, CONVERSATIONS_ABANDONED, metrics_handler
 from bot.periodic import every
 from bot.settings import SETTINGS_KEY, Settings
@@ -84,12 +85,15 @@ async def _chat(app: web.Application) -> AsyncIterator[None]:
     app[HTTP_SESSION_KEY] = session
     db = app[DB_KEY]
 
-    service = build_chat_service(settings, session, "webchat", db)
+    # One turn at a time per conversation, for every channel (and every bot process on PostgreSQL).
+    locks = turn_locks_for(settings.database_url, settings.chat_turn_wait_s)
+    service = build_chat_service(settings, session, "webchat", db, turn_locks=locks)
     app[chat_api.CHAT_SERVICE_KEY] = service
-    app[VOICE_CHAT_KEY] = build_chat_service(settings, session, "voice", db)
+    app[VOICE_CHAT_KEY] = build_chat_service(settings, session, "voice", db, turn_locks=locks)
 
     async with every(SWEEP_INTERVAL_S, lambda: service.end_idle(settings.chat_idle_timeout_s), "chat.sweep_failed"):
         yield
+    await locks.close()
     await session.close()
 
 
@@ -107,7 +111,8 @@ async def _recording_retention(app: web.Application) -> AsyncIterator[None]:
 
 
 def build_chat_service(
-    settings: Settings, session: aiohttp.ClientSession, channel: str, db: Database, *, timeout_s: float | None = None
+    settings: Settings, session: aiohttp.ClientSession, channel: str, db: Database, *, timeout_s: float | None = None,
+    turn_locks: TurnLocks | None = None,
 ) -> ChatService:
     """The dialogue as one channel (webchat, voice) sees it; abandonment goes to ``db``."""
     return ChatService(
@@ -117,6 +122,7 @@ def build_chat_service(
         action_health_url=f"http://127.0.0.1:{settings.action_port}/health",
         session=session,
         record_abandoned=abandon_recorder(db),
+        turn_locks=turn_locks or TurnLocks(settings.chat_turn_wait_s),
     )
 
 

@@ -13,6 +13,7 @@ from bot.api.errors import chat_json_object, json_error, validate
 from bot.chat import handoff_api
 from bot.chat.dialogue import DialogueUnavailable
 from bot.chat.service import ChatInput, ChatService
+from bot.chat.turns import TURN_IN_PROGRESS_REASON, TurnInProgress
 
 log = structlog.get_logger()
 
@@ -55,12 +56,14 @@ async def post_chat(request: web.Request) -> web.Response:
     body = validate(ChatBody, raw, code="bad_input")
     service = request.app[CHAT_SERVICE_KEY]
     chat_input = ChatInput(text=body.text, dtmf=body.dtmf, event=body.event, language=body.language)
-    if body.event == "end":
-        await service.end(conversation_id, reason="user_left")
-        return web.json_response({"conversation_id": conversation_id, "messages": [], "ended": True,
-                                  "handoff": None, "expect": {"kind": "none"}})
     try:
+        if body.event == "end":
+            await service.end(conversation_id, reason="user_left")
+            return web.json_response({"conversation_id": conversation_id, "messages": [], "ended": True,
+                                      "handoff": None, "expect": {"kind": "none"}})
         reply = await service.turn(conversation_id, chat_input)
+    except TurnInProgress:
+        return turn_in_progress(service.language_of(conversation_id))
     except DialogueUnavailable as exc:
         log.error("chat.dialogue_unavailable", conversation_id=conversation_id, error=str(exc))
         lang = service.language_of(conversation_id)
@@ -68,6 +71,12 @@ async def post_chat(request: web.Request) -> web.Response:
             {"error": "dialogue_unavailable", "reason": UNAVAILABLE[lang], "language": lang}, status=503
         )
     return web.json_response(reply.as_json())
+
+
+def turn_in_progress(language: str) -> web.Response:
+    """409: this conversation's previous turn is still running (and did not end within
+    the turn wait); nothing of this input reached the dialogue: send it again."""
+    return json_error(409, "turn_in_progress", TURN_IN_PROGRESS_REASON, language=language)
 
 
 def setup_routes(app: web.Application) -> None:

@@ -5,6 +5,7 @@ the phone: channels decide nothing about the flow."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -21,12 +22,14 @@ from bot.chat.dialogue import (
     event_message,
 )
 from bot.chat.prompts import Language, PromptCatalogue
+from bot.chat.turns import TurnInProgress, TurnLocks
 
 log = structlog.get_logger()
 
 Event = Literal["start", "no_input", "end", "recorded", "return_to_bot"]  # return_to_bot: J1
 # Safety net for A8: the dialogue decides when to stop waiting; this only bounds a turn.
 MAX_WAIT_POLLS = 120
+DEFAULT_TURN_WAIT_S = 5.0  # HOTLINE_CHAT_TURN_WAIT_S
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ class ChatService:
         action_health_url: str,
         session: aiohttp.ClientSession,
         record_abandoned: AbandonRecorder | None = None,
+        turn_locks: TurnLocks | None = None,
     ) -> None:
         self._dialogue = dialogue
         self._prompts = prompts
@@ -112,6 +116,8 @@ class ChatService:
         self._action_health_url = action_health_url
         self._session = session
         self._record_abandoned = record_abandoned
+        # Shared by the app's channels; a service of its own (console, tests) gets its own.
+        self.turn_locks = turn_locks or TurnLocks(DEFAULT_TURN_WAIT_S)
         self.conversations: dict[str, ConversationState] = {}
 
     async def dialogue_ready(self) -> bool:
@@ -122,7 +128,12 @@ class ChatService:
         return state.language if state else "zh"
 
     async def end(self, conversation_id: str, reason: str) -> None:
-        """The user left (closed the page, hung up) or went silent for good."""
+        """The user left (closed the page, hung up) or went silent for good. Waits for a
+        turn still running (TurnInProgress past the wait)."""
+        async with self.turn_locks.turn(conversation_id):
+            await self._end(conversation_id, reason)
+
+    async def _end(self, conversation_id: str, reason: str) -> None:
         state = self.conversations.pop(conversation_id, None)
         if state is None or state.ended or self._record_abandoned is None:
             return
@@ -132,7 +143,10 @@ class ChatService:
         cutoff = time.time() - idle_s
         idle = [cid for cid, st in self.conversations.items() if st.last_input_at < cutoff]
         for cid in idle:
-            await self.end(cid, reason="idle")
+            if self.turn_locks.busy(cid):
+                continue  # a turn is running: not idle after all
+            with contextlib.suppress(TurnInProgress):
+                await self.end(cid, reason="idle")
         return len(idle)
 
     async def turn(
@@ -140,7 +154,16 @@ class ChatService:
     ) -> ChatReply:
         """One input → the bot's reply. ``on_progress`` gets messages said before an A8
         wait, as soon as they are known (a phone plays "please wait" while the line test
-        runs); the reply still lists them, ``reported`` says how many went out early."""
+        runs); the reply still lists them, ``reported`` says how many went out early.
+
+        One turn at a time per conversation: a second input waits for the first (at most
+        the turn wait), else :class:`TurnInProgress`."""
+        async with self.turn_locks.turn(conversation_id):
+            return await self._turn(conversation_id, chat_input, on_progress)
+
+    async def _turn(
+        self, conversation_id: str, chat_input: ChatInput, on_progress: ProgressHook | None
+    ) -> ChatReply:
         state = self.conversations.setdefault(conversation_id, ConversationState())
         if chat_input.event == "start":
             state.ended = False

@@ -33,6 +33,8 @@ class RasaDouble:
     delay_s: float = 0.0
     port: int = 0  # where the test serves it
     overlaps: int = 0
+    running: int = 0  # turns being handled now, of any conversation
+    max_running: int = 0
     messages: list[tuple[str, str]] = field(default_factory=list)
     _busy: dict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
 
@@ -46,8 +48,13 @@ class RasaDouble:
             self.overlaps += 1
         async with lock:
             self.messages.append((sender, message))
-            if self.delay_s:
-                await asyncio.sleep(self.delay_s)
+            self.running += 1
+            self.max_running = max(self.max_running, self.running)
+            try:
+                if self.delay_s:
+                    await asyncio.sleep(self.delay_s)
+            finally:
+                self.running -= 1
             reply = ASK_NUMBER if message.startswith("/dtmf") and json.loads(message[5:] or "{}").get(
                 "digits") == "1" else MENU
         return web.json_response({"messages": [reply], "language": "zh"})

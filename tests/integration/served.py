@@ -34,8 +34,10 @@ class Answer:
 class ServedApp:
     """``with ServedApp(settings, db) as served: served.request("GET", "/healthz")``."""
 
-    def __init__(self, settings: Settings, db: Database) -> None:
-        self.rasa = RasaDouble()
+    def __init__(self, settings: Settings, db: Database, *, rasa: RasaDouble | None = None) -> None:
+        """``rasa``: another app's double (already served) to share, as processes share one Rasa."""
+        self._own_rasa = rasa is None
+        self.rasa = rasa or RasaDouble()
         self._settings = settings
         self._db = db
         self._loop = asyncio.new_event_loop()
@@ -55,11 +57,12 @@ class ServedApp:
         self._loop.close()
 
     async def _start(self) -> None:
-        rasa_runner = web.AppRunner(self.rasa.app(), access_log=None)
-        await rasa_runner.setup()
-        await web.TCPSite(rasa_runner, "127.0.0.1", 0).start()
-        self._runners.append(rasa_runner)
-        self.rasa.port = int(rasa_runner.addresses[0][1])
+        if self._own_rasa:
+            rasa_runner = web.AppRunner(self.rasa.app(), access_log=None)
+            await rasa_runner.setup()
+            await web.TCPSite(rasa_runner, "127.0.0.1", 0).start()
+            self._runners.append(rasa_runner)
+            self.rasa.port = int(rasa_runner.addresses[0][1])
         settings = self._settings.model_copy(update={
             "rasa_url": f"http://127.0.0.1:{self.rasa.port}", "action_port": self.rasa.port,
             "voice_enabled": False, "rasa_timeout_s": 10.0})
