@@ -29,6 +29,7 @@ from bot.chat.turns import TurnLocks, turn_locks_for
 from bot.metrics import CHAT_TURN_SECONDS, CHAT_TURNS, CONVERSATIONS_ABANDONED, metrics_handler
 from bot.periodic import every
 from bot.settings import SETTINGS_KEY, Settings
+from bot.store import chat_delivery
 from bot.store import recordings as call_recordings
 from bot.store import service as store
 from bot.store.db import DB_KEY, Database
@@ -123,7 +124,27 @@ def build_chat_service(
         session=session,
         record_abandoned=abandon_recorder(db),
         turn_locks=turn_locks or TurnLocks(settings.chat_turn_wait_s),
+        # A chat resumes after a restart of the bot, Rasa or the actions; a call ends with the bot.
+        deliveries=StoredDeliveries(db) if channel == "webchat" else None,
     )
+
+
+class StoredDeliveries:
+    """The chat's :class:`bot.chat.service.DeliveryLog` in the store."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def get(self, conversation_id: str) -> chat_delivery.Delivered | None:
+        return await self._db.run(chat_delivery.get, conversation_id)
+
+    async def record(self, conversation_id: str, channel: str, *, message_id: str | None, language: str | None,
+                     last_step: str | None, announced: list[str]) -> None:
+        await self._db.run(chat_delivery.record, conversation_id, channel, message_id=message_id,
+                           language=language, last_step=last_step, announced=announced)
+
+    async def new_tickets(self, conversation_id: str) -> list[str]:
+        return await self._db.run(chat_delivery.new_tickets, conversation_id)
 
 
 def abandon_recorder(db: Database) -> AbandonRecorder:

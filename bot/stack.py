@@ -132,6 +132,13 @@ class Stack:
                 os.killpg(svc.process.pid, signal.SIGKILL)
                 svc.process.wait()
 
+    def kill(self, name: str) -> None:
+        """SIGKILL one service (and its children): a crash, no chance to clean up."""
+        svc = next(s for s in self.services if s.name == name)
+        if svc.process is not None and svc.process.poll() is None:
+            os.killpg(svc.process.pid, signal.SIGKILL)
+            svc.process.wait()
+
     def restart(self, name: str) -> None:
         self.stop({name})
         self.start({name})

@@ -12,12 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from bot.api.errors import chat_json_object, json_error, validate
 from bot.chat import handoff_api
 from bot.chat.dialogue import DialogueUnavailable
-from bot.chat.service import ChatInput, ChatService
+from bot.chat.service import ChatInput, ChatReply, ChatService
 from bot.chat.turns import TURN_IN_PROGRESS_REASON, TurnInProgress
 
 log = structlog.get_logger()
 
 CHAT_SERVICE_KEY = web.AppKey("chat_service", ChatService)
+REPLY_KEY = web.RequestKey("chat_reply", web.StreamResponse)
 _CONVERSATION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 MAX_TEXT = 2000
 
@@ -46,7 +47,7 @@ class ChatBody(BaseModel):
         return self
 
 
-async def post_chat(request: web.Request) -> web.Response:
+async def post_chat(request: web.Request) -> web.StreamResponse:
     conversation_id = request.match_info["conversation_id"]
     if not _CONVERSATION_ID.match(conversation_id):
         return json_error(400, "bad_conversation_id", "conversation id: 1–128 of A-Z a-z 0-9 _ . : -")
@@ -61,7 +62,8 @@ async def post_chat(request: web.Request) -> web.Response:
             await service.end(conversation_id, reason="user_left")
             return web.json_response({"conversation_id": conversation_id, "messages": [], "ended": True,
                                       "handoff": None, "expect": {"kind": "none"}})
-        reply = await service.turn(conversation_id, chat_input)
+        reply = await service.turn(conversation_id, chat_input, deliver=lambda reply: write_out(request, reply))
+        return request.get(REPLY_KEY) or web.json_response(reply.as_json())
     except TurnInProgress:
         return turn_in_progress(service.language_of(conversation_id))
     except DialogueUnavailable as exc:
@@ -70,7 +72,20 @@ async def post_chat(request: web.Request) -> web.Response:
         return web.json_response(
             {"error": "dialogue_unavailable", "reason": UNAVAILABLE[lang], "language": lang}, status=503
         )
-    return web.json_response(reply.as_json())
+
+
+async def write_out(request: web.Request, reply: ChatReply) -> bool:
+    """The reply, written out within the turn: only what was written counts as told
+    (bot/store/chat_delivery.py); a reply lost on the way is given again next time."""
+    response = web.json_response(reply.as_json())
+    request[REPLY_KEY] = response
+    try:
+        await response.prepare(request)
+        await response.write_eof()
+    except (ConnectionError, RuntimeError) as exc:  # the client is gone
+        log.info("chat.reply_not_delivered", conversation_id=reply.conversation_id, error=str(exc)[:100])
+        return False
+    return True
 
 
 def turn_in_progress(language: str) -> web.Response:

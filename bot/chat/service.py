@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -15,6 +16,7 @@ import aiohttp
 import structlog
 
 from bot.chat.dialogue import (
+    BotUtterance,
     DialogueTurn,
     DialogueUnavailable,
     RasaDialogue,
@@ -23,6 +25,7 @@ from bot.chat.dialogue import (
 )
 from bot.chat.prompts import Language, PromptCatalogue
 from bot.chat.turns import TurnInProgress, TurnLocks
+from bot.store.chat_delivery import Delivered
 
 log = structlog.get_logger()
 
@@ -63,6 +66,11 @@ class ConversationState:
     last_input_at: float = field(default_factory=time.time)
     ended: bool = False
     metadata: dict[str, str] = field(default_factory=dict)  # sent with every turn
+    # Issue 14: the input whose reply is not known to have reached the user, the last
+    # one whose reply did, and the tickets the user was told of.
+    pending_message_id: str | None = None
+    delivered_message_id: str | None = None
+    announced: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -87,6 +95,19 @@ class ChatReply:
 
 
 ProgressHook = Callable[[list[dict[str, Any]]], Awaitable[None]]
+Deliver = Callable[["ChatReply"], Awaitable[bool]]
+ANNOUNCEMENT = "utter_report_recorded"  # A10: the report is stored, with its ticket id
+
+
+class DeliveryLog(Protocol):
+    """What each conversation was last given (bot/store/chat_delivery.py, through the store)."""
+
+    async def get(self, conversation_id: str) -> Delivered | None: ...
+
+    async def record(self, conversation_id: str, channel: str, *, message_id: str | None, language: str | None,
+                     last_step: str | None, announced: list[str]) -> None: ...
+
+    async def new_tickets(self, conversation_id: str) -> list[str]: ...
 
 
 class ActionServerDown(DialogueUnavailable):
@@ -109,6 +130,7 @@ class ChatService:
         session: aiohttp.ClientSession,
         record_abandoned: AbandonRecorder | None = None,
         turn_locks: TurnLocks | None = None,
+        deliveries: DeliveryLog | None = None,
     ) -> None:
         self._dialogue = dialogue
         self._prompts = prompts
@@ -119,6 +141,7 @@ class ChatService:
         # Shared by the app's channels; a service of its own (console, tests) gets its own.
         self.turn_locks = turn_locks or TurnLocks(DEFAULT_TURN_WAIT_S)
         self.conversations: dict[str, ConversationState] = {}
+        self._deliveries = deliveries  # None: a channel that cannot resume (a call ends with the bot)
 
     async def dialogue_ready(self) -> bool:
         return await self._dialogue.ready()
@@ -150,23 +173,31 @@ class ChatService:
         return len(idle)
 
     async def turn(
-        self, conversation_id: str, chat_input: ChatInput, on_progress: ProgressHook | None = None
+        self, conversation_id: str, chat_input: ChatInput, on_progress: ProgressHook | None = None,
+        deliver: Deliver | None = None,
     ) -> ChatReply:
         """One input → the bot's reply. ``on_progress`` gets messages said before an A8
         wait, as soon as they are known (a phone plays "please wait" while the line test
         runs); the reply still lists them, ``reported`` says how many went out early.
 
         One turn at a time per conversation: a second input waits for the first (at most
-        the turn wait), else :class:`TurnInProgress`."""
+        the turn wait), else :class:`TurnInProgress`. ``deliver`` writes the reply out
+        (True when it did), inside the turn, so what reached the user is known exactly;
+        without it the reply counts as delivered when returned."""
         async with self.turn_locks.turn(conversation_id):
-            return await self._turn(conversation_id, chat_input, on_progress)
+            reply = await self._turn(conversation_id, chat_input, on_progress)
+            if deliver is None or await deliver(reply):
+                await self._delivered(conversation_id, reply)
+            return reply
 
     async def _turn(
         self, conversation_id: str, chat_input: ChatInput, on_progress: ProgressHook | None
     ) -> ChatReply:
+        fresh = conversation_id not in self.conversations
         state = self.conversations.setdefault(conversation_id, ConversationState())
         if chat_input.event == "start":
             state.ended = False
+            state.pending_message_id = None
             if chat_input.language:
                 state.language = chat_input.language
         state.last_input_at = time.time()
@@ -175,7 +206,17 @@ class ChatService:
             state.metadata.update(chat_input.metadata)
         metadata.update(state.metadata)
         log.info("chat.turn", conversation_id=conversation_id, input=chat_input.describe())
-        turn = await self._dialogue.send(conversation_id, chat_input.as_dialogue_message(), metadata)
+        unannounced: list[str] = []
+        turn: DialogueTurn | None = None
+        if self._deliveries is not None and chat_input.event != "start" and (fresh or state.pending_message_id):
+            # After a restart (or a turn whose reply never came back): what did the user miss?
+            turn, unannounced = await self._resume(conversation_id, state, fresh)
+            if turn is not None:
+                log.info("chat.resumed", conversation_id=conversation_id, message_id=state.pending_message_id)
+        if turn is None:
+            state.pending_message_id = uuid.uuid4().hex
+            turn = await self._dialogue.send(conversation_id, chat_input.as_dialogue_message(), metadata,
+                                             message_id=state.pending_message_id)
         utterances = list(turn.utterances)
         if not utterances and chat_input.event != "end":
             await self._check_action_server()
@@ -194,9 +235,64 @@ class ChatService:
             polls += 1
         if turn.language in ("zh", "en"):
             state.language = turn.language  # type: ignore[assignment]
+        if unannounced and not any(u.prompt == ANNOUNCEMENT for u in utterances):
+            announcement = await self._announcement(conversation_id, unannounced[0])
+            if announcement is not None:
+                utterances.insert(0, announcement)
         reply = self._reply(conversation_id, state, utterances, turn)
         reply.reported = reported
         return reply
+
+    async def _resume(
+        self, conversation_id: str, state: ConversationState, fresh: bool
+    ) -> tuple[DialogueTurn | None, list[str]]:
+        """The reply to the last input Rasa saved, when the user never got it (then it is
+        given instead of taking the new input), and the tickets they were never told of."""
+        assert self._deliveries is not None
+        saved = await self._deliveries.get(conversation_id) if fresh else None
+        if fresh:
+            if saved is None:
+                return None, []  # nothing was ever delivered here: a new conversation
+            state.delivered_message_id = saved.delivered_message_id
+            state.last_step = saved.last_step
+            if saved.language in ("zh", "en"):
+                state.language = saved.language  # type: ignore[assignment]
+            announced = saved.announced
+        else:
+            announced = frozenset(state.announced)
+        unannounced = [t for t in await self._deliveries.new_tickets(conversation_id) if t not in announced]
+        resumed = await self._dialogue.resume(conversation_id, channel=self._channel)
+        if resumed.message_id is None or resumed.message_id == state.delivered_message_id or not resumed.utterances:
+            return None, unannounced
+        state.pending_message_id = resumed.message_id
+        return DialogueTurn(resumed.utterances, resumed.language), unannounced
+
+    async def _announcement(self, conversation_id: str, ticket_id: str) -> BotUtterance | None:
+        """A10 said again for a stored report the user was never told of (V9 with its id)."""
+        try:
+            resumed = await self._dialogue.resume(conversation_id, announce=ticket_id, channel=self._channel)
+        except DialogueUnavailable:
+            return None
+        return resumed.announcement
+
+    async def _delivered(self, conversation_id: str, reply: ChatReply) -> None:
+        state = self.conversations.get(conversation_id)
+        if state is None:
+            return
+        if state.pending_message_id is not None:
+            state.delivered_message_id, state.pending_message_id = state.pending_message_id, None
+        if self._deliveries is None:
+            return
+        told = []
+        if any(m["prompt"] == ANNOUNCEMENT for m in reply.messages):
+            text = "\n".join(m["text"] for m in reply.messages)
+            told = [t for t in await self._deliveries.new_tickets(conversation_id) if t in text]
+            state.announced.update(told)
+        try:
+            await self._deliveries.record(conversation_id, self._channel, message_id=state.delivered_message_id,
+                                          language=state.language, last_step=state.last_step, announced=told)
+        except Exception as exc:  # noqa: BLE001 - the reply is out; a lost record only costs a replay
+            log.warning("chat.delivery_not_recorded", conversation_id=conversation_id, error=str(exc)[:200])
 
     def _is_wait(self, prompt: str | None) -> bool:
         return self._prompts.get(prompt).expect.kind == "wait"

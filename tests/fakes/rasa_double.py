@@ -20,6 +20,7 @@ import asyncio
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -36,6 +37,9 @@ class RasaDouble:
     running: int = 0  # turns being handled now, of any conversation
     max_running: int = 0
     messages: list[tuple[str, str]] = field(default_factory=list)
+    # Per conversation, as Rasa's tracker keeps it: (message_id, message, what was said).
+    saved: dict[str, list[tuple[str | None, str, list[dict[str, Any]]]]] = field(
+        default_factory=lambda: defaultdict(list))
     _busy: dict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
 
     async def webhook(self, request: web.Request) -> web.Response:
@@ -57,7 +61,21 @@ class RasaDouble:
                 self.running -= 1
             reply = ASK_NUMBER if message.startswith("/dtmf") and json.loads(message[5:] or "{}").get(
                 "digits") == "1" else MENU
+            message_id = body.get("message_id")
+            self.saved[sender].append((message_id if isinstance(message_id, str) else None, message, [reply]))
         return web.json_response({"messages": [reply], "language": "zh"})
+
+    async def resume(self, request: web.Request) -> web.Response:
+        """nlu/channels/hotline.py's resume route: the last input and what was said since."""
+        saved = self.saved.get(request.match_info["sender"]) or []
+        inputs = [s for s in saved if s[1] != "/line_test_poll"]
+        body: dict[str, Any] = {"message_id": inputs[-1][0] if inputs else None,
+                                "messages": inputs[-1][2] if inputs else [], "language": "zh"}
+        ticket = request.query.get("announce")
+        if ticket:
+            body["announcement"] = {"prompt": "utter_report_recorded", "text": f"您的申告已记录，申告单号为{ticket}。",
+                                    "custom": None, "buttons": None}
+        return web.json_response(body)
 
     async def health(self, _: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -65,6 +83,7 @@ class RasaDouble:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/webhooks/hotline/webhook", self.webhook)
+        app.router.add_get("/webhooks/hotline/conversations/{sender}/resume", self.resume)
         app.router.add_get("/webhooks/hotline/", self.health)
         app.router.add_get("/health", self.health)
         return app
