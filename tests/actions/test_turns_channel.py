@@ -14,9 +14,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "nlu"))
 
-from rasa.core.actions.action import ActionExecutionRejection  # noqa: E402
-
 from channels import turns  # noqa: E402
+from rasa.core.actions.action import ActionExecutionRejection  # noqa: E402
 
 
 def user(text: str, message_id: str, intent: str) -> dict[str, Any]:
