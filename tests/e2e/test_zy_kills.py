@@ -118,9 +118,15 @@ def kill_round(stack: Stack, name: str, delay_s: float) -> list[Talk]:
     """One conversation per step; all send their step's input; the process dies after ``delay_s``."""
     base = stack.settings.bot_url
     talks = [Talk(base, number) for number in _numbers(STEPS)]
-    for k, talk in enumerate(talks):
-        while len(talk.replies) < k and not talk.ended:
-            assert talk.step(), talk.failures
+    started = time.monotonic()
+
+    def to_step(talk: Talk, k: int) -> None:
+        while len(talk.replies) < k and not talk.ended and talk.inputs < MAX_INPUTS:
+            talk.step()
+
+    together([lambda t=talk, k=k: to_step(t, k) for k, talk in enumerate(talks)])
+    assert all(len(t.replies) == k for k, t in enumerate(talks)), [t.failures for t in talks]
+    prepared = time.monotonic()
     threads = [threading.Thread(target=talk.step) for talk in talks]
     for t in threads:
         t.start()
@@ -130,13 +136,21 @@ def kill_round(stack: Stack, name: str, delay_s: float) -> list[Talk]:
         t.join(90)
     stack.start({name})
     stack.wait_ready()
+    restarted = time.monotonic()
     deadline = time.monotonic() + 240
-    threads = [threading.Thread(target=talk.finish, args=(deadline,)) for talk in talks]
+    together([lambda t=talk: t.finish(deadline) for talk in talks])
+    print(f"{name}@{delay_s}s: prepared in {prepared - started:.0f} s, restarted in {restarted - prepared:.0f} s, "
+          f"finished in {time.monotonic() - restarted:.0f} s; slowest answer "
+          f"{max(t.slowest_s for t in talks):.1f} s")
+    return talks
+
+
+def together(jobs: list[Any]) -> None:
+    threads = [threading.Thread(target=job) for job in jobs]
     for t in threads:
         t.start()
     for t in threads:
         t.join(300)
-    return talks
 
 
 def check(client: Client, talks: list[Talk], where: str) -> list[str]:
