@@ -5,8 +5,9 @@ boundary is before the dialogue). Every answer must be below 500, within 10 s, c
 request id and, when it is an error, say why in JSON; after each API's run the app still
 answers a health check and a chat turn.
 
-Hypothesis with ``derandomize=True`` (a fixed seed: the same cases every run) and a fixed
-budget per API, ~2,900 cases in all. The generated requests mix well-formed ones (so the
+The desk's pages and forms get the same treatment (paths, queries, form posts with and
+without the session's CSRF token, as each post). Hypothesis with ``derandomize=True`` (a
+fixed seed: the same cases every run) and a fixed budget per API, ~3,300 cases in all. The generated requests mix well-formed ones (so the
 handlers' own work runs: tickets made, patched, acted on) with every kind of bad input:
 wrong types, unknown fields, huge and deep JSON, Unicode digits, ids past 64 bits, odd
 content types, odd methods. Category: integration (in process, real TCP and store)."""
@@ -55,6 +56,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApp]:
                                ("fuzz-centre", "centre", "西湖分公司"), ("fuzz-manager", "manager", None)):
         db.call(lambda sess, n=name, r=role, b=branch: add_user(sess, n, r, PASSWORD, branch=b))
     with ServedApp(s, db) as served:
+        served.db = db  # type: ignore[attr-defined]
         served.tokens = {"none": None, "staff": STAFF_TOKEN, "internal": INTERNAL_TOKEN,  # type: ignore[attr-defined]
                          "garbage": "x" * 30}
         for name in ("fuzz-junior", "fuzz-senior", "fuzz-centre", "fuzz-manager"):
@@ -357,4 +359,76 @@ def test_sign_in(app: ServedApp, body: bytes, ctype: str | None, method: str, to
 
 
 def test_sign_in_after(app: ServedApp) -> None:
+    still_answers(app)
+
+
+# ------------------------------------------------------------------ the desk's forms, paths and queries
+
+DESK_PATHS = st.sampled_from([
+    "/desk/", "/desk/login", "/desk/review", "/desk/centre", "/desk/escalations", "/desk/admin", "/desk/recordings",
+    "/desk/tickets", "/desk/tickets/{t}", "/desk/tasks/{n}", "/desk/handoffs/{n}", "/desk/handoffs/{n}/messages.json",
+    "/desk/recordings/{n}/audio"])
+DESK_POSTS = st.sampled_from([
+    "/desk/login", "/desk/tickets/{t}/actions/{a}", "/desk/tasks/{n}/grade", "/desk/tasks/{n}/decision",
+    "/desk/tasks/{n}/ack", "/desk/handoffs/{n}/take", "/desk/handoffs/{n}/owner-mismatch",
+    "/desk/handoffs/{n}/to-senior", "/desk/handoffs/{n}/new-report", "/desk/handoffs/{n}/supplement",
+    "/desk/handoffs/{n}/messages", "/desk/handoffs/{n}/finish"])
+FORM_FIELDS = st.dictionaries(st.sampled_from(["csrf", "username", "password", "version", "reason", "fault_class",
+                                                "grade", "note", "finding", "explanation", "text", "ticket_id",
+                                                "contact_number", "symptom", "grant_compensation", "x"]),
+                              st.one_of(TEXTISH, NUMBERS, st.integers(-5, 2**70).map(str)), max_size=6)
+
+
+@st.composite
+def desk_requests(draw: st.DrawFn) -> tuple[str, str, bytes | None, str | None]:
+    fill = {"t": draw(segment(TICKET_IDS)), "n": draw(st.one_of(st.integers(1, 5).map(str), segment(IDS))),
+            "a": draw(segment(ACTIONS))}
+    if draw(st.booleans()):
+        query = draw(query_of(["id", "since", "x"]))
+        return "GET", draw(DESK_PATHS).format(**fill) + query, None, None
+    form = draw(FORM_FIELDS)
+    if draw(st.booleans()):
+        form["csrf"] = "{csrf}"  # the session's own token: the handler's own checks run
+    body = "&".join(f"{quote(k)}={quote(v)}" for k, v in form.items())
+    ctype = draw(st.sampled_from(["application/x-www-form-urlencoded"] * 4 + ["application/json", "text/plain", None]))
+    return "POST", draw(DESK_POSTS).format(**fill), body.encode(), ctype
+
+
+def query_of(names: list[str]) -> st.SearchStrategy[str]:
+    return query(st.lists(st.tuples(st.sampled_from(names), st.one_of(TEXTISH, st.integers(-2, 2**70).map(str))),
+                          max_size=2))
+
+
+@pytest.fixture(scope="module")
+def desk_sessions(app: ServedApp) -> dict[str, tuple[str, str]]:
+    """Desk sign-ins (cookie token, CSRF token) opened in the store, as the sign-in form does."""
+    from bot.desk import auth
+    from bot.store.models import DeskUser
+
+    def open_for(s: Any, username: str) -> tuple[str, str]:
+        from sqlmodel import select
+
+        user = s.exec(select(DeskUser).where(DeskUser.username == username)).one()
+        token = auth.open_session(s, user.id, 1)
+        who = auth.session_identity(s, token)
+        return token, who.csrf_token
+
+    db = app.db  # type: ignore[attr-defined]
+    return {name: db.call(open_for, name) for name in ("fuzz-junior", "fuzz-senior", "fuzz-centre", "fuzz-manager")}
+
+
+@settings(FUZZ, max_examples=400)
+@given(req=desk_requests(), who=st.sampled_from(["none", "fuzz-junior", "fuzz-senior", "fuzz-centre", "fuzz-manager"]))
+def test_desk_forms_paths_and_queries(app: ServedApp, desk_sessions: dict[str, tuple[str, str]],
+                                      req: tuple[str, str, bytes | None, str | None], who: str) -> None:
+    method, path, body, ctype = req
+    headers = {}
+    if who != "none":
+        token, csrf = desk_sessions[who]
+        headers["Cookie"] = f"hotline_desk={token}"
+        body = body.replace(b"%7Bcsrf%7D", csrf.encode()) if body is not None else None
+    run(app, method, path, body, ctype, None, headers)
+
+
+def test_desk_after(app: ServedApp) -> None:
     still_answers(app)
