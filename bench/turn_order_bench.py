@@ -20,20 +20,16 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from bench.common import RESULTS, WORLD, bench_settings, percentile
+from bench.common import RESULTS, bench_stack, percentile
 from bot.settings import REPO_ROOT, Settings
-from bot.stack import Stack
-from bot.world.loader import load_world_file
 
 STALL_S = 10.0
 
@@ -80,20 +76,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--inputs", type=int, default=10, help="inputs per client")
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="hotline-bench-turns-"))
-    settings = bench_settings(tmp)
-    load_world_file(WORLD, reset=True, settings=settings)
-    stack = Stack.build(settings, tmp / "logs")
-    stack.start()
-    try:
-        stack.wait_ready(timeout_s=400)
+    with bench_stack("hotline-bench-turns-") as settings:
         asyncio.run(scenario(settings, 2, 2, 2))  # warm-up
         rows = {
             "20 clients, 1 conversation": asyncio.run(scenario(settings, 20, 1, args.inputs)),
             "100 clients, 100 conversations": asyncio.run(scenario(settings, 100, 100, args.inputs)),
         }
-    finally:
-        stack.stop()
     print(f"\n{'scenario':32} {'requests':>8} {'200':>6} {'409':>6} {'5xx/err':>8} {'>10s':>5} "
           f"{'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
     for name, row in rows.items():
