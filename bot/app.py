@@ -26,6 +26,7 @@ from bot.chat.dialogue import RasaDialogue
 from bot.chat.prompts import PromptCatalogue
 from bot.chat.service import AbandonRecorder, ChatService, ConversationState
 from bot.chat.turns import TurnLocks, turn_locks_for
+from bot.jobs import JOBS_KEY, JobContext, Jobs
 from bot.metrics import CHAT_TURN_SECONDS, CHAT_TURNS, CONVERSATIONS_ABANDONED, metrics_handler
 from bot.periodic import every
 from bot.settings import SETTINGS_KEY, Settings
@@ -52,12 +53,14 @@ def create_app(settings: Settings, db: Database | None = None) -> web.Applicatio
     install_request_ids(app)
     app[SETTINGS_KEY] = settings
     app[DB_KEY] = db or Database.from_settings(settings)
+    app[JOBS_KEY] = Jobs(app, app[DB_KEY], settings)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_chat)
-    app.cleanup_ctx.append(_recording_retention)
+    register_jobs(app)
     app[VOICE_STATUS_KEY] = {"enabled": False}
     if settings.voice_enabled:
         app.cleanup_ctx.append(_voice)
+    app.cleanup_ctx.append(_jobs)  # last: jobs start once the services they use are up
     tickets.setup_routes(app)
     inventory.setup_routes(app)
     records.setup_routes(app)
@@ -92,23 +95,34 @@ async def _chat(app: web.Application) -> AsyncIterator[None]:
     app[chat_api.CHAT_SERVICE_KEY] = service
     app[VOICE_CHAT_KEY] = build_chat_service(settings, session, "voice", db, turn_locks=locks)
 
+    # Per process, not a job: each process ends its own idle conversations, which live in
+    # its memory (ChatService); the leader cannot see another process's conversations.
     async with every(SWEEP_INTERVAL_S, lambda: service.end_idle(settings.chat_idle_timeout_s), "chat.sweep_failed"):
         yield
     await locks.close()
     await session.close()
 
 
-async def _recording_retention(app: web.Application) -> AsyncIterator[None]:
+def register_jobs(app: web.Application) -> None:
+    """The bot's periodic work that is the cluster's, not one process's (bot/jobs/)."""
+    settings, jobs = app[SETTINGS_KEY], app[JOBS_KEY]
+    jobs.every("call_recording_retention", settings.call_recording_sweep_s, _recording_retention)
+
+
+async def _recording_retention(ctx: JobContext) -> None:
     """Q2: operators' call recordings are kept HOTLINE_CALL_RECORDING_RETENTION_DAYS; the
-    sweep deletes older files (off the event loop, with the store's work) and logs each."""
-    settings, db = app[SETTINGS_KEY], app[DB_KEY]
+    sweep deletes older files (off the event loop, with the store's work) and logs each.
+    Idempotent: a deleted recording is marked, the next sweep skips it."""
+    await ctx.db.run(call_recordings.sweep_expired, ctx.settings.call_recordings_dir,
+                     ctx.settings.call_recording_retention_days)
 
-    async def sweep() -> None:
-        await db.run(call_recordings.sweep_expired, settings.call_recordings_dir,
-                     settings.call_recording_retention_days)
 
-    async with every(settings.call_recording_sweep_s, sweep, "call_recording.sweep_failed"):
-        yield
+async def _jobs(app: web.Application) -> AsyncIterator[None]:
+    jobs = app[JOBS_KEY]
+    if app[SETTINGS_KEY].jobs_enabled:
+        await jobs.start()
+    yield
+    await jobs.stop()
 
 
 def build_chat_service(
@@ -229,6 +243,7 @@ async def _healthz(request: web.Request) -> web.Response:
         "time": datetime.now(UTC).isoformat(),
         "rasa_url": settings.rasa_url,
         "voice": request.app[VOICE_STATUS_KEY],
+        "jobs": request.app[JOBS_KEY].status(),
     }
     control = request.app.get(FREESWITCH_CONTROL_KEY)
     if control is not None:

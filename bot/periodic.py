@@ -1,4 +1,7 @@
-"""A background chore run every few seconds while a service lives (sweepers)."""
+"""A background chore run every few seconds while a service lives, in every process.
+
+Only for chores on one process's own memory (its web-chat conversations, which pages
+still poll): work on the shared store is a job (bot/jobs/), run once by the leader."""
 
 from __future__ import annotations
 

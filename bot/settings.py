@@ -70,6 +70,17 @@ class Settings(BaseSettings):
     compensation_big_customer_amount: float = Field(default=200, ge=0)
     compensation_currency: str = "CNY"
 
+    # --- the job scheduler (bot/jobs/): one leader per database runs every job ---
+    jobs_enabled: bool = True  # false: this process never leads (it can still schedule jobs)
+    jobs_poll_s: float = Field(default=2.0, gt=0)  # how often the leader looks for due one-off jobs
+    jobs_leader_retry_s: float = Field(default=5.0, gt=0)  # non-leaders try to take the lead this often
+    jobs_max_attempts: int = Field(default=5, ge=1)  # a failed job is tried at most this often
+    jobs_retry_base_s: float = Field(default=30.0, gt=0)  # first retry after this, then doubling …
+    jobs_retry_max_s: float = Field(default=3600.0, gt=0)  # … up to this
+    jobs_timeout_s: float = Field(default=600.0, gt=0)  # a run taking longer has failed
+    jobs_max_concurrent: int = Field(default=8, ge=1)  # one-off jobs running at once on the leader
+    jobs_history_days: float = Field(default=30, gt=0)  # finished runs are kept this long
+
     # --- chat sessions ---
     chat_idle_timeout_s: float = 900.0  # a silent chat counts as abandoned after this
 

@@ -23,6 +23,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
+import bot.jobs.models  # noqa: F401  (their tables are emptied between tests too)
 from bot.api import inventory, records, tickets
 from bot.api.errors import error_middleware
 from bot.boundary import install_request_ids, request_id_middleware

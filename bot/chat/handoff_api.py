@@ -202,6 +202,8 @@ async def post_leave(request: web.Request) -> web.Response:
 
 
 async def _waiting_chats(app: web.Application) -> AsyncIterator[None]:
+    # Per process, not a job (bot/jobs/): which pages still poll is known only to the
+    # process that serves them (WaitingChats._seen is its memory).
     waiting = app[WAITING_CHATS_KEY]
     async with every(SWEEP_S, waiting.sweep, "chat.handoff_sweep_failed"):
         yield

@@ -11,6 +11,7 @@ from aiohttp import web
 from sqlmodel import Session, col, select
 
 from bot.desk import auth, junior, live, pages, users, work
+from bot.desk import jobs as desk_jobs
 from bot.desk import recordings as desk_recordings
 from bot.desk.auth import Identity, require_role
 from bot.store import service, workflow
@@ -237,3 +238,4 @@ def setup_routes(app: web.Application) -> None:
     junior.setup_routes(app)
     work.setup_routes(app)  # tickets, review, centre, escalations, admin (bot/desk/work.py)
     desk_recordings.setup_routes(app)  # Q2: operators' call recordings (bot/desk/recordings.py)
+    desk_jobs.setup_routes(app)  # the job scheduler, for admins (bot/desk/jobs.py)

@@ -32,6 +32,7 @@ from sqlmodel import Session, col, func, select
 from bot.desk import pages, users
 from bot.desk import recordings as desk_recordings
 from bot.desk.auth import Identity, require_role, settings_of
+from bot.jobs import store as jobs_store
 from bot.store import service, workflow
 from bot.store.db import DB_KEY
 from bot.store.errors import Conflict, NotFound, ServiceError
@@ -468,6 +469,7 @@ def _overview(s: Session) -> dict[str, Any]:
                 DeskTask.kind == DeskTaskKind.senior_transfer.value, col(DeskTask.grade).is_(None))).one(),
             "escalations": open_tasks(DeskTaskKind.escalation),
             "notices": open_tasks(DeskTaskKind.branch_notice),
+            "failed_jobs": jobs_store.given_up_count(s),
         },
         "recent": [_brief(s, t, now) for t in s.exec(select(Ticket).order_by(col(Ticket.last_update).desc())
                                                      .limit(RECENT))],

@@ -224,7 +224,10 @@ async def test_event_loop_keeps_ticking_while_kaldi_decodes(model: AsrModel) -> 
     assert t.text
     assert busy > 0.1, "enough decoding to matter"
     assert len(gaps) >= busy / 0.05
-    assert max(gaps) < 0.06  # 10 ms ticks, never held up by Kaldi
+    # 10 ms ticks, not held up by Kaldi. The 95th percentile, not the maximum: on a
+    # loaded 2-core machine the OS alone can hold one tick back (CI saw 108 ms once),
+    # while decoding on the loop would stretch most of them.
+    assert sorted(gaps)[int(len(gaps) * 0.95)] < 0.05
     await rec.close()
 
 

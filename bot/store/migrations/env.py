@@ -10,6 +10,7 @@ from alembic import context
 from sqlalchemy import Connection, create_engine
 from sqlmodel import SQLModel
 
+import bot.jobs.models  # noqa: F401  (the scheduler's tables)
 import bot.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 config = context.config
