@@ -25,7 +25,7 @@ from bot.chat import api as chat_api
 from bot.chat.dialogue import RasaDialogue
 from bot.chat.prompts import PromptCatalogue
 from bot.chat.service import AbandonRecorder, ChatService, ConversationState
-from bot.chat.turns import TurnLocks, turn_locks_for
+from bot.chat.turns import DialogueCapacity, TurnLocks, turn_locks_for
 from bot.jobs import JOBS_KEY, JobContext, Jobs
 from bot.metrics import CHAT_TURN_SECONDS, CHAT_TURNS, CONVERSATIONS_ABANDONED, metrics_handler
 from bot.periodic import every
@@ -140,6 +140,8 @@ def build_chat_service(
         turn_locks=turn_locks or TurnLocks(settings.chat_turn_wait_s),
         # A chat resumes after a restart of the bot, Rasa or the actions; a call ends with the bot.
         deliveries=StoredDeliveries(db) if channel == "webchat" else None,
+        capacity=DialogueCapacity(settings.dialogue_max_turns, settings.chat_turn_wait_s)
+        if channel == "webchat" else None,
     )
 
 

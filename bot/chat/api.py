@@ -13,7 +13,7 @@ from bot.api.errors import chat_json_object, json_error, validate
 from bot.chat import handoff_api
 from bot.chat.dialogue import DialogueUnavailable
 from bot.chat.service import ChatInput, ChatReply, ChatService
-from bot.chat.turns import TURN_IN_PROGRESS_REASON, TurnInProgress
+from bot.chat.turns import BUSY_REASON, TURN_IN_PROGRESS_REASON, DialogueBusy, TurnInProgress
 
 log = structlog.get_logger()
 
@@ -66,6 +66,8 @@ async def post_chat(request: web.Request) -> web.StreamResponse:
         return request.get(REPLY_KEY) or web.json_response(reply.as_json())
     except TurnInProgress:
         return turn_in_progress(service.language_of(conversation_id))
+    except DialogueBusy:
+        return busy(service.language_of(conversation_id))
     except DialogueUnavailable as exc:
         log.error("chat.dialogue_unavailable", conversation_id=conversation_id, error=str(exc))
         lang = service.language_of(conversation_id)
@@ -92,6 +94,13 @@ def turn_in_progress(language: str) -> web.Response:
     """409: this conversation's previous turn is still running (and did not end within
     the turn wait); nothing of this input reached the dialogue: send it again."""
     return json_error(409, "turn_in_progress", TURN_IN_PROGRESS_REASON, language=language)
+
+
+def busy(language: str) -> web.Response:
+    """429: every dialogue slot stayed taken for the turn wait; nothing was taken."""
+    response = json_error(429, "busy", BUSY_REASON, language=language)
+    response.headers["Retry-After"] = "2"
+    return response
 
 
 def setup_routes(app: web.Application) -> None:

@@ -24,7 +24,7 @@ from bot.chat.dialogue import (
     event_message,
 )
 from bot.chat.prompts import Language, PromptCatalogue
-from bot.chat.turns import TurnInProgress, TurnLocks
+from bot.chat.turns import DialogueCapacity, TurnInProgress, TurnLocks
 from bot.store.chat_delivery import Delivered
 
 log = structlog.get_logger()
@@ -131,6 +131,7 @@ class ChatService:
         record_abandoned: AbandonRecorder | None = None,
         turn_locks: TurnLocks | None = None,
         deliveries: DeliveryLog | None = None,
+        capacity: DialogueCapacity | None = None,
     ) -> None:
         self._dialogue = dialogue
         self._prompts = prompts
@@ -142,6 +143,7 @@ class ChatService:
         self.turn_locks = turn_locks or TurnLocks(DEFAULT_TURN_WAIT_S)
         self.conversations: dict[str, ConversationState] = {}
         self._deliveries = deliveries  # None: a channel that cannot resume (a call ends with the bot)
+        self._capacity = capacity  # None: no limit (calls: their media ports limit them)
 
     async def dialogue_ready(self) -> bool:
         return await self._dialogue.ready()
@@ -214,9 +216,10 @@ class ChatService:
             if turn is not None:
                 log.info("chat.resumed", conversation_id=conversation_id, message_id=state.pending_message_id)
         if turn is None:
-            state.pending_message_id = uuid.uuid4().hex
-            turn = await self._dialogue.send(conversation_id, chat_input.as_dialogue_message(), metadata,
-                                             message_id=state.pending_message_id)
+            async with self._slot():
+                state.pending_message_id = uuid.uuid4().hex
+                turn = await self._dialogue.send(conversation_id, chat_input.as_dialogue_message(), metadata,
+                                                 message_id=state.pending_message_id)
         utterances = list(turn.utterances)
         if not utterances and chat_input.event != "end":
             await self._check_action_server()
@@ -230,7 +233,8 @@ class ChatService:
                 reported = len(so_far)
             wait_ms = self._prompts.get(utterances[-1].prompt).expect.poll_after_ms or 1000
             await asyncio.sleep(wait_ms / 1000)
-            turn = await self._dialogue.send(conversation_id, event_message("line_test_poll"), metadata)
+            async with self._slot(bounded=False):
+                turn = await self._dialogue.send(conversation_id, event_message("line_test_poll"), metadata)
             utterances += turn.utterances
             polls += 1
         if turn.language in ("zh", "en"):
@@ -242,6 +246,11 @@ class ChatService:
         reply = self._reply(conversation_id, state, utterances, turn)
         reply.reported = reported
         return reply
+
+    def _slot(self, *, bounded: bool = True) -> contextlib.AbstractAsyncContextManager[None]:
+        if self._capacity is None:
+            return contextlib.nullcontext()
+        return self._capacity.slot(bounded=bounded)
 
     async def _resume(
         self, conversation_id: str, state: ConversationState, fresh: bool
@@ -261,7 +270,8 @@ class ChatService:
         else:
             announced = frozenset(state.announced)
         unannounced = [t for t in await self._deliveries.new_tickets(conversation_id) if t not in announced]
-        resumed = await self._dialogue.resume(conversation_id, channel=self._channel)
+        async with self._slot():
+            resumed = await self._dialogue.resume(conversation_id, channel=self._channel)
         if resumed.message_id is None or resumed.message_id == state.delivered_message_id or not resumed.utterances:
             return None, unannounced
         state.pending_message_id = resumed.message_id

@@ -43,6 +43,42 @@ class TurnInProgress(DialogueUnavailable):
         self.conversation_id = conversation_id
 
 
+BUSY_REASON = "many conversations at once just now; try again in a moment"
+
+
+class DialogueBusy(DialogueUnavailable):
+    """Every dialogue slot of this bot process stayed taken for the whole turn wait."""
+
+    def __init__(self) -> None:
+        super().__init__(BUSY_REASON)
+
+
+class DialogueCapacity:
+    """At most ``max_turns`` inputs of this process in the dialogue at once. Rasa handles
+    a turn at a time per core; more at once only queue inside it until the bot's timeout
+    (the 503s and 20-s waits of an overload). An input that finds no slot within the turn
+    wait is refused at once (the chat API's 429, "try again in a moment")."""
+
+    def __init__(self, max_turns: int, wait_s: float) -> None:
+        self._slots = asyncio.Semaphore(max_turns)
+        self.wait_s = wait_s
+
+    @contextlib.asynccontextmanager
+    async def slot(self, *, bounded: bool = True) -> AsyncIterator[None]:
+        """``bounded=False``: a turn already under way (A8's polls) waits as long as it takes."""
+        if bounded:
+            try:
+                await asyncio.wait_for(self._slots.acquire(), timeout=self.wait_s)
+            except TimeoutError:
+                raise DialogueBusy() from None
+        else:
+            await self._slots.acquire()
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+
 class SharedLocks(Protocol):
     """The cross-process part: try to take, and give back, one conversation's lock."""
 

@@ -61,6 +61,23 @@ async def test_other_conversations_are_not_held_up(app_client: Any, rasa_double:
     assert rasa_double.max_running > 1, "different conversations' turns run side by side"
 
 
+async def test_more_inputs_than_the_dialogue_takes_wait_then_get_429(
+        aiohttp_client: Any, demo_db: Database, app_settings: Settings, rasa_double: RasaDouble) -> None:
+    """Overload: at most HOTLINE_DIALOGUE_MAX_TURNS inputs in the dialogue at once; one
+    that finds no slot within the turn wait is refused at once, never queued into a timeout."""
+    from bot.app import create_app
+
+    s = app_settings.model_copy(update={"dialogue_max_turns": 2, "chat_turn_wait_s": 0.3})
+    client = await aiohttp_client(create_app(s, db=demo_db))
+    rasa_double.delay_s = 1.0
+    resps = await asyncio.gather(*(client.post(f"/api/chat/load-{i}", json={"event": "start"}) for i in range(4)))
+    statuses = sorted(r.status for r in resps)
+    assert statuses == [200, 200, 429, 429], statuses
+    refused = next(r for r in resps if r.status == 429)
+    assert refused.headers["Retry-After"] == "2" and (await refused.json())["error"] == "busy"
+    assert rasa_double.max_running == 2
+
+
 async def test_a_turn_that_fails_frees_the_conversation(app_client: Any, rasa_double: RasaDouble) -> None:
     status, _ = await turn(app_client, "fails", {"text": "x" * 2001})
     assert status == 400
