@@ -63,7 +63,8 @@ async def post_chat(request: web.Request) -> web.StreamResponse:
             return web.json_response({"conversation_id": conversation_id, "messages": [], "ended": True,
                                       "handoff": None, "expect": {"kind": "none"}})
         reply = await service.turn(conversation_id, chat_input, deliver=lambda reply: write_out(request, reply))
-        return request.get(REPLY_KEY) or web.json_response(reply.as_json())
+        written = request.get(REPLY_KEY)
+        return written if written is not None else web.json_response(reply.as_json())
     except TurnInProgress:
         return turn_in_progress(service.language_of(conversation_id))
     except DialogueBusy:
