@@ -3,8 +3,10 @@ conversation, and 100 clients on 100 conversations, through the bot's chat API o
 stack (Rasa, the action server, the bot; SQLite store).
 
 Each answer is counted by status: 200, 409 (``turn_in_progress``: the conversation was
-busy longer than ``HOTLINE_CHAT_TURN_WAIT_S``; expected when 20 clients share one), 5xx
-and transport errors (must be 0), and turns slower than 10 s (stalls: must be 0). The
+busy longer than ``HOTLINE_CHAT_TURN_WAIT_S``; expected when 20 clients share one), 429
+(``busy``: more inputs at once than ``HOTLINE_DIALOGUE_MAX_TURNS`` for the whole turn
+wait; what the machine cannot answer in time), 5xx and transport errors (must be 0), and
+turns slower than 10 s (stalls: must be 0). The
 inputs keep the conversation at the main menu (keys 9 and 8 switch the language), so
 every turn is a real Rasa turn with a custom action and none ends the conversation.
 
@@ -66,6 +68,7 @@ async def scenario(settings: Settings, clients: int, conversations: int, inputs:
     return {
         "clients": clients, "conversations": conversations, "inputs_per_client": inputs, "requests": len(ms),
         "statuses": dict(sorted(statuses.items())), "ok": statuses.get("200", 0), "busy_409": statuses.get("409", 0),
+        "busy_429": statuses.get("429", 0),
         "errors_5xx_or_transport": server_errors, "stalls_over_10s": sum(1 for t in timings if t > STALL_S),
         "p50_ms": round(statistics.median(ms), 1), "p95_ms": round(percentile(ms, 95), 1),
         "max_ms": round(max(ms), 1), "wall_s": round(wall, 1),
@@ -82,11 +85,12 @@ def main() -> None:
             "20 clients, 1 conversation": asyncio.run(scenario(settings, 20, 1, args.inputs)),
             "100 clients, 100 conversations": asyncio.run(scenario(settings, 100, 100, args.inputs)),
         }
-    print(f"\n{'scenario':32} {'requests':>8} {'200':>6} {'409':>6} {'5xx/err':>8} {'>10s':>5} "
+    print(f"\n{'scenario':32} {'requests':>8} {'200':>6} {'409':>6} {'429':>6} {'5xx/err':>8} {'>10s':>5} "
           f"{'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
     for name, row in rows.items():
-        print(f"{name:32} {row['requests']:8} {row['ok']:6} {row['busy_409']:6} {row['errors_5xx_or_transport']:8} "
-              f"{row['stalls_over_10s']:5} {row['p50_ms']:8} {row['p95_ms']:8} {row['max_ms']:8}")
+        print(f"{name:32} {row['requests']:8} {row['ok']:6} {row['busy_409']:6} {row['busy_429']:6} "
+              f"{row['errors_5xx_or_transport']:8} {row['stalls_over_10s']:5} {row['p50_ms']:8} {row['p95_ms']:8} "
+              f"{row['max_ms']:8}")
     print(f"turn wait (HOTLINE_CHAT_TURN_WAIT_S): {settings.chat_turn_wait_s} s; "
           "targets: 0 5xx/transport errors, 0 turns over 10 s")
     RESULTS.mkdir(parents=True, exist_ok=True)
