@@ -65,7 +65,7 @@ class ServedApp:
             self.rasa.port = int(rasa_runner.addresses[0][1])
         settings = self._settings.model_copy(update={
             "rasa_url": f"http://127.0.0.1:{self.rasa.port}", "action_port": self.rasa.port,
-            "voice_enabled": False, "rasa_timeout_s": 10.0})
+            "voice_enabled": False, "rasa_timeout_s": 10.0, "jobs_enabled": False})
         runner = web.AppRunner(create_app(settings, db=self._db), access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
