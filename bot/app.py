@@ -15,7 +15,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from bot import desk
-from bot.api import inventory, records, tickets
+from bot.api import events, inventory, records, tickets
+from bot.api import knowledge as api_knowledge
 from bot.api import outbound_calls as api_outbound_calls
 from bot.api import recordings as api_recordings
 from bot.api import workflow as api_workflow
@@ -30,7 +31,8 @@ from bot.jobs import JOBS_KEY, JobContext, Jobs
 from bot.metrics import CHAT_TURN_SECONDS, CHAT_TURNS, CONVERSATIONS_ABANDONED, metrics_handler
 from bot.periodic import every
 from bot.settings import SETTINGS_KEY, Settings
-from bot.store import chat_delivery
+from bot.sla import watch as deadline_watch
+from bot.store import archive, chat_delivery
 from bot.store import recordings as call_recordings
 from bot.store import service as store
 from bot.store.db import DB_KEY, Database
@@ -57,16 +59,19 @@ def create_app(settings: Settings, db: Database | None = None) -> web.Applicatio
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_chat)
     register_jobs(app)
+    app.cleanup_ctx.append(_warm_segmenter)
     app[VOICE_STATUS_KEY] = {"enabled": False}
     if settings.voice_enabled:
         app.cleanup_ctx.append(_voice)
     app.cleanup_ctx.append(_jobs)  # last: jobs start once the services they use are up
     tickets.setup_routes(app)
+    events.setup_routes(app)
     inventory.setup_routes(app)
     records.setup_routes(app)
     api_outbound_calls.setup_routes(app)
     api_recordings.setup_routes(app)
     api_workflow.setup_routes(app)
+    api_knowledge.setup_routes(app)  # D1-D2: the archive, the knowledge base
     chat_api.setup_routes(app)
     desk.setup_routes(app)
     app.router.add_get("/healthz", _healthz)
@@ -107,6 +112,9 @@ def register_jobs(app: web.Application) -> None:
     """The bot's periodic work that is the cluster's, not one process's (bot/jobs/)."""
     settings, jobs = app[SETTINGS_KEY], app[JOBS_KEY]
     jobs.every("call_recording_retention", settings.call_recording_sweep_s, _recording_retention)
+    jobs.every(deadline_watch.JOB_KIND, settings.sla_sweep_s, deadline_watch.sweep)  # U1-U2
+    jobs.kind(deadline_watch.NOTIFY_KIND, events.notify, max_attempts=8)  # TMF621 events to hubs
+    jobs.cron("nightly_archive", archive.nightly_archive, hour=settings.archive_hour, minute=0)  # D1
 
 
 async def _recording_retention(ctx: JobContext) -> None:
@@ -123,6 +131,17 @@ async def _jobs(app: web.Application) -> AsyncIterator[None]:
         await jobs.start()
     yield
     await jobs.stop()
+
+
+async def _warm_segmenter(app: web.Application) -> AsyncIterator[None]:
+    """jieba loads its dictionary in a second or more: in the background at start-up, so
+    the first knowledge-base search or junior's page (D2) does not wait for it."""
+    from bot.search.chinese import default_segmenter
+
+    task = asyncio.create_task(asyncio.to_thread(default_segmenter().load))
+    yield
+    if not task.done():
+        await asyncio.wait({task}, timeout=30)
 
 
 def build_chat_service(

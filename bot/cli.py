@@ -11,6 +11,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="hotline: fau
 
 def _register() -> None:
     # Imported here so `--help` stays fast and each area keeps its own commands.
+    from bot.archive_cli import archive_app, kb_app
     from bot.console import chat_command
     from bot.desk.cli import users_app
     from bot.linetest.cli import linetest_app
@@ -26,6 +27,8 @@ def _register() -> None:
     app.add_typer(models_app, name="models", help="Download and list speech models (Vosk, Piper).")
     app.add_typer(users_app, name="users", help="Operator desk accounts.")
     app.add_typer(call_app, name="call", help="Calls the bot places (a test call).")
+    app.add_typer(archive_app, name="archive", help="The nightly archive (D1): run a night now.")
+    app.add_typer(kb_app, name="kb", help="The knowledge base (D2): search index, hard-case tasks.")
     app.command("chat", help="Talk to the bot in this terminal.")(chat_command)
     app.command("serve", help="Run the bot's HTTP server.")(serve_command)
     app.command("run", help="Start the whole stack (Rasa, actions, line-test unit, bot).")(run_command)

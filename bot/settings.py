@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     jobs_max_concurrent: int = Field(default=8, ge=1)  # one-off jobs running at once on the leader
     jobs_history_days: float = Field(default=30, gt=0)  # finished runs are kept this long
 
+    # --- U1-U2: the deadline watch (bot/sla/) ---
+    sla_warn_at: float = Field(default=0.8, gt=0, lt=1)  # warn the centre at this share of its deadline
+    sla_sweep_s: float = Field(default=60.0, gt=0)  # how often every dispatched ticket is looked at
+    # --- D1: the nightly archive (a job at this hour, local time, archives the day before) ---
+    archive_hour: int = Field(default=2, ge=0, le=23)
+
     # --- chat sessions ---
     chat_idle_timeout_s: float = 900.0  # a silent chat counts as abandoned after this
 

@@ -195,7 +195,8 @@ async def grade_task(request: web.Request) -> web.Response:
     task_id = _task_id(request)
     body = await parse_body(request, GradeIn)
     try:
-        task = await request.app[DB_KEY].run(workflow.grade_transfer, task_id, actor, body.grade, body.note)
+        task = await request.app[DB_KEY].run(workflow.grade_transfer, task_id, actor, body.grade, body.note,
+                                             timezone=request.app[SETTINGS_KEY].timezone)
     except service.ServiceError as exc:
         raise _refuse(exc) from exc
     return web.json_response(workflow.task_dict(task))

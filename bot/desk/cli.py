@@ -28,6 +28,7 @@ class RoleChoice(str, Enum):
     admin = "admin"
     inspector = "inspector"
     surveyor = "surveyor"
+    datamanager = "datamanager"
 
 
 @contextmanager

@@ -30,6 +30,7 @@ ROLE_NAMES = {
     "admin": "administrator",
     "inspector": "quality inspector",
     "surveyor": "satisfaction surveyor",
+    "datamanager": "data manager",
 }
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MIN_PASSWORD = 8
@@ -190,6 +191,7 @@ DEMO_USERS: tuple[DemoUser, ...] = (
     DemoUser("admin", "admin", "Demo administrator", "admin-demo"),
     DemoUser("inspector", "inspector", "Demo quality inspector", "inspector-demo"),
     DemoUser("surveyor", "surveyor", "Demo satisfaction surveyor", "surveyor-demo"),
+    DemoUser("datamanager", "datamanager", "Demo data manager", "datamanager-demo"),
 )
 DEMO_WORLD_FILE: Path = Settings.model_fields["world_file"].default
 

@@ -10,7 +10,7 @@ import structlog
 from aiohttp import web
 from sqlmodel import Session, col, select
 
-from bot.desk import auth, junior, live, pages, users, work
+from bot.desk import auth, datamanager, junior, live, pages, surveyor, users, work
 from bot.desk import jobs as desk_jobs
 from bot.desk import recordings as desk_recordings
 from bot.desk.auth import Identity, require_role
@@ -110,7 +110,8 @@ async def desk_home(request: web.Request, who: Identity) -> web.StreamResponse:
 
 
 HOMES = {"centre": "/desk/centre", "manager": "/desk/escalations", "admin": "/desk/admin",
-         "inspector": "/desk/recordings", "surveyor": "/desk/surveyor"}
+         "inspector": "/desk/recordings", "surveyor": "/desk/surveyor",
+         "datamanager": "/desk/datamanager"}
 
 
 def _home_rows(s: Session, queues: tuple[str, ...], operator: str) -> tuple[list[Handoff], list[Handoff], list[Any]]:
@@ -217,8 +218,9 @@ async def handoff_page(request: web.Request, who: Identity) -> web.StreamRespons
     assert row is not None
     context = await request.app[DB_KEY].run(_context, row.fault_number)
     calls = await desk_recordings.for_page(request, who, handoff_id=row.id)  # Q2: seniors only
+    suggestions = await request.app[DB_KEY].run(datamanager.suggestions_for, row)  # D2: approved articles
     return pages.render(request, "handoff.html", who=who, h=_handoff_view(row), symptoms=service.SYMPTOM_NAMES,
-                        recordings=calls, **context)
+                        recordings=calls, suggestions=suggestions, **context)
 
 
 async def _to_home(_: web.Request) -> web.Response:
@@ -238,4 +240,6 @@ def setup_routes(app: web.Application) -> None:
     junior.setup_routes(app)
     work.setup_routes(app)  # tickets, review, centre, escalations, admin (bot/desk/work.py)
     desk_recordings.setup_routes(app)  # Q2: operators' call recordings (bot/desk/recordings.py)
+    datamanager.setup_routes(app)  # D1-D2: the archive, the knowledge base (bot/desk/datamanager.py)
     desk_jobs.setup_routes(app)  # the job scheduler, for admins (bot/desk/jobs.py)
+    surveyor.setup_routes(app)  # U1-U2: the deadline board and explanations (bot/desk/surveyor.py)

@@ -33,6 +33,8 @@ from bot.desk import pages, users
 from bot.desk import recordings as desk_recordings
 from bot.desk.auth import Identity, require_role, settings_of
 from bot.jobs import store as jobs_store
+from bot.sla import board as sla_board
+from bot.sla.watch import WatchConfig
 from bot.store import service, workflow
 from bot.store.db import DB_KEY
 from bot.store.errors import Conflict, NotFound, ServiceError
@@ -64,7 +66,8 @@ TASK_KIND_NAMES = {
     "senior_transfer": "transfer from a junior (S1, graded S3)",
     "callback": "call back with the answer (S2)",
     "escalation": "escalation to the manager hotline (M1–M3)",
-    "branch_notice": "notice to the branch (chase, manager finding)",
+    "branch_notice": "notice to the branch (chase, manager finding, deadline warning or alarm)",
+    "explain_delay": "explain the delay to the customer (U2)",
 }
 
 
@@ -293,7 +296,8 @@ async def grade(request: web.Request, who: Identity) -> web.StreamResponse:
     task_id = int(request.match_info["id"])
     value, note = str(form.get("grade") or ""), str(form.get("note") or "")[:MAX_TEXT]
     try:
-        await request.app[DB_KEY].run(workflow.grade_transfer, task_id, actor_of(who), value, note)
+        await request.app[DB_KEY].run(workflow.grade_transfer, task_id, actor_of(who), value, note,
+                                      timezone=settings_of(request).timezone)
     except ServiceError as exc:
         status, _hint = _refusal(exc)
         return await _review_page(request, who, status=status, error=f"Transfer {task_id}: {exc.reason}",
@@ -305,9 +309,10 @@ async def grade(request: web.Request, who: Identity) -> web.StreamResponse:
 # ------------------------------------------------------------------ the measurement centre
 
 
-def _centre_context(s: Session, branch: str | None) -> dict[str, Any]:
+def _centre_context(s: Session, branch: str | None, cfg: WatchConfig) -> dict[str, Any]:
     """Dispatched to the branch's centre (all branches for an admin: ``branch`` None),
-    overdue first, then by deadline; recent receipts; open notices."""
+    overdue first, then by deadline; recent receipts; open notices; the deadline watch's
+    state of each (U1-U2: share used, warned, overdue) and the centre's violations."""
     now = utcnow()
     q = select(Ticket).where(Ticket.sub_step == "dispatched")
     recent_q = select(Ticket).where(Ticket.sub_step == "receipt_received")
@@ -321,7 +326,12 @@ def _centre_context(s: Session, branch: str | None) -> dict[str, Any]:
     rows = [_brief(s, t, now) for t in s.exec(q.order_by(deadline.is_(None), deadline, col(Ticket.id)).limit(500))]
     recent = s.exec(recent_q.order_by(col(Ticket.last_update).desc()).limit(RECENT)).all()
     notices = workflow.open_tasks(s, "centre", kind=DeskTaskKind.branch_notice.value, branch=branch)
+    watched = {r.ticket_id: r for r in sla_board.deadline_rows(s, cfg, now=now, branch=branch)}
+    for r in rows:
+        r["sla"] = watched.get(r["id"])
     return {
+        "violations": [v for v in sla_board.violations_by_centre(s, cfg.timezone, now)
+                       if branch is None or v.branch == branch],
         "branch": branch,
         "centres": [f"{c.name} ({c.id}, {c.completion_deadline_hours:g} h)" for c in s.exec(centres_q)],
         "dispatched": rows,
@@ -338,7 +348,7 @@ async def _centre_page(request: web.Request, who: Identity, *, status: int = 200
     if who.role == "centre" and branch is None:
         return pages.error_page(request, 403, "No branch",
                                 "This centre account has no branch. Ask an administrator to set it.", who=who)
-    ctx = await request.app[DB_KEY].run(_centre_context, branch)
+    ctx = await request.app[DB_KEY].run(_centre_context, branch, WatchConfig.from_settings(settings_of(request)))
     return pages.render(request, "centre.html", status=status, who=who, error=error, **ctx)
 
 

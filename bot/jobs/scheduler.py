@@ -57,7 +57,6 @@ from sqlalchemy.engine import make_url
 
 from bot.jobs import store
 from bot.jobs.leader import Leadership, leadership_for
-from bot.jobs.models import RunState
 from bot.metrics import JOB_LAST_SUCCESS, JOBS_LEADER, JOBS_TOTAL
 from bot.settings import Settings
 from bot.store.db import Database
@@ -68,6 +67,7 @@ log = structlog.get_logger(__name__)
 INTAKE = "jobs.intake"  # the leader's look for due one-off jobs (not recorded as runs)
 PRUNE = "jobs.prune"
 APSCHEDULER_TABLE = "apscheduler_jobs"
+STOP_GRACE_S = 10.0  # a clean stop waits this long for the runs in progress
 _terms = itertools.count(1)
 
 
@@ -160,6 +160,7 @@ class Jobs:
         self._kinds: dict[str, JobKind] = {}
         self._leader: _LeaderState | None = None
         self._loop_task: asyncio.Task[None] | None = None
+        self._taking: asyncio.Future[None] | None = None
         self._stopping = False
         self._store_db: Database | None = None
         self.every(PRUNE, 3600, self._prune, retry=False)
@@ -247,7 +248,10 @@ class Jobs:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
             self._loop_task = None
-        await self._step_down("stopping")
+        if self._taking is not None:
+            await asyncio.wait([self._taking])
+            self._taking = None
+        await self._step_down("stopping", grace_s=STOP_GRACE_S)
         await asyncio.to_thread(self._leadership.release)
         if self._store_db is not None:
             self._store_db.dispose()
@@ -258,7 +262,10 @@ class Jobs:
             try:
                 if self._leader is None:
                     if await asyncio.to_thread(self._leadership.try_acquire):
-                        await self._take_lead()
+                        # Shielded: a stop in the middle waits for it (stop() below), so no
+                        # scheduler thread is left running that nobody knows of.
+                        self._taking = asyncio.ensure_future(self._take_lead())
+                        await asyncio.shield(self._taking)
                 elif not await asyncio.to_thread(self._leadership.held):
                     await self._step_down("the lock was lost")
             except asyncio.CancelledError:
@@ -314,14 +321,19 @@ class Jobs:
         scheduler.resume()
         return scheduler
 
-    async def _step_down(self, why: str) -> None:
+    async def _step_down(self, why: str, *, grace_s: float = 0.0) -> None:
+        """Stop running jobs. A clean stop lets the runs in progress finish for
+        ``grace_s``; a lost lock does not wait (another process may lead already). What is
+        cut short is found interrupted by the next leader and run again."""
         leader, self._leader = self._leader, None
         if leader is None:
             return
         JOBS_LEADER.set(0)
         await asyncio.to_thread(leader.scheduler.shutdown, False)
+        if grace_s > 0 and leader.tasks:
+            await asyncio.wait(list(leader.tasks), timeout=grace_s)
         for task in list(leader.tasks):
-            task.cancel()  # the next leader finds these runs interrupted and redoes them
+            task.cancel()
         for task in list(leader.tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
@@ -382,24 +394,19 @@ class Jobs:
             except Exception as exc:  # noqa: BLE001 - recorded, retried, shown on the admin page
                 error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
         now = utcnow()
-        if error is None:
-            await self.db.run(store.finish_run, run_id, RunState.succeeded, now=now)
-            if job_id is not None:
-                await self.db.run(store.job_done, job_id, now)
-            JOBS_TOTAL.labels(kind_name, "succeeded").inc()
-            JOB_LAST_SUCCESS.labels(kind_name).set(now.timestamp())
-            return
         max_attempts = kind.max_attempts if kind is not None else 1
-        retry = kind is not None and (kind.retry or job_id is not None) and attempt < max_attempts
+        retry = error is not None and kind is not None and (kind.retry or job_id is not None) and attempt < max_attempts
         next_try = (now + timedelta(seconds=store.retry_delay(attempt, self.settings.jobs_retry_base_s,
                                                               self.settings.jobs_retry_max_s))
                     if retry else None)
-        await self.db.run(store.finish_run, run_id, RunState.retrying if retry else RunState.failed,
-                          error=error, next_try=next_try, now=now)
-        if job_id is not None:
-            await self.db.run(store.job_failed, job_id, error, next_try, now)
-        elif next_try is not None:  # a periodic run's retry goes through the one-off queue
-            await self.db.run(store.schedule_once, kind_name, key, next_try, payload, attempts=attempt)
+        # One transaction, shielded: a run that finished is recorded as finished even if
+        # the leader steps down this instant (else the next leader would run it again).
+        await asyncio.shield(self.db.run(store.record_result, run_id, job_id, kind_name, key, attempt, payload,
+                                         error=error, next_try=next_try, now=now))
+        if error is None:
+            JOBS_TOTAL.labels(kind_name, "succeeded").inc()
+            JOB_LAST_SUCCESS.labels(kind_name).set(now.timestamp())
+            return
         JOBS_TOTAL.labels(kind_name, "retrying" if retry else "failed").inc()
         log.error("jobs.run_failed", kind=kind_name, key=key, attempt=attempt, max_attempts=max_attempts,
                   next_try=next_try.isoformat() if next_try else None, error=error.splitlines()[0][:300])

@@ -134,6 +134,25 @@ def job_failed(s: Session, job_id: int, error: str, retry_at: datetime | None, n
     s.execute(update(Job).where(col(Job.id) == job_id).values(**values))
 
 
+def record_result(s: Session, run_id: int, job_id: int | None, kind: str, key: str, attempt: int,
+                  payload: Mapping[str, Any], *, error: str | None, next_try: datetime | None,
+                  now: datetime | None = None) -> None:
+    """How a run ended, in one transaction: the run, its one-off job (done, again at
+    ``next_try``, or given up), or for a failed periodic run its retry as a one-off job."""
+    now = now or utcnow()
+    if error is None:
+        finish_run(s, run_id, RunState.succeeded, now=now)
+        if job_id is not None:
+            job_done(s, job_id, now)
+        return
+    finish_run(s, run_id, RunState.retrying if next_try is not None else RunState.failed, error=error,
+               next_try=next_try, now=now)
+    if job_id is not None:
+        job_failed(s, job_id, error, next_try, now)
+    elif next_try is not None:
+        schedule_once(s, kind, key, next_try, payload, attempts=attempt)
+
+
 def recover_interrupted(s: Session, owner: str, now: datetime | None = None) -> tuple[int, int]:
     """A new leader takes over: runs another leader left running (it died or lost the
     lead mid-run) are marked interrupted, and their one-off jobs go back in the queue

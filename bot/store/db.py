@@ -126,4 +126,14 @@ def _sqlite_engine(url: str, database: str | None, echo: bool) -> Engine:
     return engine
 
 
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """What Alembic compares with the models: not the knowledge base's search index kept
+    outside them (migration 0008_i12d): SQLite's FTS5 tables (``kb_fts`` and its shadow
+    tables), PostgreSQL's generated ``kb_search.tsv`` column and its index."""
+    if type_ == "table" and name is not None and name.startswith("kb_fts"):
+        return False
+    table = getattr(getattr(obj, "table", None), "name", None)
+    return not (table == "kb_search" and name in ("tsv", "ix_kb_search_tsv"))
+
+
 DB_KEY = web.AppKey("db", Database)

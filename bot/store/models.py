@@ -357,7 +357,8 @@ class DeskTaskKind(str, Enum):
     senior_transfer = "senior_transfer"  # J3/J5/J6 → S1; graded by a senior (S3)
     callback = "callback"  # S2: no dispatch needed, call the customer back
     escalation = "escalation"  # J4/J6/S1 → M1–M3
-    branch_notice = "branch_notice"  # M3: the branch is told of a finding / compensation
+    branch_notice = "branch_notice"  # M3: the branch is told of a finding / compensation; U1-U2 warnings, alarms
+    explain_delay = "explain_delay"  # U2: the surveyor explains an overdue repair to the customer
 
 
 class DeskTaskState(str, Enum):
@@ -442,6 +443,9 @@ class MeasurementCentreRow(SQLModel, table=True):
     name: str = Field(max_length=200)
     branch: str = Field(max_length=100)
     completion_deadline_hours: float = 24
+    # U1-U2: the world file's working_hours for this centre (days, holidays, workdays) and
+    # the zone they are in; None: the deadline counts every hour.
+    working_hours: dict[str, Any] | None = Field(default=None, sa_type=JSON)
 
 
 class FaultClassRow(SQLModel, table=True):
@@ -473,6 +477,7 @@ class DeskRole(str, Enum):
     admin = "admin"
     inspector = "inspector"  # Q: quality inspector (listens to call recordings, Q2)
     surveyor = "surveyor"  # U: satisfaction surveyor (deadline watch U1-U2, surveys U3-U5)
+    datamanager = "datamanager"  # D: data manager (the archive D1, the knowledge base D2)
 
 
 class DeskUser(SQLModel, table=True):

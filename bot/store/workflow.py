@@ -42,6 +42,8 @@ import structlog
 from sqlalchemy import CursorResult, update
 from sqlmodel import Session, col, select
 
+from bot.sla.clock import WorkCalendar, moment_reaching
+from bot.store import knowledge
 from bot.store.errors import Conflict, IllegalTransition, NotFound, ServiceError
 from bot.store.models import (
     OPEN_STATUSES,
@@ -110,7 +112,9 @@ DONE_SUB_STEPS = frozenset({"answered", "receipt_received"})
 
 J, S, C, M, A = (DeskRole.junior.value, DeskRole.senior.value, DeskRole.centre.value,
                  DeskRole.manager.value, DeskRole.admin.value)
+U = DeskRole.surveyor.value
 API = "api"  # another system, through the ticket API's PATCH
+SYSTEM = "system"  # the bot itself: the deadline watch's chases (U2)
 
 
 @dataclass(frozen=True)
@@ -149,7 +153,7 @@ ACTIONS: Mapping[str, Action] = {a.name: a for a in (
        "已回访答复", "Called back and answered"),
     _a("answer_on_spot", {J, S}, {"new", "awaiting_review", "returned", "dispatched", "callback"}, "answered",
        "J5/J6/S1", "当场答复", "Answered on the spot"),
-    _a("chase", {J, S}, {"dispatched"}, None, "J5/S1", "催单", "Chase the centre"),
+    _a("chase", {J, S, SYSTEM}, {"dispatched"}, None, "J5/S1/U2", "催单", "Chase the centre"),
     _a("withdraw", {J, S}, {"new", "awaiting_review", "dispatched", "returned", "callback"}, "withdrawn", "J5",
        "退单", "Withdraw (return) the report"),
     _a("receipt", {C}, {"dispatched"}, "receipt_received", "S2",
@@ -403,8 +407,14 @@ def _apply(s: Session, ticket: Ticket, action: Action, actor: Actor, reason: str
             raise ServiceError(f"no measurement centre serves branch {ticket.branch!r}", code="no_centre")
         ticket.fault_class = fault_class
         ticket.centre_id = centre.id
-        ticket.dispatched_at = now
-        ticket.expected_resolution_date = now + timedelta(hours=centre.completion_deadline_hours)
+        _start_dispatch(ticket, centre, now)
+        return None
+    if name == "api_reopen":
+        # The fault is back with the centre: a new dispatch with a fresh deadline (U1-U2
+        # watch it again, as a dispatch of its own).
+        centre = s.get(MeasurementCentreRow, ticket.centre_id) if ticket.centre_id else None
+        if centre is not None:
+            _start_dispatch(ticket, centre, now)
         return None
     if name == "no_dispatch_needed":
         return _open_task(s, DeskTaskKind.callback, S, ticket, actor, reason or "", now, handoff_id=handoff_id)
@@ -429,6 +439,16 @@ def _apply(s: Session, ticket: Ticket, action: Action, actor: Actor, reason: str
         s.add(TicketNote(ticket_id=ticket.id, author=actor.username, text=reason or "", at=now))
         return None
     return None
+
+
+def _start_dispatch(ticket: Ticket, centre: MeasurementCentreRow, now: datetime) -> None:
+    """S2: the centre's completion deadline runs from now: its allowance in hours, or in
+    working hours when the centre has a working calendar (bot/sla/clock.py)."""
+    ticket.dispatched_at = now
+    calendar = (WorkCalendar.from_dict(centre.working_hours, "UTC")  # the loader stored its zone
+                if centre.working_hours else None)
+    deadline = moment_reaching(now, [], calendar, centre.completion_deadline_hours * 3600)
+    ticket.expected_resolution_date = deadline or now + timedelta(hours=centre.completion_deadline_hours)
 
 
 def _open_task(s: Session, kind: DeskTaskKind, role: str, ticket: Ticket, actor: Actor, reason: str,
@@ -511,9 +531,10 @@ def open_senior_transfer(s: Session, *, handoff_id: int, ticket_id: str | None, 
 
 
 def grade_transfer(s: Session, task_id: int, senior: Actor, grade: str, note: str | None = None, *,
-                   now: datetime | None = None) -> DeskTask:
-    """S3: correct → the case joins the hard-case list for the knowledge base; incorrect →
-    a note to the junior that counts in assessment. A transfer is graded once."""
+                   now: datetime | None = None, timezone: str | None = None) -> DeskTask:
+    """S3: correct → the case joins the hard-case list for the knowledge base (a task for
+    the data manager, D2, due in half a working day of ``timezone``'s calendar); incorrect
+    → a note to the junior that counts in assessment. A transfer is graded once."""
     if senior.role not in (S, A):
         raise ServiceError("only a senior grades transfers", code="forbidden_action")
     if grade not in ("correct", "incorrect"):
@@ -533,7 +554,15 @@ def grade_transfer(s: Session, task_id: int, senior: Actor, grade: str, note: st
         raise Conflict(f"transfer {task_id} was already graded {task.grade} by {task.graded_by}", code="already_graded")
     s.refresh(task)
     log.info("transfer_graded", task_id=task_id, grade=grade, senior=senior.username, junior=task.created_by)
+    if grade == "correct":
+        knowledge.ensure_hard_case_tasks(s, timezone or _default_timezone(), now=now)
     return task
+
+
+def _default_timezone() -> str:
+    from bot.settings import get_settings
+
+    return get_settings().timezone
 
 
 def hard_cases(s: Session) -> list[DeskTask]:

@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from bot.settings import Settings, get_settings
 from bot.store import service
+from bot.store.calendar import SERVICE_CALENDAR, WorkingCalendarRow
 from bot.store.db import Database
 from bot.store.models import (
     INVENTORY_TABLES,
@@ -63,7 +64,10 @@ def apply_world(s: Session, world: World, reset: bool = False) -> LoadSummary:
         service.delete_world_tickets(s)
     for table in INVENTORY_TABLES:  # children first (targets before works)
         s.execute(delete(table))
+    s.execute(delete(WorkingCalendarRow))
     s.flush()
+    if world.working_hours is not None:
+        s.add(WorkingCalendarRow(id=SERVICE_CALENDAR, hours=world.working_hours.model_dump(mode="json")))
     for e in world.exchanges:
         s.add(ExchangeRow(prefix=e.prefix, name=e.name, branch=e.branch))
     for line in world.lines:
@@ -73,8 +77,12 @@ def apply_world(s: Session, world: World, reset: bool = False) -> LoadSummary:
             line_test=line.line_test.model_dump(mode="json"),
         ))
     for c in world.measurement_centres:
+        calendar = None
+        if c.working_hours is not None:  # its zone fixed now: the deadline watch runs in other processes
+            calendar = {**c.working_hours.model_dump(mode="json"), "timezone": get_settings().timezone}
         s.add(MeasurementCentreRow(id=c.id, name=c.name, branch=c.branch,
-                                   completion_deadline_hours=c.completion_deadline_hours))
+                                   completion_deadline_hours=c.completion_deadline_hours,
+                                   working_hours=calendar))
     for name in dict.fromkeys(world.fault_classes):  # keep order, drop repeats
         s.add(FaultClassRow(name=name))
     for w in world.engineering_works:

@@ -10,6 +10,8 @@ from enum import Enum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bot.world.calendar import WorkingHours
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -44,6 +46,9 @@ class MeasurementCentre(_Strict):
     name: str
     branch: str
     completion_deadline_hours: float = Field(default=24, gt=0)
+    # U1-U2: absent, the completion deadline counts every hour; present, only these
+    # working hours (bot/world/calendar.py's shape, in HOTLINE_TIMEZONE).
+    working_hours: WorkingHours | None = None
 
 
 class Exchange(_Strict):
@@ -122,6 +127,8 @@ class World(_Strict):
     lines: list[Line] = []
     engineering_works: list[EngineeringWork] = []
     open_faults: list[OpenFault] = []
+    # The customer-service centre's working hours (D2 deadlines); bot/world/calendar.py.
+    working_hours: WorkingHours | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> World:

@@ -149,3 +149,22 @@ def browser_page(request: pytest.FixtureRequest, chromium: Any) -> Iterator[Any]
         yield page
     finally:
         context.close()
+
+
+def desk_page(browser: Any, base_url: str, username: str, password: str) -> tuple[Any, Any]:
+    """A desk page signed in as ``username`` in a browser context of its own (one per
+    person at their own desk): (page, context). Page errors are kept in ``page.js_errors``."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(base_url=base_url, locale="zh-CN", viewport={"width": 1200, "height": 900})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.js_errors = errors
+    page.goto("/desk/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    expect(page.locator("header .who")).to_contain_text(username)
+    return page, context

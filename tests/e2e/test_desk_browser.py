@@ -19,7 +19,7 @@ from bot.desk.users import UserError, add_user
 from bot.stack import Stack
 from bot.store.db import Database
 from bot.store.models import Handoff
-from tests.browser.conftest import browser_page, chromium  # noqa: F401  (fixtures)
+from tests.browser.conftest import browser_page, chromium, desk_page  # noqa: F401  (fixtures)
 from tests.e2e.conftest import Client
 
 pytestmark = [pytest.mark.stack, pytest.mark.browser]
@@ -53,18 +53,8 @@ def desk(chromium: Any, stack: Stack, stack_db: Database) -> Iterator[Any]:  # n
     contexts: list[Any] = []
 
     def sign_in(username: str) -> Any:
-        from playwright.sync_api import expect
-
-        context = chromium.new_context(base_url=stack.settings.bot_url, locale="zh-CN",
-                                       viewport={"width": 1200, "height": 900})
-        context.set_default_timeout(15_000)
+        page, context = desk_page(chromium, stack.settings.bot_url, username, PASSWORD)
         contexts.append(context)
-        page = context.new_page()
-        page.goto("/desk/login")
-        page.fill("input[name=username]", username)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        expect(page.locator("header .who")).to_contain_text(username)
         return page
 
     yield sign_in

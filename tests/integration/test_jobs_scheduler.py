@@ -220,8 +220,9 @@ async def test_a_run_left_unfinished_by_a_dead_leader_is_redone(db: Database,
     jobs = make_jobs()
     jobs.kind("survey", survey)
     await jobs.start()
-    await until(lambda: done == [2], "the job to run again as its second attempt")
-    assert [(r.attempt, r.state) for r in runs(db, "survey")] == [(1, "interrupted"), (2, "succeeded")]
+    await until(lambda: [(r.attempt, r.state) for r in runs(db, "survey")] == [(1, "interrupted"), (2, "succeeded")],
+                "the job to run again as its second attempt")
+    assert done == [2]
 
 
 async def test_two_schedulers_never_claim_one_job(db: Database) -> None:
@@ -256,3 +257,24 @@ async def test_prune_keeps_recent_runs(db: Database) -> None:
     assert db.call(jobs_store.prune, 30) == 1
     assert sorted(r.key for r in runs(db, "k")) == ["new", "running"]
     assert db.call(lambda s: s.exec(select(Job)).all()) == []
+
+
+async def test_a_stop_while_taking_the_lead_leaves_no_scheduler_running(db: Database, settings: Settings) -> None:
+    """stop() arriving while the scheduler is being started (its job store is slow to
+    answer) waits for it and stops it: no scheduler thread runs on unseen."""
+    import threading
+    import time
+
+    class SlowStart(Jobs):
+        def _start_scheduler(self, loop: asyncio.AbstractEventLoop) -> Any:
+            time.sleep(0.3)  # in the worker thread, as a slow database would
+            return super()._start_scheduler(loop)
+
+    _clear_apscheduler(db)
+    jobs = SlowStart(web.Application(), db, fast_settings(settings))
+    await jobs.start()
+    await asyncio.sleep(0.1)  # the lock is taken, the scheduler is starting
+    await jobs.stop()
+    assert not jobs.is_leader
+    await asyncio.sleep(0.5)  # past the slow start: a scheduler started on unseen would run now
+    assert not [t for t in threading.enumerate() if t.name == "APScheduler" and t.is_alive()]

@@ -408,9 +408,12 @@ def test_migrations_match_the_models(tmp_path: Path) -> None:
     from alembic.migration import MigrationContext
     from sqlmodel import SQLModel
 
+    from bot.store.db import include_object
+
     db = Database(f"sqlite:///{tmp_path / 'm.db'}")
     db.upgrade()
     with db.engine.connect() as conn:
-        diffs = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+        context = MigrationContext.configure(conn, opts={"include_object": include_object})
+        diffs = compare_metadata(context, SQLModel.metadata)
     db.dispose()
     assert diffs == []

@@ -11,7 +11,12 @@ from sqlalchemy import Connection, create_engine
 from sqlmodel import SQLModel
 
 import bot.jobs.models  # noqa: F401  (the scheduler's tables)
+import bot.sla.models  # noqa: F401  (the deadline watch's tables)
+import bot.store.archive  # noqa: F401  (D1)
+import bot.store.calendar  # noqa: F401
+import bot.store.knowledge  # noqa: F401  (D2)
 import bot.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from bot.store.db import include_object
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -23,6 +28,7 @@ def _configure(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()
