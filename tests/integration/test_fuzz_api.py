@@ -1,5 +1,5 @@
 """Fuzzing the HTTP boundary (issue 14): generated requests against the chat API, the
-TMF621 ticket API, the workflow and task APIs, the handoff APIs and sign-in, on the
+TMF621 ticket API (with its event hub), the workflow and task APIs, the handoff APIs and sign-in, on the
 whole app (real SQLite store with the demo world; the dialogue is the Rasa double: the
 boundary is before the dialogue). Every answer must be below 500, within 10 s, carry a
 request id and, when it is an error, say why in JSON; after each API's run the app still
@@ -37,7 +37,8 @@ from tests.integration.served import Answer, ServedApp
 
 STAFF_TOKEN = "staff-secret"
 PASSWORD = "fuzz-password-1"
-TT = "/tmf-api/troubleTicket/v5/troubleTicket"
+BASE_TMF = "/tmf-api/troubleTicket/v5"
+TT = f"{BASE_TMF}/troubleTicket"
 FUZZ = settings(derandomize=True, deadline=None, database=None, print_blob=True,
                 suppress_health_check=list(HealthCheck))
 
@@ -225,8 +226,18 @@ VALID_PATCH = st.one_of(st.builds(lambda t: {"note": [{"text": t}]}, st.text(min
 
 @st.composite
 def tmf_requests(draw: st.DrawFn) -> tuple[str, str, bytes | None]:
-    kind = draw(st.sampled_from(["list", "get", "create", "patch", "other"]))
+    kind = draw(st.sampled_from(["list", "get", "create", "patch", "other", "hub", "events"]))
     tid = draw(segment(TICKET_IDS))
+    if kind == "hub":  # TMF621's event subscriptions
+        hub = draw(segment(IDS))
+        method = draw(st.sampled_from(["POST", "GET", "DELETE"]))
+        if method != "POST":
+            return method, f"{BASE_TMF}/hub/{hub}", None
+        return "POST", f"{BASE_TMF}/hub", draw(json_body(st.fixed_dictionaries({}, optional={
+            "callback": st.one_of(st.sampled_from(["http://127.0.0.1:9/tmf", "ftp://x.y/z", "https://"]), TEXTISH),
+            "query": TEXTISH, "x": SCALARS})))
+    if kind == "events":
+        return "GET", f"{TT}/{tid}/event", None
     if kind == "list":
         return "GET", TT + draw(LIST_QUERY), None
     if kind == "get":
