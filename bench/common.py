@@ -33,19 +33,12 @@ def bench_settings(tmp: Path, **extra: Any) -> Settings:
 def bench_stack(prefix: str, **extra: Any) -> Iterator[Settings]:
     """A stack of the benchmark's own (a scratch store, the end-to-end world), started
     and, at the end, stopped."""
-    from bot.stack import Stack
-    from bot.world.loader import load_world_file
+    from bot.stack import running
 
     tmp = Path(tempfile.mkdtemp(prefix=prefix))
     settings = bench_settings(tmp, **extra)
-    load_world_file(WORLD, reset=True, settings=settings)
-    stack = Stack.build(settings, tmp / "logs")
-    stack.start()
-    try:
-        stack.wait_ready(timeout_s=400)
+    with running(settings, tmp / "logs", WORLD):
         yield settings
-    finally:
-        stack.stop()
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -6,6 +6,7 @@ same processes the same way.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -15,6 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -149,6 +151,22 @@ class Stack:
         self.stop({name})
         self.start({name})
         self.wait_ready()
+
+
+@contextlib.contextmanager
+def running(settings: Settings, log_dir: Path, world: Path | None = None, timeout_s: float = 400) -> Iterator[Stack]:
+    """The whole stack, up (with ``world`` loaded afresh first) until the block ends."""
+    if world is not None:
+        from bot.world.loader import load_world_file
+
+        load_world_file(world, reset=True, settings=settings)
+    stack = Stack.build(settings, log_dir)
+    stack.start()
+    try:
+        stack.wait_ready(timeout_s=timeout_s)
+        yield stack
+    finally:
+        stack.stop()
 
 
 def _warm_up(rasa_url: str) -> None:
