@@ -76,6 +76,7 @@ bench: setup train
 	$(PY) -m bench.tts_bench
 	$(PY) -m bench.asr_bench
 	$(PY) -m bench.switch_bench
+	$(PY) -m bench.stats_bench --conversations 1000000
 
 lint: setup
 	$(PY) -m ruff check bot actions voice tests bench

@@ -19,6 +19,7 @@ from bot.api import events, inventory, records, tickets
 from bot.api import knowledge as api_knowledge
 from bot.api import outbound_calls as api_outbound_calls
 from bot.api import recordings as api_recordings
+from bot.api import stats as api_stats
 from bot.api import workflow as api_workflow
 from bot.api.errors import error_middleware
 from bot.boundary import MAX_BODY_BYTES, install_request_ids, request_id_middleware
@@ -32,6 +33,7 @@ from bot.metrics import CHAT_TURN_SECONDS, CHAT_TURNS, CONVERSATIONS_ABANDONED, 
 from bot.periodic import every
 from bot.settings import SETTINGS_KEY, Settings
 from bot.sla import watch as deadline_watch
+from bot.stats import scheduled as stats_jobs
 from bot.store import archive, chat_delivery
 from bot.store import recordings as call_recordings
 from bot.store import service as store
@@ -72,6 +74,7 @@ def create_app(settings: Settings, db: Database | None = None) -> web.Applicatio
     api_recordings.setup_routes(app)
     api_workflow.setup_routes(app)
     api_knowledge.setup_routes(app)  # D1-D2: the archive, the knowledge base
+    api_stats.setup_routes(app)
     chat_api.setup_routes(app)
     desk.setup_routes(app)
     app.router.add_get("/healthz", _healthz)
@@ -115,6 +118,7 @@ def register_jobs(app: web.Application) -> None:
     jobs.every(deadline_watch.JOB_KIND, settings.sla_sweep_s, deadline_watch.sweep)  # U1-U2
     jobs.kind(deadline_watch.NOTIFY_KIND, events.notify, max_attempts=8)  # TMF621 events to hubs
     jobs.cron("nightly_archive", archive.nightly_archive, hour=settings.archive_hour, minute=0)  # D1
+    stats_jobs.register(jobs, settings)  # T5: the nightly recount and the reports due (bot/stats/scheduled.py)
 
 
 async def _recording_retention(ctx: JobContext) -> None:

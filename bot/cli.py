@@ -18,6 +18,7 @@ def _register() -> None:
     from bot.models_fetch import models_app
     from bot.outbound_cli import call_app
     from bot.serve import run_command, serve_command
+    from bot.stats.cli import stats_app
     from bot.store.cli import db_app
     from bot.world.cli import world_app
 
@@ -29,6 +30,7 @@ def _register() -> None:
     app.add_typer(call_app, name="call", help="Calls the bot places (a test call).")
     app.add_typer(archive_app, name="archive", help="The nightly archive (D1): run a night now.")
     app.add_typer(kb_app, name="kb", help="The knowledge base (D2): search index, hard-case tasks.")
+    app.add_typer(stats_app, name="stats", help="Statistics: a seeded year of data, the rollup, due reports.")
     app.command("chat", help="Talk to the bot in this terminal.")(chat_command)
     app.command("serve", help="Run the bot's HTTP server.")(serve_command)
     app.command("run", help="Start the whole stack (Rasa, actions, line-test unit, bot).")(run_command)

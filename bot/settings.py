@@ -72,6 +72,14 @@ class Settings(BaseSettings):
     compensation_big_customer_amount: float = Field(default=200, ge=0)
     compensation_currency: str = "CNY"
 
+    # --- statistics and reports (T1–T5, bot/stats/) ---
+    # A day's rollup is recounted until it was refreshed this many days after it ended
+    # (late changes: a fault classified at dispatch, a receipt); then it is only read.
+    stats_settle_days: float = Field(default=7, ge=0)
+    stats_dashboard_fresh_s: float = Field(default=30, ge=0)  # the dashboard recounts today at most this often
+    stats_font_file: Path | None = None  # a CJK TrueType font for charts and PDFs (default: found on the system)
+    stats_rollup_at: str = Field(default="01:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # local time of the nightly recount of the last days (HH:MM)
+    stats_reports_at: str = Field(default="06:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # local time of the daily check for due reports (HH:MM)
     # --- the job scheduler (bot/jobs/): one leader per database runs every job ---
     jobs_enabled: bool = True  # false: this process never leads (it can still schedule jobs)
     jobs_poll_s: float = Field(default=2.0, gt=0)  # how often the leader looks for due one-off jobs

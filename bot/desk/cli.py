@@ -29,6 +29,8 @@ class RoleChoice(str, Enum):
     inspector = "inspector"
     surveyor = "surveyor"
     datamanager = "datamanager"
+    statistician = "statistician"
+    deputy = "deputy"
 
 
 @contextmanager

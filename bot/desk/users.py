@@ -31,6 +31,8 @@ ROLE_NAMES = {
     "inspector": "quality inspector",
     "surveyor": "satisfaction surveyor",
     "datamanager": "data manager",
+    "statistician": "statistician",
+    "deputy": "deputy manager",
 }
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MIN_PASSWORD = 8
@@ -192,6 +194,8 @@ DEMO_USERS: tuple[DemoUser, ...] = (
     DemoUser("inspector", "inspector", "Demo quality inspector", "inspector-demo"),
     DemoUser("surveyor", "surveyor", "Demo satisfaction surveyor", "surveyor-demo"),
     DemoUser("datamanager", "datamanager", "Demo data manager", "datamanager-demo"),
+    DemoUser("statistician", "statistician", "Demo statistician", "statistician-demo"),
+    DemoUser("deputy", "deputy", "Demo deputy manager", "deputy-demo"),
 )
 DEMO_WORLD_FILE: Path = Settings.model_fields["world_file"].default
 

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 from bot.desk import auth, datamanager, junior, live, pages, surveyor, users, work
 from bot.desk import jobs as desk_jobs
 from bot.desk import recordings as desk_recordings
+from bot.desk import stats as desk_stats
 from bot.desk.auth import Identity, require_role
 from bot.store import service, workflow
 from bot.store.db import DB_KEY
@@ -111,7 +112,7 @@ async def desk_home(request: web.Request, who: Identity) -> web.StreamResponse:
 
 HOMES = {"centre": "/desk/centre", "manager": "/desk/escalations", "admin": "/desk/admin",
          "inspector": "/desk/recordings", "surveyor": "/desk/surveyor",
-         "datamanager": "/desk/datamanager"}
+         "datamanager": "/desk/datamanager", "statistician": "/desk/reports", "deputy": "/desk/reports"}
 
 
 def _home_rows(s: Session, queues: tuple[str, ...], operator: str) -> tuple[list[Handoff], list[Handoff], list[Any]]:
@@ -241,5 +242,6 @@ def setup_routes(app: web.Application) -> None:
     work.setup_routes(app)  # tickets, review, centre, escalations, admin (bot/desk/work.py)
     desk_recordings.setup_routes(app)  # Q2: operators' call recordings (bot/desk/recordings.py)
     datamanager.setup_routes(app)  # D1-D2: the archive, the knowledge base (bot/desk/datamanager.py)
+    desk_stats.setup_routes(app)  # T1-T5: the dashboard and the reports (bot/desk/stats.py)
     desk_jobs.setup_routes(app)  # the job scheduler, for admins (bot/desk/jobs.py)
     surveyor.setup_routes(app)  # U1-U2: the deadline board and explanations (bot/desk/surveyor.py)

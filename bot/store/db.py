@@ -24,6 +24,7 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
 from bot.settings import Settings
+from bot.store import stats as _stats_tables  # noqa: F401  (registers the statistics' tables)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 

@@ -478,6 +478,8 @@ class DeskRole(str, Enum):
     inspector = "inspector"  # Q: quality inspector (listens to call recordings, Q2)
     surveyor = "surveyor"  # U: satisfaction surveyor (deadline watch U1-U2, surveys U3-U5)
     datamanager = "datamanager"  # D: data manager (the archive D1, the knowledge base D2)
+    statistician = "statistician"  # T: statistics and the periodic reports (T1-T5)
+    deputy = "deputy"  # T5: a deputy manager, who approves the statistician's reports
 
 
 class DeskUser(SQLModel, table=True):

@@ -10,6 +10,7 @@ under test, so `page.goto("/")` opens the web chat. The site is, in order:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import threading
 from collections.abc import Iterator
@@ -81,6 +82,20 @@ class _ServerThread(threading.Thread):
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.join(timeout=10)
+
+
+@contextlib.contextmanager
+def serving(app: web.Application) -> Iterator[str]:
+    """``app`` served on a free port in its own thread, for a sync Playwright test; its URL."""
+    thread = _ServerThread(app)
+    thread.start()
+    thread.ready.wait(10)
+    if thread.error is not None:
+        raise thread.error
+    try:
+        yield f"http://127.0.0.1:{thread.port}"
+    finally:
+        thread.stop()
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from bot.settings import Settings
 from bot.store import handoffs, service
 from bot.store.db import Database
 from bot.store.models import DeskUser
-from tests.browser.conftest import STATIC_DIR, _ServerThread
+from tests.browser.conftest import STATIC_DIR, serving
 from tests.conftest import make_test_app
 
 pytestmark = pytest.mark.browser
@@ -50,15 +50,10 @@ def desk_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, D
     app = make_test_app(db, settings)
     desk.setup_routes(app)
     app.router.add_static("/static/", STATIC_DIR)
-    thread = _ServerThread(app)
-    thread.start()
-    thread.ready.wait(10)
-    if thread.error is not None:
-        raise thread.error
     try:
-        yield f"http://127.0.0.1:{thread.port}", db
+        with serving(app) as url:
+            yield url, db
     finally:
-        thread.stop()
         db.dispose()
 
 

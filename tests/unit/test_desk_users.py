@@ -66,7 +66,8 @@ def test_bad_usernames_are_refused(raw: str) -> None:
 
 
 def test_roles() -> None:
-    assert ROLES == ("junior", "senior", "centre", "manager", "admin", "inspector", "surveyor", "datamanager")
+    assert ROLES == ("junior", "senior", "centre", "manager", "admin", "inspector", "surveyor", "datamanager",
+                     "statistician", "deputy")
     assert [r.value for r in RoleChoice] == [r.value for r in DeskRole]  # the CLI's copy stays in step
     for role in ROLES:
         check_role(role, "西湖分公司")
@@ -102,7 +103,7 @@ def test_add_list_disable(db: Database) -> None:
 
 def test_demo_users_one_per_role_and_never_reset(db: Database) -> None:
     assert ensure_demo_users(db) == ["junior", "senior", "centre", "manager", "admin", "inspector", "surveyor",
-                                     "datamanager"]
+                                     "datamanager", "statistician", "deputy"]
     users = {u.username: u for u in db.call(lambda s: s.exec(select(DeskUser)).all())}
     assert sorted(u.role for u in users.values()) == sorted(ROLES)
     for demo in DEMO_USERS:

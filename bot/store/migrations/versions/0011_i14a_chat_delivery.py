@@ -1,7 +1,7 @@
 """chat delivery: what each chat conversation was last given (issue 14, resuming after a crash)
 
-Revision ID: 0010_i14a_chat_delivery
-Revises: 0009_i11a_sla
+Revision ID: 0011_i14a_chat_delivery
+Revises: 0010_i12t_stats
 Create Date: 2026-12-07
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010_i14a_chat_delivery"
-down_revision: str | None = "0009_i11a_sla"
+revision: str = "0011_i14a_chat_delivery"
+down_revision: str | None = "0010_i12t_stats"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
