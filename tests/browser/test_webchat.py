@@ -290,15 +290,18 @@ def test_the_page_never_sends_two_inputs_at_once(browser_page: Any, fake_chat: A
     nothing; the one input is answered and the next goes out after it."""
     page = browser_page
     open_chat(page)
-    fake_chat.state.delay_s = 1.5
+    fake_chat.state.delay_s = 5.0  # long enough that every attempt below falls inside the wait
     page.get_by_test_id("choice-1").click()
-    expect(page.get_by_test_id("typing")).to_be_visible()
+    typing = page.get_by_test_id("typing")
+    expect(typing).to_be_visible()
     page.get_by_test_id("choice-0").click(force=True)
     page.keyboard.press("2")
     page.get_by_test_id("text-input").fill("人工")
     page.keyboard.press("Enter")
     page.get_by_test_id("send-button").click(force=True)
-    expect(page.get_by_test_id("typing")).to_be_hidden(timeout=5000)
+    assert sum(fake_chat.state.in_flight.values()) == 1, \
+        "the attempts above were made while the first input was still on its way"
+    expect(typing).to_be_hidden(timeout=10000)
     expect(last_bot(page)).to_have_attribute("data-spec", "V1")
     assert bodies(fake_chat.state)[1:] == [{"dtmf": "1"}], bodies(fake_chat.state)
     assert fake_chat.state.max_in_flight == 1
