@@ -71,6 +71,7 @@ nlu-report: setup
 
 bench: setup train
 	$(PY) -m bench.chat_latency
+	$(PY) -m bench.turn_order_bench
 	$(PY) -m bench.voice_bench
 	$(PY) -m bench.tts_bench
 	$(PY) -m bench.asr_bench

@@ -12,18 +12,14 @@ import asyncio
 import json
 import platform
 import statistics
-import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import aiohttp
 
-from bench.common import RESULTS, WORLD, bench_settings, percentile
+from bench.common import RESULTS, bench_stack, percentile
 from bot.chat.dialogue import dtmf_message, event_message
 from bot.settings import REPO_ROOT, Settings
-from bot.stack import Stack
-from bot.world.loader import load_world_file
 
 # One conversation: A1, A2, A5 (repaired, back to the menu), A4 (unknown prefix, V3),
 # A2 in words, A6–A7 (repeat). No line test, so no deliberate waiting in either path.
@@ -77,17 +73,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--conversations", type=int, default=25, help="per path; 10 turns each")
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="hotline-bench-"))
-    settings = bench_settings(tmp)
-    load_world_file(WORLD, reset=True, settings=settings)
-    stack = Stack.build(settings, tmp / "logs")
-    stack.start()
-    try:
-        stack.wait_ready(timeout_s=400)
+    with bench_stack("hotline-bench-") as settings:
         asyncio.run(run(settings, 2))  # warm-up: model graphs, connections, caches
         timings = asyncio.run(run(settings, args.conversations))
-    finally:
-        stack.stop()
     rows = {}
     for path, values in timings.items():
         rows[path] = {

@@ -3,6 +3,9 @@ end-to-end world), started as `make run` starts it."""
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,18 @@ def bench_settings(tmp: Path, **extra: Any) -> Settings:
         current_world_file=tmp / "world.yml", world_file=WORLD, log_level="WARNING", voice_enabled=False,
         **extra,
     )
+
+
+@contextlib.contextmanager
+def bench_stack(prefix: str, **extra: Any) -> Iterator[Settings]:
+    """A stack of the benchmark's own (a scratch store, the end-to-end world), started
+    and, at the end, stopped."""
+    from bot.stack import running
+
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    settings = bench_settings(tmp, **extra)
+    with running(settings, tmp / "logs", WORLD):
+        yield settings
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -23,17 +23,19 @@ from bot.api import stats as api_stats
 from bot.api import surveys as api_surveys
 from bot.api import workflow as api_workflow
 from bot.api.errors import error_middleware
+from bot.boundary import MAX_BODY_BYTES, install_request_ids, request_id_middleware
 from bot.chat import api as chat_api
 from bot.chat.dialogue import RasaDialogue
 from bot.chat.prompts import PromptCatalogue
 from bot.chat.service import AbandonRecorder, ChatService, ConversationState
+from bot.chat.turns import DialogueCapacity, TurnLocks, turn_locks_for
 from bot.jobs import JOBS_KEY, JobContext, Jobs
 from bot.metrics import CHAT_TURN_SECONDS, CHAT_TURNS, CONVERSATIONS_ABANDONED, metrics_handler
 from bot.periodic import every
 from bot.settings import SETTINGS_KEY, Settings
 from bot.sla import watch as deadline_watch
 from bot.stats import scheduled as stats_jobs
-from bot.store import archive, surveys
+from bot.store import archive, chat_delivery, surveys
 from bot.store import recordings as call_recordings
 from bot.store import service as store
 from bot.store.db import DB_KEY, Database
@@ -53,7 +55,9 @@ SURVEY_CALLER_KEY = web.AppKey("survey_caller", SurveyCaller)
 
 
 def create_app(settings: Settings, db: Database | None = None) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, _timing_middleware], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[request_id_middleware, error_middleware, _timing_middleware],
+                          client_max_size=MAX_BODY_BYTES)
+    install_request_ids(app)
     app[SETTINGS_KEY] = settings
     app[DB_KEY] = db or Database.from_settings(settings)
     app[JOBS_KEY] = Jobs(app, app[DB_KEY], settings)
@@ -101,14 +105,17 @@ async def _chat(app: web.Application) -> AsyncIterator[None]:
     app[HTTP_SESSION_KEY] = session
     db = app[DB_KEY]
 
-    service = build_chat_service(settings, session, "webchat", db)
+    # One turn at a time per conversation, for every channel (and every bot process on PostgreSQL).
+    locks = turn_locks_for(settings.database_url, settings.chat_turn_wait_s)
+    service = build_chat_service(settings, session, "webchat", db, turn_locks=locks)
     app[chat_api.CHAT_SERVICE_KEY] = service
-    app[VOICE_CHAT_KEY] = build_chat_service(settings, session, "voice", db)
+    app[VOICE_CHAT_KEY] = build_chat_service(settings, session, "voice", db, turn_locks=locks)
 
     # Per process, not a job: each process ends its own idle conversations, which live in
     # its memory (ChatService); the leader cannot see another process's conversations.
     async with every(SWEEP_INTERVAL_S, lambda: service.end_idle(settings.chat_idle_timeout_s), "chat.sweep_failed"):
         yield
+    await locks.close()
     await session.close()
 
 
@@ -162,7 +169,8 @@ async def _warm_segmenter(app: web.Application) -> AsyncIterator[None]:
 
 
 def build_chat_service(
-    settings: Settings, session: aiohttp.ClientSession, channel: str, db: Database, *, timeout_s: float | None = None
+    settings: Settings, session: aiohttp.ClientSession, channel: str, db: Database, *, timeout_s: float | None = None,
+    turn_locks: TurnLocks | None = None,
 ) -> ChatService:
     """The dialogue as one channel (webchat, voice) sees it; abandonment goes to ``db``."""
     return ChatService(
@@ -172,7 +180,30 @@ def build_chat_service(
         action_health_url=f"http://127.0.0.1:{settings.action_port}/health",
         session=session,
         record_abandoned=abandon_recorder(db),
+        turn_locks=turn_locks or TurnLocks(settings.chat_turn_wait_s),
+        # A chat resumes after a restart of the bot, Rasa or the actions; a call ends with the bot.
+        deliveries=StoredDeliveries(db) if channel == "webchat" else None,
+        capacity=DialogueCapacity(settings.dialogue_max_turns, settings.chat_turn_wait_s)
+        if channel == "webchat" else None,
     )
+
+
+class StoredDeliveries:
+    """The chat's :class:`bot.chat.service.DeliveryLog` in the store."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def get(self, conversation_id: str) -> chat_delivery.Delivered | None:
+        return await self._db.run(chat_delivery.get, conversation_id)
+
+    async def record(self, conversation_id: str, channel: str, *, message_id: str | None, language: str | None,
+                     last_step: str | None, announced: list[str]) -> None:
+        await self._db.run(chat_delivery.record, conversation_id, channel, message_id=message_id,
+                           language=language, last_step=last_step, announced=announced)
+
+    async def new_tickets(self, conversation_id: str) -> list[str]:
+        return await self._db.run(chat_delivery.new_tickets, conversation_id)
 
 
 def abandon_recorder(db: Database) -> AbandonRecorder:

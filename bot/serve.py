@@ -21,6 +21,10 @@ def serve_command() -> None:
     web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
 
 
+MAX_RESTARTS = 5  # of dead services within RESTART_WINDOW_S, before `run` gives up
+RESTART_WINDOW_S = 120.0
+
+
 def run_command(
     world: Path = typer.Option(None, help="World file to load first (default: the demo world)."),
     no_world: bool = typer.Option(False, "--no-world", help="Keep the world already loaded."),
@@ -73,10 +77,22 @@ hotline is running (logs in {log_dir}):
 Press Ctrl-C to stop.""",
             file=sys.stderr,
         )
-        while all(svc.process and svc.process.poll() is None for svc in stack.services):
+        # A service that dies (a crash, a kill) is started again; conversations go on where
+        # they were (README, "After a restart"). One that keeps dying stops the stack.
+        restarts: list[float] = []
+        while True:
             time.sleep(1)
-        dead = [svc.name for svc in stack.services if svc.process and svc.process.poll() is not None]
-        print(f"stopping: {', '.join(dead)} exited (see {log_dir})", file=sys.stderr)
+            dead = [svc.name for svc in stack.services if svc.process and svc.process.poll() is not None]
+            if not dead:
+                continue
+            now = time.monotonic()
+            restarts = [t for t in restarts if now - t < RESTART_WINDOW_S] + [now]
+            if len(restarts) > MAX_RESTARTS:
+                print(f"stopping: {', '.join(dead)} keeps exiting (see {log_dir})", file=sys.stderr)
+                break
+            print(f"{', '.join(dead)} exited; starting it again (see {log_dir})", file=sys.stderr)
+            stack.start(set(dead))
+            stack.wait_ready()
     except KeyboardInterrupt:
         print("\nstopping …", file=sys.stderr)
     finally:

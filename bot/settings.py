@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     rasa_port: int = 5005
     action_port: int = 5055
     rasa_timeout_s: float = 20.0
+    # One turn at a time per conversation: a second input waits this long for the one
+    # still running, then gets 409 "a reply is still on its way" (issue 14).
+    chat_turn_wait_s: float = Field(default=5.0, ge=0)
+    # Web-chat inputs in the dialogue at once, per bot process; more wait (the turn wait), then 429.
+    dialogue_max_turns: int = Field(default=8, ge=1)
     nlu_dir: Path = REPO_ROOT / "nlu"
     models_dir: Path = REPO_ROOT / "models" / "dialogue"
     tracker_db: Path = REPO_ROOT / "var" / "rasa-tracker.db"  # Rasa's conversations (SQLite)

@@ -6,6 +6,8 @@ same processes the same way.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import secrets
 import signal
@@ -14,6 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +32,7 @@ class Service:
     health_url: str
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    warmed: bool = False  # Rasa: a first message went through since this start
 
 
 @dataclass
@@ -100,6 +104,7 @@ class Stack:
             if only is not None and svc.name not in only:
                 continue
             svc.log_path = self.log_dir / f"{svc.name}.log"
+            svc.warmed = False
             log = svc.log_path.open("ab")
             svc.process = subprocess.Popen(
                 svc.args, cwd=REPO_ROOT, env=svc.env, stdout=log, stderr=subprocess.STDOUT,
@@ -117,6 +122,9 @@ class Stack:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{svc.name} did not answer {svc.health_url}; see {svc.log_path}")
                 time.sleep(0.5)
+            if svc.name == "rasa" and not svc.warmed:
+                _warm_up(self.settings.rasa_url)
+                svc.warmed = True
 
     def stop(self, names: set[str] | None = None) -> None:
         running = [s for s in reversed(self.services) if s.process and s.process.poll() is None
@@ -132,10 +140,46 @@ class Stack:
                 os.killpg(svc.process.pid, signal.SIGKILL)
                 svc.process.wait()
 
+    def kill(self, name: str) -> None:
+        """SIGKILL one service (and its children): a crash, no chance to clean up."""
+        svc = next(s for s in self.services if s.name == name)
+        if svc.process is not None and svc.process.poll() is None:
+            os.killpg(svc.process.pid, signal.SIGKILL)
+            svc.process.wait()
+
     def restart(self, name: str) -> None:
         self.stop({name})
         self.start({name})
         self.wait_ready()
+
+
+@contextlib.contextmanager
+def running(settings: Settings, log_dir: Path, world: Path | None = None, timeout_s: float = 400) -> Iterator[Stack]:
+    """The whole stack, up (with ``world`` loaded afresh first) until the block ends."""
+    if world is not None:
+        from bot.world.loader import load_world_file
+
+        load_world_file(world, reset=True, settings=settings)
+    stack = Stack.build(settings, log_dir)
+    stack.start()
+    try:
+        stack.wait_ready(timeout_s=timeout_s)
+        yield stack
+    finally:
+        stack.stop()
+
+
+def _warm_up(rasa_url: str) -> None:
+    """A fresh Rasa takes seconds over its first message (the policies' graphs): one
+    message of its own first, so a restart does not make the next users wait."""
+    body = json.dumps({"sender": "hotline-warm-up", "message": "/start", "metadata": {"channel": "api"}}).encode()
+    req = urllib.request.Request(f"{rasa_url}/webhooks/hotline/webhook", data=body, method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            resp.read()
+    except (urllib.error.URLError, OSError):
+        pass  # only a warm-up
 
 
 def _answers(url: str) -> bool:

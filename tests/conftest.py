@@ -30,6 +30,7 @@ import bot.store.calendar  # noqa: F401
 import bot.store.knowledge  # noqa: F401
 from bot.api import inventory, records, tickets
 from bot.api.errors import error_middleware
+from bot.boundary import install_request_ids, request_id_middleware
 from bot.settings import SETTINGS_KEY, Settings
 from bot.store.db import DB_KEY, Database
 from bot.world.loader import load_world
@@ -124,7 +125,8 @@ def demo_db(db: Database, demo_world: World, settings: Settings) -> Database:
 
 def make_test_app(db: Database, settings: Settings) -> web.Application:
     """What bot/app.py does for these APIs, without the chat, Rasa or start-up migration."""
-    app = web.Application(middlewares=[error_middleware])
+    app = web.Application(middlewares=[request_id_middleware, error_middleware])
+    install_request_ids(app)
     app[SETTINGS_KEY] = settings
     app[DB_KEY] = db
     tickets.setup_routes(app)

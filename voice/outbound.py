@@ -110,7 +110,7 @@ def classify(job_result: str) -> tuple[Result, str | None, str | None]:
 def originate_command(settings: OutboundSettings, number: str, channel_uuid: str,
                       variables: dict[str, str]) -> str:
     """The ``originate`` API command; ValueError for a value that would break it."""
-    if not number.isdigit():
+    if not (number.isascii() and number.isdigit()):
         raise ValueError("the number must be digits")
     all_vars = {
         "origination_uuid": channel_uuid,
@@ -239,7 +239,7 @@ class OutboundCalls:
     def line_for(self, outbound_id: str | None, channel_uuid: str) -> tuple[LiveCall, _SessionLine] | None:
         """The live call a connecting channel belongs to: its id and our UUID must match,
         so a channel cannot claim another call's record."""
-        if not outbound_id or not outbound_id.isdigit():
+        if not outbound_id or not (outbound_id.isascii() and outbound_id.isdigit()) or len(outbound_id) > 18:
             return None
         live = self._live.get(int(outbound_id))
         if live is None or live.channel_uuid != channel_uuid:

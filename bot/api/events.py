@@ -91,7 +91,7 @@ async def create_hub(request: web.Request) -> web.Response:
 
 def _hub_id(request: web.Request) -> int:
     raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 9:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
         raise ApiError(404, "not_found", f"no hub {raw[:20]}")
     return int(raw)
 

@@ -74,14 +74,14 @@ def _int(request: web.Request, name: str, default: int, lo: int, hi: int) -> int
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or len(raw) > 9 or not lo <= int(raw) <= hi:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or not lo <= int(raw) <= hi:
         raise ApiError(400, "invalid_parameter", f"{name} is a whole number from {lo} to {hi}")
     return int(raw)
 
 
 def _path_id(request: web.Request) -> int:
     raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 9:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
         raise ApiError(400, "bad_id", f"the id is a whole number, not {raw[:20]!r}")
     return int(raw)
 

@@ -15,7 +15,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.api.auth import require_reader, require_service
-from bot.api.errors import ApiError, canonical_number, parse_body
+from bot.api.errors import ApiError, canonical_number, parse_body, path_id
 from bot.settings import SETTINGS_KEY
 from bot.store import outbound_calls as store
 from bot.store.db import DB_KEY
@@ -56,10 +56,8 @@ async def post_outbound_call(request: web.Request) -> web.Response:
 
 async def get_outbound_call(request: web.Request) -> web.Response:
     await require_reader(request)
-    raw = request.match_info["call_id"]
-    if not raw.isdigit() or len(raw) > 12:
-        raise ApiError(400, "invalid_parameter", "the outbound call id is a number")
-    return web.json_response(await request.app[DB_KEY].run(store.get, int(raw)))
+    call_id = path_id(request, "outbound call", "call_id")
+    return web.json_response(await request.app[DB_KEY].run(store.get, call_id))
 
 
 def setup_routes(app: web.Application) -> None:

@@ -40,7 +40,7 @@ async def require_listener(request: web.Request) -> Actor:
 
 
 def _int_id(raw: str, what: str) -> int:
-    if not raw.isdigit() or len(raw) > 9:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
         raise ApiError(400, "bad_id", f"{what} is a whole number, not {raw[:20]!r}")
     return int(raw)
 

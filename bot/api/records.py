@@ -17,7 +17,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bot.api.auth import require_reader, require_service
-from bot.api.errors import ApiError, canonical_number, parse_body
+from bot.api.errors import ApiError, canonical_number, parse_body, query_params
 from bot.settings import SETTINGS_KEY, Settings
 from bot.store import service
 from bot.store.db import DB_KEY
@@ -178,14 +178,15 @@ async def post_outcome(request: web.Request) -> web.Response:
     return web.json_response({"outcome_id": outcome_id}, status=201)
 
 
+class OutcomesQuery(_In):
+    conversation_id: str | None = Field(default=None, min_length=1, max_length=128)
+
+
 async def get_outcomes(request: web.Request) -> web.Response:
     """Oldest first; the last entry is the conversation's latest outcome."""
     await require_reader(request)
-    unknown = set(request.query) - {"conversation_id"}
-    if unknown:
-        raise ApiError(400, "invalid_parameter", f"unknown query parameter(s): {', '.join(sorted(unknown))}")
-    cid = request.query.get("conversation_id")
-    return web.json_response(await request.app[DB_KEY].run(service.list_outcomes, cid))
+    query = query_params(request, OutcomesQuery)
+    return web.json_response(await request.app[DB_KEY].run(service.list_outcomes, query.conversation_id))
 
 
 async def post_handoff(request: web.Request) -> web.Response:
@@ -207,19 +208,16 @@ async def post_handoff(request: web.Request) -> web.Response:
     )
 
 
+class HandoffsQuery(_In):
+    state: HandoffState | None = None
+    queue: Literal["junior", "senior"] | None = None
+
+
 async def get_handoffs(request: web.Request) -> web.Response:
     await require_reader(request)
-    states = {s.value for s in HandoffState}
-    unknown = set(request.query) - {"state", "queue"}
-    if unknown:
-        raise ApiError(400, "invalid_parameter", f"unknown query parameter(s): {', '.join(sorted(unknown))}")
-    state = request.query.get("state")
-    if state is not None and state not in states:
-        raise ApiError(400, "invalid_parameter", f"state must be one of {', '.join(sorted(states))}")
-    queue = request.query.get("queue")
-    if queue is not None and queue not in ("junior", "senior"):
-        raise ApiError(400, "invalid_parameter", "queue must be junior or senior")
-    return web.json_response(await request.app[DB_KEY].run(service.list_handoffs, state, queue))
+    query = query_params(request, HandoffsQuery)
+    state = query.state.value if query.state is not None else None
+    return web.json_response(await request.app[DB_KEY].run(service.list_handoffs, state, query.queue))
 
 
 # ---------------------------------------------------------------- opening hours
@@ -272,7 +270,7 @@ async def service_status(request: web.Request) -> web.Response:
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/reports", post_report)
-    app.router.add_post("/api/tickets/{ticket_id}/voice-messages", post_voice_message)
+    app.router.add_post("/api/tickets/{ticket_id:[A-Za-z0-9._-]{1,40}}/voice-messages", post_voice_message)
     app.router.add_post("/api/outcomes", post_outcome)
     app.router.add_get("/api/outcomes", get_outcomes)
     app.router.add_post("/api/handoffs", post_handoff)

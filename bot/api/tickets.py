@@ -19,7 +19,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from actions.numbers import group_digits
 from bot.api import recordings as api_recordings
 from bot.api.auth import actor_of, require_reader
-from bot.api.errors import ApiError, canonical_number, parse_body, read_json, validate
+from bot.api.errors import (
+    ApiError,
+    AsciiInt,
+    canonical_number,
+    parse_body,
+    path_id,
+    query_params,
+    read_json,
+    validate,
+)
 from bot.settings import SETTINGS_KEY
 from bot.store import recordings as call_recordings
 from bot.store import service, workflow
@@ -28,9 +37,11 @@ from bot.store.models import STATUSES, TicketStatusChange, utc
 from bot.store.service import TicketView
 
 BASE = "/tmf-api/troubleTicket/v5"
+# Ticket ids in paths (ours are TT-…, the world's its own): anything else is no ticket (404).
+TICKET_ID = r"{id:[A-Za-z0-9._-]{1,40}}"
 OPENAPI_FILE = Path(__file__).resolve().parent.parent / "openapi" / "tickets.yaml"
 MAX_TEXT = 2000
-MAX_LIMIT = 1000
+MAX_LIMIT = 500
 
 # How a stored channel is named in TMF (ecosystem-notes §6: "IVR" | "webchat").
 CHANNEL_NAMES = {"voice": "IVR"}
@@ -175,10 +186,7 @@ async def attachment_content(request: web.Request) -> web.StreamResponse:
     an operator's call recording only for the posts that may listen to them (Q2)."""
     actor = await actor_of(request)
     settings = request.app[SETTINGS_KEY]
-    try:
-        attachment_id = int(request.match_info["id"])
-    except ValueError as exc:
-        raise ApiError(400, "bad_id", "attachment ids are numbers") from exc
+    attachment_id = path_id(request, "attachment")
     row = await request.app[DB_KEY].run(service.get_attachment, attachment_id)
     if row.kind == call_recordings.ATTACHMENT_KIND:
         await api_recordings.require_listener(request)
@@ -251,7 +259,7 @@ class TicketCreateIn(_Tmf):
 
 
 class TicketPatchIn(_Tmf):
-    status: str | None = None
+    status: str | None = Field(default=None, max_length=40)
     statusChangeReason: str | None = Field(default=None, max_length=MAX_TEXT)
     note: list[NoteIn] = Field(default_factory=list, max_length=20)
     severity: str | None = Field(default=None, min_length=1, max_length=40)
@@ -265,42 +273,39 @@ def _base_url(request: web.Request) -> str:
     return request.app[SETTINGS_KEY].bot_url.rstrip("/")
 
 
-_LIST_PARAMS = {"relatedEntity.id", "status", "channel.name", "offset", "limit", "fields"}
+class TicketListQuery(BaseModel):
+    """``GET …/troubleTicket``: the filters, the page, and TMF's ``fields`` (accepted, all
+    fields are returned)."""
 
+    model_config = ConfigDict(extra="forbid")
 
-def _int_param(request: web.Request, name: str, default: int, maximum: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit():
-        raise ApiError(400, "invalid_parameter", f"{name} must be a whole number ≥ 0, not {raw[:20]!r}")
-    return min(int(raw), maximum)
+    related_entity_id: str | None = Field(default=None, alias="relatedEntity.id", max_length=40)
+    status: str | None = Field(default=None, max_length=200)
+    channel_name: str | None = Field(default=None, alias="channel.name", max_length=200)
+    offset: AsciiInt = Field(default=0, ge=0, le=10**9)
+    limit: AsciiInt = Field(default=100, ge=1, le=MAX_LIMIT)
+    fields: str | None = Field(default=None, max_length=500)
 
 
 async def list_tickets(request: web.Request) -> web.Response:
     await require_reader(request)
-    unknown = sorted(set(request.query) - _LIST_PARAMS)
-    if unknown:
-        raise ApiError(400, "invalid_parameter",
-                       f"unknown query parameter(s): {', '.join(unknown)}; "
-                       f"supported: {', '.join(sorted(_LIST_PARAMS))}")
+    query = query_params(request, TicketListQuery)
     settings = request.app[SETTINGS_KEY]
     fault_number = None
-    if "relatedEntity.id" in request.query:
-        fault_number, _ = canonical_number(request.query["relatedEntity.id"], settings.local_area_code,
+    if query.related_entity_id is not None:
+        fault_number, _ = canonical_number(query.related_entity_id, settings.local_area_code,
                                            field="relatedEntity.id")
     statuses = None
-    if "status" in request.query:
-        statuses = [s for s in request.query["status"].split(",") if s]
+    if query.status is not None:
+        statuses = [s for s in query.status.split(",") if s]
         bad = [s for s in statuses if s not in STATUSES]
         if bad or not statuses:
             raise ApiError(400, "invalid_parameter",
                            f"status must be one of {', '.join(sorted(STATUSES))}")
     channels = None
-    if "channel.name" in request.query:
-        channels = [channel_from_name(c) for c in request.query["channel.name"].split(",") if c]
-    offset = _int_param(request, "offset", 0, 10**9)
-    limit = _int_param(request, "limit", 100, MAX_LIMIT)
+    if query.channel_name is not None:
+        channels = [channel_from_name(c) for c in query.channel_name.split(",") if c]
+    offset, limit = query.offset, query.limit
     views, total = await request.app[DB_KEY].run(
         service.list_tickets, fault_number=fault_number, status=statuses, channel=channels,
         offset=offset, limit=limit,
@@ -322,7 +327,7 @@ def _if_match(request: web.Request) -> int | None:
     if raw is None:
         return None
     value = raw.strip().removeprefix("W/").strip('"')
-    if not value.isdigit() or len(value) > 9:
+    if not (value.isascii() and value.isdigit()) or len(value) > 9:
         raise ApiError(400, "invalid_if_match", 'If-Match takes the ETag of a GET, e.g. W/"3"')
     return int(value)
 
@@ -361,13 +366,11 @@ async def create_ticket(request: web.Request) -> web.Response:
 
 
 async def patch_ticket(request: web.Request) -> web.Response:
-    ctype = request.content_type
-    if ctype not in ("application/merge-patch+json", "application/json", "application/octet-stream"):
-        # octet-stream is what aiohttp reports when no Content-Type was sent.
-        raise ApiError(415, "unsupported_media_type",
-                       "PATCH takes application/merge-patch+json (or application/json)")
     actor = await actor_of(request)
     body = validate(TicketPatchIn, await read_json(request))
+    if body.status is None and not body.note and body.severity is None and body.priority is None:
+        raise ApiError(400, "invalid_patch", "the patch changes nothing: give status (with statusChangeReason if "
+                                             "you like), note, severity or priority")
     if body.status is not None and body.status not in STATUSES:
         raise ApiError(400, "invalid_status", f"status must be one of {', '.join(sorted(STATUSES))}")
     if body.status is not None and actor.role not in (workflow.API, workflow.A):
@@ -397,6 +400,6 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/attachments/{id}/content", attachment_content)
     app.router.add_get(f"{BASE}/troubleTicket", list_tickets)
     app.router.add_post(f"{BASE}/troubleTicket", create_ticket)
-    app.router.add_get(f"{BASE}/troubleTicket/{{id}}", get_ticket)
-    app.router.add_patch(f"{BASE}/troubleTicket/{{id}}", patch_ticket)
+    app.router.add_get(f"{BASE}/troubleTicket/{TICKET_ID}", get_ticket)
+    app.router.add_patch(f"{BASE}/troubleTicket/{TICKET_ID}", patch_ticket)
     app.router.add_get(f"{BASE}/openapi.yaml", openapi)

@@ -26,13 +26,13 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.api.auth import actor_of
-from bot.api.errors import ApiError, parse_body
-from bot.api.tickets import render_ticket
+from bot.api.errors import ApiError, parse_body, path_id, query_params
+from bot.api.tickets import TICKET_ID, render_ticket
 from bot.desk import auth
 from bot.settings import SETTINGS_KEY
 from bot.store import service, workflow
 from bot.store.db import DB_KEY
-from bot.store.models import DeskTask, LineRow, Ticket
+from bot.store.models import DeskTask, DeskTaskKind, LineRow, Ticket
 from bot.store.workflow import Actor
 
 log = structlog.get_logger(__name__)
@@ -150,9 +150,14 @@ def _visible_task(task: DeskTask, actor: Actor) -> bool:
     return actor.role != workflow.C or task.branch == actor.branch
 
 
+class TaskListQuery(_In):
+    kind: DeskTaskKind | None = None
+
+
 async def list_tasks(request: web.Request) -> web.Response:
     actor = await actor_of(request)
-    kind = request.query.get("kind")
+    query = query_params(request, TaskListQuery)
+    kind = query.kind.value if query.kind is not None else None
 
     def read(s: Any) -> list[dict[str, Any]]:
         branch = actor.branch if actor.role == workflow.C else None
@@ -162,10 +167,7 @@ async def list_tasks(request: web.Request) -> web.Response:
 
 
 def _task_id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 12:
-        raise ApiError(404, "not_found", f"no task {raw}")
-    return int(raw)
+    return path_id(request, "task")
 
 
 async def get_task(request: web.Request) -> web.Response:
@@ -190,9 +192,10 @@ async def get_task(request: web.Request) -> web.Response:
 
 async def grade_task(request: web.Request) -> web.Response:
     actor = await actor_of(request)
+    task_id = _task_id(request)
     body = await parse_body(request, GradeIn)
     try:
-        task = await request.app[DB_KEY].run(workflow.grade_transfer, _task_id(request), actor, body.grade, body.note,
+        task = await request.app[DB_KEY].run(workflow.grade_transfer, task_id, actor, body.grade, body.note,
                                              timezone=request.app[SETTINGS_KEY].timezone)
     except service.ServiceError as exc:
         raise _refuse(exc) from exc
@@ -201,11 +204,12 @@ async def grade_task(request: web.Request) -> web.Response:
 
 async def decide_task(request: web.Request) -> web.Response:
     actor = await actor_of(request)
+    task_id = _task_id(request)
     body = await parse_body(request, DecisionIn)
     rules = workflow.CompensationRules.from_settings(request.app[SETTINGS_KEY])
     try:
         task = await request.app[DB_KEY].run(
-            workflow.decide_escalation, _task_id(request), actor, finding=body.finding,
+            workflow.decide_escalation, task_id, actor, finding=body.finding,
             explanation=body.explanation, rules=rules, grant_compensation=body.grantCompensation)
     except service.ServiceError as exc:
         raise _refuse(exc) from exc
@@ -225,8 +229,8 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/session", open_session)
     app.router.add_delete("/api/session", close_session)
     app.router.add_get("/api/workflow", workflow_table)
-    app.router.add_get("/api/tickets/{id}/workflow", ticket_workflow)
-    app.router.add_post("/api/tickets/{id}/actions/{action}", perform_action)
+    app.router.add_get(f"/api/tickets/{TICKET_ID}/workflow", ticket_workflow)
+    app.router.add_post(f"/api/tickets/{TICKET_ID}/actions/{{action:[a-z_]{{1,40}}}}", perform_action)
     app.router.add_get("/api/tasks", list_tasks)
     app.router.add_get("/api/tasks/{id}", get_task)
     app.router.add_post("/api/tasks/{id}/grade", grade_task)

@@ -7,12 +7,13 @@ from typing import Literal
 
 import structlog
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bot.api.errors import chat_json_object, json_error
+from bot.api.errors import chat_json_object, json_error, validate
 from bot.chat import handoff_api
 from bot.chat.dialogue import DialogueUnavailable
-from bot.chat.service import ChatInput, ChatService
+from bot.chat.service import ChatInput, ChatReply, ChatService
+from bot.chat.turns import BUSY_REASON, TURN_IN_PROGRESS_REASON, DialogueBusy, TurnInProgress
 from bot.settings import SETTINGS_KEY
 from bot.store.db import DB_KEY
 from bot.survey import chat as survey_chat
@@ -20,6 +21,7 @@ from bot.survey import chat as survey_chat
 log = structlog.get_logger()
 
 CHAT_SERVICE_KEY = web.AppKey("chat_service", ChatService)
+REPLY_KEY = web.RequestKey("chat_reply", web.StreamResponse)
 _CONVERSATION_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 MAX_TEXT = 2000
 
@@ -54,25 +56,14 @@ class ChatBody(BaseModel):
         return self
 
 
-def _reason(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "body"
-        parts.append(f"{where}: {err['msg']}")
-    return "; ".join(parts)
-
-
-async def post_chat(request: web.Request) -> web.Response:
+async def post_chat(request: web.Request) -> web.StreamResponse:
     conversation_id = request.match_info["conversation_id"]
     if not _CONVERSATION_ID.match(conversation_id):
         return json_error(400, "bad_conversation_id", "conversation id: 1–128 of A-Z a-z 0-9 _ . : -")
     raw = await chat_json_object(request)
     if isinstance(raw, web.Response):
         return raw
-    try:
-        body = ChatBody.model_validate(raw)
-    except ValidationError as exc:
-        return json_error(400, "bad_input", _reason(exc))
+    body = validate(ChatBody, raw, code="bad_input")
     service = request.app[CHAT_SERVICE_KEY]
     chat_input = ChatInput(text=body.text, dtmf=body.dtmf, event=body.event, language=body.language)
     if body.event == "start":
@@ -80,19 +71,51 @@ async def post_chat(request: web.Request) -> web.Response:
                                                      browser=body.browser, token=body.survey_token)
         if survey_id is not None:  # U3: the survey instead of the main menu
             chat_input = ChatInput(event="start_survey", survey_id=survey_id, language=body.language)
-    if body.event == "end":
-        await service.end(conversation_id, reason="user_left")
-        return web.json_response({"conversation_id": conversation_id, "messages": [], "ended": True,
-                                  "handoff": None, "expect": {"kind": "none"}})
     try:
-        reply = await service.turn(conversation_id, chat_input)
+        if body.event == "end":
+            await service.end(conversation_id, reason="user_left")
+            return web.json_response({"conversation_id": conversation_id, "messages": [], "ended": True,
+                                      "handoff": None, "expect": {"kind": "none"}})
+        reply = await service.turn(conversation_id, chat_input, deliver=lambda reply: write_out(request, reply))
+        written = request.get(REPLY_KEY)
+        return written if written is not None else web.json_response(reply.as_json())
+    except TurnInProgress:
+        return turn_in_progress(service.language_of(conversation_id))
+    except DialogueBusy:
+        return busy(service.language_of(conversation_id))
     except DialogueUnavailable as exc:
         log.error("chat.dialogue_unavailable", conversation_id=conversation_id, error=str(exc))
         lang = service.language_of(conversation_id)
         return web.json_response(
             {"error": "dialogue_unavailable", "reason": UNAVAILABLE[lang], "language": lang}, status=503
         )
-    return web.json_response(reply.as_json())
+
+
+async def write_out(request: web.Request, reply: ChatReply) -> bool:
+    """The reply, written out within the turn: only what was written counts as told
+    (bot/store/chat_delivery.py); a reply lost on the way is given again next time."""
+    response = web.json_response(reply.as_json())
+    request[REPLY_KEY] = response
+    try:
+        await response.prepare(request)
+        await response.write_eof()
+    except (ConnectionError, RuntimeError) as exc:  # the client is gone
+        log.info("chat.reply_not_delivered", conversation_id=reply.conversation_id, error=str(exc)[:100])
+        return False
+    return True
+
+
+def turn_in_progress(language: str) -> web.Response:
+    """409: this conversation's previous turn is still running (and did not end within
+    the turn wait); nothing of this input reached the dialogue: send it again."""
+    return json_error(409, "turn_in_progress", TURN_IN_PROGRESS_REASON, language=language)
+
+
+def busy(language: str) -> web.Response:
+    """429: every dialogue slot stayed taken for the turn wait; nothing was taken."""
+    response = json_error(429, "busy", BUSY_REASON, language=language)
+    response.headers["Retry-After"] = "2"
+    return response
 
 
 def setup_routes(app: web.Application) -> None:

@@ -30,6 +30,7 @@ from aiohttp import web
 from bot.api.errors import chat_json_object, json_error
 from bot.chat.dialogue import DialogueUnavailable
 from bot.chat.service import ChatInput
+from bot.chat.turns import DialogueBusy, TurnInProgress
 from bot.periodic import every
 from bot.settings import SETTINGS_KEY, Settings
 from bot.store import handoffs
@@ -116,7 +117,7 @@ async def _status(request: web.Request, since: int | None) -> handoffs.HandoffSt
 
 def _since(request: web.Request) -> int | web.Response:
     raw = request.query.get("since", "0")
-    if not raw.isdigit() or len(raw) > 12:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
         return json_error(400, "bad_since", "since: the id of the last message seen (a whole number)")
     return int(raw)
 
@@ -167,7 +168,7 @@ async def post_message(request: web.Request) -> web.Response:
 
 
 async def post_return(request: web.Request) -> web.Response:
-    from bot.chat.api import CHAT_SERVICE_KEY, UNAVAILABLE
+    from bot.chat.api import CHAT_SERVICE_KEY, UNAVAILABLE, busy, turn_in_progress
 
     status = await _status(request, None)
     if isinstance(status, web.Response):
@@ -182,6 +183,10 @@ async def post_return(request: web.Request) -> web.Response:
     service = request.app[CHAT_SERVICE_KEY]
     try:
         reply = await service.turn(conversation_id, ChatInput(event="return_to_bot"))
+    except TurnInProgress:
+        return turn_in_progress(service.language_of(conversation_id))
+    except DialogueBusy:
+        return busy(service.language_of(conversation_id))
     except DialogueUnavailable as exc:
         log.error("chat.dialogue_unavailable", conversation_id=conversation_id, error=str(exc))
         lang = service.language_of(conversation_id)

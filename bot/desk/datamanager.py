@@ -50,7 +50,7 @@ log = structlog.get_logger(__name__)
 
 DM_POSTS = ("datamanager", "admin")
 APPROVER_POSTS = knowledge.APPROVERS
-ID = r"{id:\d{1,9}}"
+ID = r"{id:[0-9]{1,9}}"
 PAGE = 50
 
 
@@ -129,7 +129,7 @@ def _archive_list(s: Session, f: archive.ArchiveFilter, offset: int) -> dict[str
 
 def _page_number(query: MultiMapping[str]) -> int:
     raw = query.get("page", "1")
-    return int(raw) if raw.isdigit() and 0 < len(raw) <= 6 and int(raw) > 0 else 1
+    return int(raw) if raw.isascii() and raw.isdigit() and 0 < len(raw) <= 6 and int(raw) > 0 else 1
 
 
 @require_role(*DM_POSTS)
@@ -218,7 +218,7 @@ async def cover_task(request: web.Request, who: Identity) -> web.StreamResponse:
     task_id = int(request.match_info["id"])
     form = await request.post()
     raw = str(form.get("article_id") or "").strip()
-    if not raw.isdigit() or len(raw) > 9:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
         return await _task_page(request, who, task_id, status=400, error="Give the number of an existing article.")
     try:
         await request.app[DB_KEY].run(knowledge.cover_task, task_id, who.username, who.role, int(raw),
@@ -273,7 +273,7 @@ async def _editor(request: web.Request, who: Identity, *, article_id: int | None
 
 def _int_query(request: web.Request, name: str) -> int | None:
     raw = request.query.get(name, "")
-    return int(raw) if raw.isdigit() and len(raw) <= 9 else None
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else None
 
 
 @require_role(*DM_POSTS)
@@ -285,7 +285,7 @@ async def new_article(request: web.Request, who: Identity) -> web.StreamResponse
 async def create_article(request: web.Request, who: Identity) -> web.StreamResponse:
     form = await request.post()
     raw_task = str(form.get("task_id") or "")
-    task_id = int(raw_task) if raw_task.isdigit() and len(raw_task) <= 9 else None
+    task_id = int(raw_task) if raw_task.isascii() and raw_task.isdigit() and len(raw_task) <= 9 else None
     submit = form.get("submit") == "yes"
     try:
         article = await request.app[DB_KEY].run(knowledge.create_article, _form_input(form), who.username, who.role,
@@ -303,7 +303,7 @@ async def edit_form(request: web.Request, who: Identity) -> web.StreamResponse:
 
 def _version_field(form: MultiDictProxy[Any]) -> int | None:
     raw = str(form.get("version") or "")
-    return int(raw) if raw.isdigit() and len(raw) <= 9 else None
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else None
 
 
 @require_role(*DM_POSTS)

@@ -80,4 +80,4 @@ async def retry(request: web.Request, who: Identity) -> web.StreamResponse:
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/desk/admin/jobs", jobs_page)
-    app.router.add_post(r"/desk/admin/jobs/{id:\d{1,9}}/retry", retry)
+    app.router.add_post(r"/desk/admin/jobs/{id:[0-9]{1,9}}/retry", retry)

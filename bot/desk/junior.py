@@ -212,7 +212,7 @@ async def new_report(request: web.Request, who: Identity) -> web.StreamResponse:
 def _number(raw: str, area: str, field: str) -> str:
     if not raw:
         return ""
-    digits = "".join(ch for ch in raw if ch.isdigit())
+    digits = "".join(ch for ch in raw if ch in "0123456789")
     check = check_number(digits, area)
     if check.error is not None or check.canonical is None or not digits:
         raise Refused(400, "Not a phone number", f"The {field} {raw!r} is not a valid number.")
@@ -254,7 +254,7 @@ async def supplement(request: web.Request, who: Identity) -> web.StreamResponse:
 
 
 def setup_routes(app: web.Application) -> None:
-    app.router.add_post(r"/desk/handoffs/{id:\d{1,9}}/owner-mismatch", owner_mismatch)
-    app.router.add_post(r"/desk/handoffs/{id:\d{1,9}}/to-senior", to_senior)
-    app.router.add_post(r"/desk/handoffs/{id:\d{1,9}}/new-report", new_report)
-    app.router.add_post(r"/desk/handoffs/{id:\d{1,9}}/supplement", supplement)
+    app.router.add_post(r"/desk/handoffs/{id:[0-9]{1,9}}/owner-mismatch", owner_mismatch)
+    app.router.add_post(r"/desk/handoffs/{id:[0-9]{1,9}}/to-senior", to_senior)
+    app.router.add_post(r"/desk/handoffs/{id:[0-9]{1,9}}/new-report", new_report)
+    app.router.add_post(r"/desk/handoffs/{id:[0-9]{1,9}}/supplement", supplement)

@@ -57,7 +57,7 @@ async def _taker_status(
 @require_role(*ROLES)
 async def messages_json(request: web.Request, who: Identity) -> web.StreamResponse:
     raw = request.query.get("since", "0")
-    if not raw.isdigit() or len(raw) > 12:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
         return _refuse(request, who, 400, "bad_since", "since: the id of the last message seen")
     status = await _taker_status(request, who, int(raw))
     if isinstance(status, web.Response):
@@ -100,6 +100,6 @@ async def finish(request: web.Request, who: Identity) -> web.StreamResponse:
 
 
 def setup_routes(app: web.Application) -> None:
-    app.router.add_post(r"/desk/handoffs/{id:\d{1,9}}/messages", post_message)
-    app.router.add_get(r"/desk/handoffs/{id:\d{1,9}}/messages.json", messages_json)
-    app.router.add_post(r"/desk/handoffs/{id:\d{1,9}}/finish", finish)
+    app.router.add_post(r"/desk/handoffs/{id:[0-9]{1,9}}/messages", post_message)
+    app.router.add_get(r"/desk/handoffs/{id:[0-9]{1,9}}/messages.json", messages_json)
+    app.router.add_post(r"/desk/handoffs/{id:[0-9]{1,9}}/finish", finish)

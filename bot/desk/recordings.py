@@ -82,4 +82,4 @@ async def recording_audio(request: web.Request, who: Identity) -> web.StreamResp
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/desk/recordings", recordings_page)
     # At most 9 digits: the id fits PostgreSQL's integer, a longer one is simply not found.
-    app.router.add_get(r"/desk/recordings/{id:\d{1,9}}/audio", recording_audio)
+    app.router.add_get(r"/desk/recordings/{id:[0-9]{1,9}}/audio", recording_audio)

@@ -92,4 +92,4 @@ async def explain(request: web.Request, who: Identity) -> web.StreamResponse:
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/desk/surveyor", surveyor_page)
-    app.router.add_post(r"/desk/surveyor/explanations/{id:\d{1,9}}", explain)
+    app.router.add_post(r"/desk/surveyor/explanations/{id:[0-9]{1,9}}", explain)

@@ -236,8 +236,8 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/desk/login", login_submit)
     app.router.add_post("/desk/logout", logout)
     # At most 9 digits: the id fits PostgreSQL's integer, a longer one is simply not found.
-    app.router.add_post(r"/desk/handoffs/{id:\d{1,9}}/take", take)
-    app.router.add_get(r"/desk/handoffs/{id:\d{1,9}}", handoff_page)
+    app.router.add_post(r"/desk/handoffs/{id:[0-9]{1,9}}/take", take)
+    app.router.add_get(r"/desk/handoffs/{id:[0-9]{1,9}}", handoff_page)
     live.setup_routes(app)  # J1: the live chat with a taken web-chat user (bot/desk/live.py)
     junior.setup_routes(app)
     work.setup_routes(app)  # tickets, review, centre, escalations, admin (bot/desk/work.py)

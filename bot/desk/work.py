@@ -60,7 +60,7 @@ CENTRE_POSTS = ("centre", "admin")
 MANAGER_POSTS = ("manager", "admin")
 MAX_TEXT = 2000
 TICKET_ID = r"{id:[A-Za-z0-9._-]{1,40}}"
-TASK_ID = r"{id:\d{1,9}}"  # fits PostgreSQL's integer; longer is simply not found
+TASK_ID = r"{id:[0-9]{1,9}}"  # fits PostgreSQL's integer; longer is simply not found
 RECENT = 20
 
 TASK_KIND_NAMES = {
@@ -207,7 +207,7 @@ async def ticket_action(request: web.Request, who: Identity) -> web.StreamRespon
     fault_class = str(form.get("fault_class") or "")
     typed = {"action": name, "reason": reason[:MAX_TEXT], "fault_class": fault_class}
     raw_version = str(form.get("version") or "").strip()
-    if not raw_version.isdigit() or len(raw_version) > 9:
+    if not (raw_version.isascii() and raw_version.isdigit()) or len(raw_version) > 9:
         return await _ticket_page(request, who, ticket_id, status=400, typed=typed,
                                   error="The form has no valid ticket version. Reload the page and try again.")
     params = {"fault_class": fault_class} if fault_class else {}
@@ -227,7 +227,7 @@ async def ticket_action(request: web.Request, who: Identity) -> web.StreamRespon
 async def ticket_lookup(request: web.Request) -> web.Response:
     """The overview's "open a ticket" box: GET ?id= → the ticket's page."""
     wanted = request.query.get("id", "").strip()
-    if not wanted or len(wanted) > 40 or not all(c.isalnum() or c in "._-" for c in wanted):
+    if not wanted or len(wanted) > 40 or not all(c.isascii() and (c.isalnum() or c in "._-") for c in wanted):
         return pages.redirect("/desk/")
     return pages.redirect(f"/desk/tickets/{wanted}")
 

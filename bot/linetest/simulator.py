@@ -32,6 +32,15 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from actions.numbers import mask_number
+from bot.boundary import (
+    ApiError,
+    install_request_ids,
+    internal_error,
+    parse_json_bytes,
+    read_body,
+    request_id_middleware,
+    require_json_type,
+)
 from bot.linetest.client import LineTest, LineTestState, Measurement
 from bot.linetest.results import summary_for
 from bot.settings import Settings
@@ -463,9 +472,10 @@ def _dump(test: LineTest) -> dict[str, object]:
 
 async def start_test(request: web.Request) -> web.Response:
     try:
-        body = json.loads(await request.read())
-    except (ValueError, UnicodeDecodeError):
-        return _error(400, "bad_request", "body is not valid JSON")
+        require_json_type(request)
+        body = parse_json_bytes(await read_body(request))
+    except ApiError as exc:
+        return _error(exc.status, "bad_request" if exc.status == 400 else exc.code, exc.reason)
     if not isinstance(body, dict):
         return _error(
             400, "bad_request", 'body must be a JSON object like {"number": "057187654321"}'
@@ -514,6 +524,9 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
         if exc.status < 400:
             raise
         return _error(exc.status, "not_found" if exc.status == 404 else "bad_request", exc.reason)
+    except Exception:
+        log.exception("linetest.unhandled_error", method=request.method, path=request.path)
+        return internal_error(request)
 
 
 def _ticker(interval_s: float) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -547,7 +560,8 @@ def create_app(
 ) -> web.Application:
     """The simulator as an aiohttp app. ``clock`` and ``world_paths`` are for tests;
     ``tick_s=None`` turns off the background ticker."""
-    app = web.Application(middlewares=[_json_errors])
+    app = web.Application(middlewares=[request_id_middleware, _json_errors])
+    install_request_ids(app)
     app[UNIT_KEY] = LineTestUnit(
         heads=settings.linetest_heads,
         default_duration_s=settings.linetest_duration_s,

@@ -36,7 +36,7 @@ class Bilingual(_Strict):
 
 
 def _digits(value: str) -> str:
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise ValueError("must be digits only (canonical form, e.g. 057187654321)")
     return value
 

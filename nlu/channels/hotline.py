@@ -19,9 +19,10 @@ from sanic.response import HTTPResponse
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 
-from channels import action_checks
+from channels import action_checks, turns
 
 action_checks.install()  # a faster check of the action server's answers (see there)
+turns.install()  # a turn whose custom action cannot run is not saved half-done (see there)
 
 KNOWN_CHANNELS = {"webchat", "voice", "console", "api"}
 
@@ -118,12 +119,38 @@ class HotlineInput(InputChannel):
             channel = metadata.get("channel")
             channel = channel if channel in KNOWN_CHANNELS else "api"
             collector = HotlineOutput(channel)
-            await on_new_message(
-                UserMessage(text, collector, sender, input_channel=channel, metadata=metadata)
-            )
+            message_id = body.get("message_id")  # the bot's id of this input: kept on the tracker
+            try:
+                await on_new_message(
+                    UserMessage(text, collector, sender, input_channel=channel, metadata=metadata,
+                                message_id=message_id if isinstance(message_id, str) else None)
+                )
+            except turns.TurnAborted as exc:
+                # Nothing of this message was saved: the same input can be sent again.
+                return response.json({"error": "action_server_unavailable", "reason": str(exc)[:300]}, status=503)
             return response.json(
                 {"messages": collector.messages, "language": await _language_of(request, sender)}
             )
+
+        @hook.route("/conversations/<sender>/resume", methods=["GET"])
+        async def resume(request: Request, sender: Text) -> HTTPResponse:
+            """Where a conversation is: its last input's id, the prompts said since, and,
+            with ``announce=<ticket id>``, the designers' A10 announcement of that ticket."""
+            agent = getattr(request.app.ctx, "agent", None)
+            if agent is None or agent.tracker_store is None:
+                return response.json({"error": "not_ready"}, status=503)
+            tracker = await agent.tracker_store.retrieve(sender)
+            if tracker is None:
+                return response.json({"message_id": None, "messages": [], "language": None})
+            state = turns.resume_state([e.as_dict() for e in tracker.events])
+            slots = tracker.current_slot_values()
+            state["language"] = slots.get("language")
+            ticket_id = request.args.get("announce")
+            if ticket_id:
+                channel = request.args.get("channel") or "webchat"
+                filled = {**slots, "ticket_id": ticket_id, "line_test_summary": request.args.get("summary") or ""}
+                state["announcement"] = turns.render(agent.nlg, "utter_report_recorded", filled, channel)
+            return response.json(state)
 
         return hook
 

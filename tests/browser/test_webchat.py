@@ -288,3 +288,39 @@ def test_reload_continues_the_conversation(browser_page: Any, fake_chat: Any) ->
         page.get_by_test_id("key-hash" if key == "#" else f"key-{key}").click()
     expect(last_bot(page)).to_have_attribute("data-spec", "V2")
     assert fake_chat.state.bodies(cid).count({"event": "start", "language": "zh", "browser": ANY}) == 1
+
+
+def test_the_page_never_sends_two_inputs_at_once(browser_page: Any, fake_chat: Any) -> None:
+    """Issue 14: while a reply is on its way the keys, choices, text box and keyboard send
+    nothing; the one input is answered and the next goes out after it."""
+    page = browser_page
+    open_chat(page)
+    fake_chat.state.delay_s = 5.0  # long enough that every attempt below falls inside the wait
+    page.get_by_test_id("choice-1").click()
+    typing = page.get_by_test_id("typing")
+    expect(typing).to_be_visible()
+    page.get_by_test_id("choice-0").click(force=True)
+    page.keyboard.press("2")
+    page.get_by_test_id("text-input").fill("人工")
+    page.keyboard.press("Enter")
+    page.get_by_test_id("send-button").click(force=True)
+    assert sum(fake_chat.state.in_flight.values()) == 1, \
+        "the attempts above were made while the first input was still on its way"
+    expect(typing).to_be_hidden(timeout=10000)
+    expect(last_bot(page)).to_have_attribute("data-spec", "V1")
+    assert bodies(fake_chat.state)[1:] == [{"dtmf": "1"}], bodies(fake_chat.state)
+    assert fake_chat.state.max_in_flight == 1
+
+
+def test_a_turn_still_in_progress_keeps_the_input_for_retry(browser_page: Any, fake_chat: Any) -> None:
+    page = browser_page
+    open_chat(page)
+    fake_chat.state.busy_next = True
+    page.get_by_test_id("choice-1").click()
+    banner = page.get_by_test_id("error-banner")
+    expect(banner).to_be_visible()
+    expect(page.get_by_test_id("error-reason")).to_contain_text("a reply is still on its way")
+    page.get_by_test_id("retry-button").click()
+    expect(banner).to_be_hidden()
+    expect(last_bot(page)).to_have_attribute("data-spec", "V1")
+    assert bodies(fake_chat.state)[-2:] == [{"dtmf": "1"}, {"dtmf": "1"}]

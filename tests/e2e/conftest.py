@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 
 from bot.settings import REPO_ROOT, Settings
-from bot.stack import Stack
-from bot.world.loader import load_world_file
+from bot.stack import Stack, running
 from tests.fakes.voice_doubles import ScriptedSpeechIn, ToneSpeech
 from tests.switch.fixtures import (  # noqa: F401 - the real-switch tier's fixtures
     StartSwitch,
@@ -127,14 +126,8 @@ def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="session")
 def stack(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    load_world_file(WORLD, reset=True, settings=stack_settings)
-    running = Stack.build(stack_settings, tmp_path_factory.mktemp("logs"))
-    running.start()
-    try:
-        running.wait_ready(timeout_s=400)
-        yield running
-    finally:
-        running.stop()
+    with running(stack_settings, tmp_path_factory.mktemp("logs"), WORLD) as up:
+        yield up
 
 
 @pytest.fixture(scope="session")

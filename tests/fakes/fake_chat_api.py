@@ -21,7 +21,9 @@ test plays the operator: `take(id, name)`, `operator_says(id, text)`, `finish(id
 Switches on `FakeChatState` (shared by reference, so a test in another thread can flip
 them): `outage` (every request answers 503), `delay_s` (answers slowly, like a line
 test), `no_input_timeout_ms` (short timeouts for timer tests), `reject_next` (the next
-request answers 400 with this reason). Every request body is appended to `requests`.
+request answers 400 with this reason), `busy_next` (the next answers 409
+turn_in_progress); `max_in_flight` is the most requests one conversation had at once.
+Every request body is appended to `requests`.
 
 It can also serve the web-chat page (`static_dir`) as the real app does: index.html at
 `/`, the rest under `/static/`.
@@ -150,6 +152,9 @@ class FakeChatState:
     no_input_timeout_ms: int = 10000
     inter_digit_timeout_ms: int = 5000
     reject_next: str | None = None
+    busy_next: bool = False  # the next request answers 409 turn_in_progress, as the bot does
+    in_flight: dict[str, int] = field(default_factory=dict)  # requests being answered, per conversation
+    max_in_flight: int = 0  # the most at once for one conversation: the page must never exceed 1
     handoff_position: int = 2
     handoff_offer_s: float = 15.0
     conversations: dict[str, Conversation] = field(default_factory=dict)
@@ -166,6 +171,9 @@ class FakeChatState:
         self.no_input_timeout_ms = 10000
         self.inter_digit_timeout_ms = 5000
         self.reject_next = None
+        self.busy_next = False
+        self.in_flight.clear()
+        self.max_in_flight = 0
         self.conversations.clear()
         self.requests.clear()
 
@@ -367,8 +375,21 @@ async def chat(request: web.Request) -> web.Response:
         return _bad("The body is not valid JSON.")
     if isinstance(body, dict):
         state.requests.append((cid, body))
+    state.in_flight[cid] = state.in_flight.get(cid, 0) + 1
+    state.max_in_flight = max(state.max_in_flight, state.in_flight[cid])
+    try:
+        return await _chat_turn(state, cid, body)
+    finally:
+        state.in_flight[cid] = state.in_flight.get(cid, 1) - 1
+
+
+async def _chat_turn(state: FakeChatState, cid: str, body: Any) -> web.Response:
     if state.delay_s:
         await asyncio.sleep(state.delay_s)
+    if state.busy_next:
+        state.busy_next = False
+        return web.json_response({"error": "turn_in_progress", "reason": "a reply is still on its way"},
+                                 status=409)
     if state.outage:
         return web.json_response(
             {"error": "dialogue_unavailable", "reason": state.outage_reason}, status=503

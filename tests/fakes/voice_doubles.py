@@ -34,7 +34,8 @@ class ScriptedDialogue:
     down: bool = False
     language: str = "zh"
 
-    async def send(self, conversation_id: str, message: str, metadata: dict[str, Any]) -> DialogueTurn:
+    async def send(self, conversation_id: str, message: str, metadata: dict[str, Any],
+                   message_id: str | None = None) -> DialogueTurn:
         self.received.append((message, dict(metadata)))
         if self.down:
             raise DialogueUnavailable("rasa unreachable: ClientConnectorError")

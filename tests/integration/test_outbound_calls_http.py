@@ -96,8 +96,8 @@ async def test_writing_takes_a_service_token_and_reading_a_reader(http: Any) -> 
 
 async def test_reading_an_unknown_or_malformed_id(http: Any) -> None:
     assert (await http.get("/api/outbound-calls/999")).status == 404
-    resp = await http.get("/api/outbound-calls/abc")
-    assert resp.status == 400 and "number" in (await resp.json())["reason"]
+    resp = await http.get("/api/outbound-calls/abc")  # an id that cannot exist is not found (issue 14)
+    assert resp.status == 404 and "whole numbers" in (await resp.json())["reason"]
 
 
 async def test_without_the_phone_the_api_says_why(aiohttp_client: AClient, tmp_path: Path, settings: Settings) -> None:

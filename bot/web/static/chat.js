@@ -587,6 +587,14 @@ async function post(payload) {
     armNoInput();
     return;
   }
+  if (res && ((res.status === 409 && data && data.error === "turn_in_progress") || res.status === 429)) {
+    // The bot is still answering this conversation's previous input (another tab?), or
+    // it is busy with many conversations (429): nothing of this one was taken; keep it
+    // for "Try again".
+    pending = payload;
+    showBanner(data.reason || "");
+    return;
+  }
   if (res && (res.status === 404 || res.status === 409 || (data && data.error === "conversation_ended"))) {
     // The bot no longer knows this conversation (e.g. it ended while the page was away).
     hideBanner();
