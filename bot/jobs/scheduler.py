@@ -161,6 +161,7 @@ class Jobs:
         self._leader: _LeaderState | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._taking: asyncio.Future[None] | None = None
+        self._lock_call: asyncio.Future[bool] | None = None
         self._stopping = False
         self._store_db: Database | None = None
         self.every(PRUNE, 3600, self._prune, retry=False)
@@ -251,6 +252,11 @@ class Jobs:
         if self._taking is not None:
             await asyncio.wait([self._taking])
             self._taking = None
+        if self._lock_call is not None:
+            # A try_acquire cancelled above still runs in its thread and may yet take the
+            # lock: release only after it has finished, or the lock outlives this scheduler.
+            await asyncio.wait([self._lock_call])
+            self._lock_call = None
         await self._step_down("stopping", grace_s=STOP_GRACE_S)
         await asyncio.to_thread(self._leadership.release)
         if self._store_db is not None:
@@ -261,12 +267,12 @@ class Jobs:
         while not self._stopping:
             try:
                 if self._leader is None:
-                    if await asyncio.to_thread(self._leadership.try_acquire):
+                    if await self._on_lock(self._leadership.try_acquire):
                         # Shielded: a stop in the middle waits for it (stop() below), so no
                         # scheduler thread is left running that nobody knows of.
                         self._taking = asyncio.ensure_future(self._take_lead())
                         await asyncio.shield(self._taking)
-                elif not await asyncio.to_thread(self._leadership.held):
+                elif not await self._on_lock(self._leadership.held):
                     await self._step_down("the lock was lost")
             except asyncio.CancelledError:
                 raise
@@ -276,6 +282,11 @@ class Jobs:
                     await self._step_down("an error")
                     await asyncio.to_thread(self._leadership.release)
             await asyncio.sleep(self.settings.jobs_leader_retry_s)
+
+    async def _on_lock(self, call: Callable[[], bool]) -> bool:
+        """A blocking call on the leadership lock, in a thread; :meth:`stop` waits for it."""
+        self._lock_call = asyncio.ensure_future(asyncio.to_thread(call))
+        return await asyncio.shield(self._lock_call)
 
     async def _take_lead(self) -> None:
         term = f"{self.process}:{next(_terms)}"

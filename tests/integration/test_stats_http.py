@@ -90,7 +90,11 @@ async def test_the_api(stats_client: Client, db: Database) -> None:
     for body in ({"kind": "hourly", "start": "2026-11-02"}, {"kind": "weekly"}, {"kind": "weekly", "start": 3},
                  {"kind": "weekly", "start": "2026-11-02", "x": 1}):
         assert (await stats_client.post("/api/stats/reports", json=body, headers=STAFF)).status == 400, body
-    assert (await stats_client.post("/api/stats/reports", data=b"{", headers=STAFF)).status == 400
+    broken = await stats_client.post("/api/stats/reports", data=b"{",
+                                     headers={**STAFF, "Content-Type": "application/json"})
+    assert broken.status == 400
+    # A body that is not JSON at all is refused for its type (the input boundary, issue 14).
+    assert (await stats_client.post("/api/stats/reports", data=b"{", headers=STAFF)).status == 415
     # Another system does not review: submit and approve are people's.
     r = await stats_client.post(f"/api/stats/reports/{report['id']}/submit", json={}, headers=STAFF)
     assert r.status == 403
