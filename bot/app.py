@@ -18,6 +18,7 @@ from bot import desk
 from bot.api import events, inventory, records, tickets
 from bot.api import knowledge as api_knowledge
 from bot.api import outbound_calls as api_outbound_calls
+from bot.api import quality as api_quality
 from bot.api import recordings as api_recordings
 from bot.api import stats as api_stats
 from bot.api import surveys as api_surveys
@@ -83,6 +84,7 @@ def create_app(settings: Settings, db: Database | None = None) -> web.Applicatio
     api_surveys.setup_routes(app)
     api_knowledge.setup_routes(app)  # D1-D2: the archive, the knowledge base
     api_stats.setup_routes(app)
+    api_quality.setup_routes(app)  # Q1-Q8: samples, scores, violations, hand-off flags
     chat_api.setup_routes(app)
     desk.setup_routes(app)
     app.router.add_get("/healthz", _healthz)

@@ -4,7 +4,7 @@ on small hand-made worlds, on SQLite and PostgreSQL (the ``db`` fixture)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,54 +15,15 @@ from bot.quality import handoffs, sampler, scheduled, scoring
 from bot.store.db import Database
 from bot.store.errors import Conflict, ServiceError
 from bot.store.models import (
-    ConversationOutcome,
-    DeskTask,
-    DeskUser,
     Handoff,
     Ticket,
     TicketStatusChange,
 )
 from bot.store.quality import QaSample, QaViolation
+from tests.quality_world import DAY, NOON, world
 
 TZ = ZoneInfo("Asia/Shanghai")
-DAY = date(2026, 11, 3)
-NOON = datetime(2026, 11, 3, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai, on DAY
 CARDS = scoring.load_cards()
-
-
-def _users(s: Session) -> None:
-    for name, role in (("jun1", "junior"), ("jun2", "junior"), ("sen1", "senior"), ("dep1", "deputy"),
-                       ("insp", "inspector"), ("stat1", "statistician")):
-        s.add(DeskUser(username=name, display_name=name, role=role, password_hash="x"))
-
-
-def world(s: Session, *, contacts: int = 40, bot_only: int = 30, english: int = 3) -> None:
-    """On DAY: ``contacts`` junior contacts (jun1 and jun2 in turn), ``english`` English
-    contacts, ``bot_only`` conversations the bot settled alone, one handed off; a
-    dispatch request, a review and a graded transfer; and a contact the day before."""
-    _users(s)
-    s.add(Ticket(id="T1", name="t", description="d", severity="Minor"))
-    s.flush()
-    for n in range(contacts + english):
-        en = n >= contacts
-        at = NOON + timedelta(minutes=n)
-        s.add(Handoff(conversation_id=f"c{n}", channel="webchat", language="en" if en else "zh", reason="asked",
-                      state="done", created=at - timedelta(minutes=5), taken_by="jun1" if n % 2 == 0 else "jun2",
-                      taken_at=at - timedelta(minutes=4), ended_at=at))
-        s.add(ConversationOutcome(conversation_id=f"c{n}", channel="webchat", language="zh", outcome="handed_off",
-                                  step="A3", at=at - timedelta(minutes=5)))
-    for n in range(bot_only):
-        s.add(ConversationOutcome(conversation_id=f"b{n}", channel="phone", language="zh", outcome="accepted",
-                                  step="A10", at=NOON + timedelta(seconds=n)))
-    s.add(Handoff(conversation_id="old", channel="phone", language="zh", reason="asked", state="done",
-                  created=NOON - timedelta(days=1), taken_by="jun1", ended_at=NOON - timedelta(days=1)))
-    s.add(TicketStatusChange(ticket_id="T1", to_status="acknowledged", action="request_dispatch", author="jun1",
-                             at=NOON, from_sub_step="new", to_sub_step="awaiting_review"))
-    s.add(TicketStatusChange(ticket_id="T1", to_status="inProgress", action="approve_dispatch", author="sen1",
-                             at=NOON + timedelta(minutes=3), from_sub_step="awaiting_review",
-                             to_sub_step="dispatched"))
-    s.add(DeskTask(kind="senior_transfer", role="senior", state="done", reason="big", created_by="jun2",
-                   grade="correct", graded_by="sen1", graded_at=NOON))
 
 
 def _draw(db: Database, rate: float = 0.05, seed: str = "s") -> list[sampler.Drawn]:
@@ -331,3 +292,24 @@ def test_q6_flags_are_made_once_per_contact_and_reason(db: Database) -> None:
     slow = db.call(handoffs.detect, start, end, 10, 5 * 60.0, now=later)  # a stricter wait: PING's senior 10 min
     assert [(f.subject, f.reason, f.waited_at) for f in slow] == [("ticket:PING", "wait", "senior")]
     assert len(db.call(handoffs.list_flags)) == 2
+
+
+def test_the_quality_pages_speak_the_desks_words() -> None:
+    """Every t("…") of the quality templates has its Mandarin (bot/desk/texts/quality.yml),
+    and the codes have words in both languages."""
+    import re
+    from pathlib import Path
+
+    from bot.desk import i18n
+
+    catalogue = i18n.catalogue()
+    templates = Path(__file__).resolve().parents[2] / "bot" / "desk" / "templates"
+    for path in templates.glob("*quality*.html"):
+        for text in re.findall(r'\bt\("([^"]+)"\)', path.read_text(encoding="utf-8")):
+            assert text in catalogue, f"{path.name}: {text!r} has no Mandarin"
+    for kind, values in {"qa_post": sampler.POSTS, "qa_kind": ("contact", "decision", "review", "grade", "warning",
+                                                               "alarm", "chase", "survey", "article", "report",
+                                                               "conversation"),
+                         "qa_flag": ("passes", "wait"), "qa_origin": ("daily", "spot")}.items():
+        for value in values:
+            assert i18n.code_text(kind, value, "zh") != value and f"en.{kind}:{value}" in catalogue

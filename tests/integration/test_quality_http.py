@@ -1,0 +1,99 @@
+"""The quality inspector's main path over HTTP (Q1–Q8): the daily sample on the desk, a
+sample scored with an instant fail and a violation recorded by hand, the person sees
+both, another person cannot (server-side), their senior can; a submitted score changes
+only with a reason; other systems read the same over the API. SQLite (the store under
+it runs on both in tests/unit/test_quality.py)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot import desk
+from bot.api import quality as api_quality
+from bot.quality import sampler
+from bot.settings import Settings
+from bot.store.db import Database
+from bot.store.quality import QaSample
+from tests.conftest import AClient, make_test_app
+from tests.integration.desk_client import Client, sign_in
+from tests.quality_world import DAY, NOON, world
+
+STAFF = {"Authorization": "Bearer staff-secret"}
+TZ = ZoneInfo("Asia/Shanghai")
+FULL = {"prompt.points": "20", "accurate.points": "25", "courteous.points": "20", "ticket_complete.points": "20",
+        "owner_check.points": "15"}
+
+
+@pytest.fixture
+async def qa_client(aiohttp_client: AClient, db: Database, settings: Settings, password_hash: str) -> Any:
+    db.call(world, password_hash=password_hash)
+    db.call(sampler.daily, DAY, TZ, 0.05, "http", now=NOON + timedelta(days=1))
+    app = make_test_app(db, settings)
+    desk.setup_routes(app)
+    api_quality.setup_routes(app)
+    return await aiohttp_client(app)
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+async def test_a_sample_scored_a_violation_recorded_the_person_sees_it_another_cannot(
+        qa_client: Client, db: Database) -> None:
+    insp, sen = await sign_in(qa_client, "insp"), await sign_in(qa_client, "sen1")
+    status, home = await insp.get("/desk/quality")
+    assert status == 200 and 'id="to-score"' in home
+    sample_id = int(re.findall(r'id="sample-(\d+)" data-post="junior" data-kind="contact"', home)[0])
+    sample = db.call(lambda s: s.get(QaSample, sample_id))
+    person = sample.person
+    assert person in ("jun1", "jun2")
+    other = "jun2" if person == "jun1" else "jun1"
+    mine, theirs = await sign_in(qa_client, person), await sign_in(qa_client, other)
+
+    status, page = await insp.get(f"/desk/quality/samples/{sample_id}")
+    assert status == 200 and 'id="score-form"' in page and 'name="rude.found"' in page
+    # Bad points: refused with the reason, the form kept.
+    status, page, _ = await insp.post(f"/desk/quality/samples/{sample_id}/score", **{**FULL, "prompt.points": "99"})
+    assert status == 400 and 'role="alert"' in page and 'value="99"' in page
+    # Scored and submitted with a rude answer found (an instant fail), evidence at 01:42.
+    status, _, where = await insp.post(f"/desk/quality/samples/{sample_id}/score", submit="1", **FULL,
+                                       **{"rude.found": "1", "rude.comment": "raised voice", "rude.recording_at": "01:42"})
+    assert status == 303 and where == f"/desk/quality/samples/{sample_id}"
+    status, _, _ = await insp.post(f"/desk/quality/samples/{sample_id}/violations", rule="other",
+                                   description="did not read the number back", evidence="transcript line 2")
+    assert status == 303
+    status, page = await insp.get(f"/desk/quality/samples/{sample_id}")
+    assert 'data-passed="no"' in page and "raised voice" in page and "recording 01:42" in page
+    # The person sees their own; their senior sees it; another junior does not, by page or by typing the URL.
+    status, page = await mine.get(f"/desk/quality/people/{person}")
+    assert status == 200 and 'data-counted="2"' in page and "did not read the number back" in page
+    assert (await sen.get(f"/desk/quality/people/{person}"))[0] == 200
+    assert (await theirs.get(f"/desk/quality/people/{person}"))[0] == 403
+    assert (await theirs.get("/desk/quality"))[0] == 403
+    assert (await mine.get(f"/desk/quality/samples/{sample_id}"))[0] == 403
+    assert (await mine.post(f"/desk/quality/samples/{sample_id}/violations", description="x"))[0] == 403
+    assert (await mine.get("/desk/quality/people"))[0] == 303  # only themself: straight to their record
+    # A submitted score changes only with a reason, and the history says so.
+    page = (await insp.get(f"/desk/quality/samples/{sample_id}"))[1]
+    score_id = int(re.findall(r'/desk/quality/scores/(\d+)/change', page)[0])
+    status, page, _ = await insp.post(f"/desk/quality/scores/{score_id}/change", **FULL)
+    assert status == 400 and 'role="alert"' in page
+    status, _, _ = await insp.post(f"/desk/quality/scores/{score_id}/change", reason="the caller shouted", **FULL)
+    assert status == 303
+    status, page = await insp.get(f"/desk/quality/samples/{sample_id}")
+    assert 'data-passed="yes"' in page and 'data-action="changed"' in page and "the caller shouted" in page
+
+    # Other systems: the same over the API; a junior's token is refused the samples.
+    r = await qa_client.get(f"/api/quality/samples/{sample_id}", headers=STAFF)
+    body = await r.json()
+    assert r.status == 200 and [c["action"] for c in body["history"]] == ["created", "submitted", "changed"]
+    r = await qa_client.get(f"/api/quality/people/{person}", headers=STAFF)
+    assert (await r.json())["violations_counted"] == 1  # the instant fail's was withdrawn by the change
+    assert (await qa_client.get("/api/quality/samples")).status == 401
+    for bad in ("day=yesterday", "post=pilot", "x=1"):
+        assert (await qa_client.get(f"/api/quality/samples?{bad}", headers=STAFF)).status == 400
+    assert (await qa_client.get("/api/quality/samples/abc", headers=STAFF)).status == 404
+    r = await qa_client.post("/api/quality/spot-checks", json={"start": "2026-11-03"}, headers=STAFF)
+    assert r.status == 403  # another system reads; drawing is the inspectors'
