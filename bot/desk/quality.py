@@ -12,6 +12,12 @@
     POST /desk/quality/handoffs/{id}/review
     GET  /desk/quality/people                  whose scores I may see (me; the people I supervise)
     GET  /desk/quality/people/{username}       a person's submitted scores and violations
+    GET  /desk/quality/reports                 Q8: the weekly QA analysis reports (inspectors, deputies, admins)
+    POST /desk/quality/reports/generate        the report of a week (its Monday)
+    GET  /desk/quality/reports/{id}            one report: figures, history, versions, the review's forms
+    POST /desk/quality/reports/{id}/refresh|comment|submit|correct   (inspector, admin)
+    POST /desk/quality/reports/{id}/approve|send-back                (deputy, admin)
+    GET  /desk/quality/reports/{id}/export.pdf|export.xlsx           ?lang=zh|en
 
 Inspectors (and admins) do everything; every signed-in person sees their own scores and
 violations, and their supervisors see them too (bot/quality/scoring.py ``may_see``),
@@ -20,6 +26,7 @@ checked here on the server for every request.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,13 +38,17 @@ from sqlmodel import Session, col, select
 
 from bot.desk import pages
 from bot.desk import recordings as desk_recordings
+from bot.desk import stats as desk_stats
 from bot.desk.auth import Identity, require_role, settings_of
-from bot.quality import handoffs, sampler, scoring
+from bot.quality import handoffs, sampler, scoring, weekly
 from bot.settings import Settings
+from bot.stats import reports
+from bot.stats.reports import Options, Who
 from bot.store.db import DB_KEY
 from bot.store.errors import ServiceError
 from bot.store.models import Handoff, HandoffMessage, utc, utcnow
 from bot.store.quality import QaBatch, QaSample, QaScore, QaViolation
+from bot.store.stats import StatsReport
 
 log = structlog.get_logger(__name__)
 
@@ -292,7 +303,112 @@ async def person_page(request: web.Request, who: Identity) -> web.StreamResponse
                         may_inspect=who.role in INSPECTORS)
 
 
+# ------------------------------------------------------------------ the weekly QA report (Q8)
+
+REPORT_READERS = ("inspector", "admin", "deputy")
+REPORT_WRITERS = ("inspector", "admin")
+REPORT_APPROVERS = ("deputy", "admin")
+
+
+def _reports(s: Session) -> list[Any]:
+    return reports.list_reports(s, kind=weekly.KIND)
+
+
+@require_role(*REPORT_READERS)
+async def reports_page(request: web.Request, who: Identity) -> web.StreamResponse:
+    rows = await request.app[DB_KEY].run(_reports)
+    today = utcnow().astimezone(ZoneInfo(settings_of(request).timezone)).date()
+    return pages.render(request, "quality_reports.html", who=who, reports=rows,
+                        last_monday=weekly.last_week(today).start.isoformat(),
+                        may_write=who.role in REPORT_WRITERS)
+
+
+@require_role(*REPORT_WRITERS)
+async def generate_report(request: web.Request, who: Identity) -> web.StreamResponse:
+    form = await request.post()
+    try:
+        start = date.fromisoformat(str(form.get("start") or ""))
+    except ValueError:
+        return pages.error_page(request, 400, "Bad date", "The week's Monday is a date: YYYY-MM-DD.", who=who)
+    try:
+        report, _ = await request.app[DB_KEY].run(weekly.generate, start, desk_stats.options(settings_of(request)),
+                                                  Who(who.username, who.role))
+    except ServiceError as e:
+        return pages.error_page(request, _status(e), "Refused", e.reason, who=who)
+    return pages.redirect(f"/desk/quality/reports/{report.id}")
+
+
+def _report(s: Session, report_id: int) -> tuple[Any, list[Any], list[Any]]:
+    report = reports.get(s, report_id)
+    if report.kind != weekly.KIND:
+        raise ServiceError(f"report {report_id} is not a weekly QA report", code="report_not_found")
+    return report, reports.events(s, report_id), reports.versions(s, report)
+
+
+@require_role(*REPORT_READERS)
+async def report_page(request: web.Request, who: Identity) -> web.StreamResponse:
+    try:
+        report, events, versions = await request.app[DB_KEY].run(_report, int(request.match_info["id"]))
+    except ServiceError as e:
+        return pages.error_page(request, 404, "No such report", e.reason, who=who)
+    lang = request.query.get("lang", "zh")
+    return pages.render(request, "quality_report.html", who=who, r=report, f=report.figures, events=events,
+                        versions=versions, export_lang=lang if lang in ("zh", "en") else "zh",
+                        may_write=who.role in REPORT_WRITERS, may_approve=who.role in REPORT_APPROVERS)
+
+
+ReportAction = Callable[[Session, int, Options, Who, str], StatsReport]
+REPORT_ACTIONS: dict[str, tuple[tuple[str, ...], ReportAction]] = {
+    "refresh": (REPORT_WRITERS, lambda s, rid, o, w, text: reports.refresh_figures(s, rid, o, w)),
+    "comment": (REPORT_WRITERS, lambda s, rid, o, w, text: reports.comment(s, rid, w, text)),
+    "submit": (REPORT_WRITERS, lambda s, rid, o, w, text: reports.submit(s, rid, w, text)),
+    "correct": (REPORT_WRITERS, lambda s, rid, o, w, text: reports.correct(s, rid, o, w, text)),
+    "approve": (REPORT_APPROVERS, lambda s, rid, o, w, text: reports.approve(s, rid, w, text)),
+    "send-back": (REPORT_APPROVERS, lambda s, rid, o, w, text: reports.send_back(s, rid, w, text)),
+}
+
+
+def _report_action(name: str) -> Any:
+    roles, fn = REPORT_ACTIONS[name]
+
+    def act(s: Session, report_id: int, o: Options, w: Who, text: str) -> StatsReport:
+        _report(s, report_id)  # a QA report, or not found
+        return fn(s, report_id, o, w, text)
+
+    @require_role(*roles)
+    async def handler(request: web.Request, who: Identity) -> web.StreamResponse:
+        form = await request.post()
+        try:
+            result = await request.app[DB_KEY].run(act, int(request.match_info["id"]),
+                                                   desk_stats.options(settings_of(request)),
+                                                   Who(who.username, who.role), str(form.get("text") or ""))
+        except ServiceError as e:
+            return pages.error_page(request, _status(e), "Refused", e.reason, who=who)
+        log.info("desk.qa_report_action", action=name, username=who.username)
+        return pages.redirect(f"/desk/quality/reports/{result.id}")
+
+    handler.__name__ = f"qa_report_{name.replace('-', '_')}"
+    return handler
+
+
+@require_role(*REPORT_READERS)
+async def report_export(request: web.Request, who: Identity) -> web.StreamResponse:
+    try:
+        report, _, _ = await request.app[DB_KEY].run(_report, int(request.match_info["id"]))
+    except ServiceError as e:
+        return pages.error_page(request, 404, "No such report", e.reason, who=who)
+    lang = request.query.get("lang", "zh")
+    return await desk_stats.export_response(report, request.match_info["fmt"], lang if lang in ("zh", "en") else "zh",
+                                            desk_stats.font(settings_of(request)))
+
+
 def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/desk/quality/reports", reports_page)
+    app.router.add_post("/desk/quality/reports/generate", generate_report)
+    app.router.add_get(rf"/desk/quality/reports/{ID}", report_page)
+    for name in REPORT_ACTIONS:
+        app.router.add_post(rf"/desk/quality/reports/{ID}/{name}", _report_action(name))
+    app.router.add_get(rf"/desk/quality/reports/{ID}/export.{{fmt:xlsx|pdf}}", report_export)
     app.router.add_get("/desk/quality", home)
     app.router.add_post("/desk/quality/spot-check", spot_check)
     app.router.add_get(rf"/desk/quality/batches/{ID}", batch_page)

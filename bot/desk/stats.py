@@ -135,6 +135,9 @@ async def report_page(request: web.Request, who: Identity) -> web.StreamResponse
         report, events, versions = await request.app[DB_KEY].run(_report_context, report_id)
     except ServiceError as e:
         return pages.error_page(request, e.status, "No such report", e.reason, who=who)
+    other = reports.OTHER_KINDS.get(report.kind)
+    if other is not None:  # another post's report (the weekly QA report): its own page
+        return pages.redirect(f"{other.page}/{report.id}")
     lang = _lang(request)
     svgs = await asyncio.to_thread(report_svgs, report, lang, font(settings_of(request)))
     return pages.render(request, "stats_report.html", who=who, r=report, f=report.figures, events=events,
@@ -190,12 +193,13 @@ MIME = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.she
 
 async def export_response(report: StatsReport, fmt: str, lang: str, font_file: str | None) -> web.Response:
     """The report as XLSX or PDF (made off the event loop), as a download."""
+    other = reports.OTHER_KINDS.get(report.kind)
     if fmt == "xlsx":
-        body = await asyncio.to_thread(exports.xlsx, report, lang)
+        body = await asyncio.to_thread(other.xlsx if other is not None else exports.xlsx, report, lang)
     else:
         def draw() -> bytes:
             with _chart_lock:
-                return exports.pdf(report, lang, font_file)
+                return (other.pdf if other is not None else exports.pdf)(report, lang, font_file)
 
         body = await asyncio.to_thread(draw)
     name = f"report-{report.kind}-{report.period_start}-v{report.version}.{fmt}"

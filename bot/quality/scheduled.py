@@ -17,8 +17,9 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
-from bot.quality import handoffs, sampler
+from bot.quality import handoffs, sampler, weekly
 from bot.settings import Settings
+from bot.stats.reports import Options
 from bot.stats.sqltime import day_start_utc, local_day
 from bot.store.models import utcnow
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from bot.jobs import JobContext, Jobs
 
 DAILY_KIND = "qa_daily"
+WEEKLY_KIND = "qa_weekly_report"
 
 
 def daily(s: Session, settings: Settings, *, now: datetime | None = None) -> dict[str, int]:
@@ -43,6 +45,19 @@ async def _daily(ctx: JobContext) -> None:
     await ctx.db.run(daily, ctx.settings)
 
 
+def weekly_report(s: Session, settings: Settings, *, now: datetime | None = None) -> int | None:
+    """Q8: the weekly QA report of the week before, drafted for the inspectors (once)."""
+    report, _created = weekly.generate_due(s, Options(ZoneInfo(settings.timezone), settings.stats_settle_days),
+                                           now=now)
+    return report.id
+
+
+async def _weekly(ctx: JobContext) -> None:
+    await ctx.db.run(weekly_report, ctx.settings)
+
+
 def register(jobs: Jobs, settings: Settings) -> None:
     hour, minute = (int(x) for x in settings.qa_sample_at.split(":"))
     jobs.cron(DAILY_KIND, _daily, hour=hour, minute=minute, timeout_s=3600)
+    # Monday: a draft with what was scored by then; the inspector refreshes it before submitting.
+    jobs.cron(WEEKLY_KIND, _weekly, day_of_week="mon", hour=hour, minute=minute, timeout_s=3600)

@@ -97,3 +97,28 @@ async def test_a_sample_scored_a_violation_recorded_the_person_sees_it_another_c
     assert (await qa_client.get("/api/quality/samples/abc", headers=STAFF)).status == 404
     r = await qa_client.post("/api/quality/spot-checks", json={"start": "2026-11-03"}, headers=STAFF)
     assert r.status == 403  # another system reads; drawing is the inspectors'
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+async def test_the_weekly_qa_report_through_its_review(qa_client: Client, db: Database) -> None:
+    """Q8 on the desk: the inspector generates the week's report and submits it, a deputy
+    approves it (also reachable from the statistics' report list), the PDF downloads."""
+    insp, dep, jun = [await sign_in(qa_client, n) for n in ("insp", "dep1", "jun1")]
+    status, _, where = await insp.post("/desk/quality/reports/generate", start="2026-11-02")
+    assert status == 303 and where is not None
+    assert (await insp.post("/desk/quality/reports/generate", start="2026-11-03"))[0] == 400  # not a Monday
+    assert (await dep.post("/desk/quality/reports/generate", start="2026-11-02"))[0] == 403
+    status, page = await insp.get(where)
+    assert status == 200 and 'data-state="draft"' in page and 'data-figure="samples">8<' in page
+    assert (await jun.get(where))[0] == 403
+    assert (await dep.post(f"{where}/approve"))[0] == 409  # a draft is not approved
+    assert (await insp.post(f"{where}/submit", text="第一周"))[0] == 303
+    assert (await insp.post(f"{where}/approve"))[0] == 403
+    report_id = where.rsplit("/", 1)[1]
+    status, _ = await dep.get(f"/desk/reports/{report_id}")  # the deputies' report list leads here too
+    assert status == 303
+    assert (await dep.post(f"{where}/approve", text="同意"))[0] == 303
+    status, page = await dep.get(where)
+    assert 'data-state="approved"' in page and 'data-action="approved"' in page
+    r = await qa_client.get(f"{where}/export.pdf", headers=dep.cookie)
+    assert r.status == 200 and (await r.read()).startswith(b"%PDF")

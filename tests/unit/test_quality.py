@@ -4,14 +4,15 @@ on small hand-made worlds, on SQLite and PostgreSQL (the ``db`` fixture)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import Session, select
 
-from bot.quality import handoffs, sampler, scheduled, scoring
+from bot.quality import handoffs, sampler, scheduled, scoring, weekly
+from bot.settings import Settings
 from bot.store.db import Database
 from bot.store.errors import Conflict, ServiceError
 from bot.store.models import (
@@ -24,6 +25,8 @@ from tests.quality_world import DAY, NOON, world
 
 TZ = ZoneInfo("Asia/Shanghai")
 CARDS = scoring.load_cards()
+MONDAY = date(2026, 11, 2)
+SETTINGS = Settings(timezone="Asia/Shanghai")
 
 
 def _draw(db: Database, rate: float = 0.05, seed: str = "s") -> list[sampler.Drawn]:
@@ -292,6 +295,67 @@ def test_q6_flags_are_made_once_per_contact_and_reason(db: Database) -> None:
     slow = db.call(handoffs.detect, start, end, 10, 5 * 60.0, now=later)  # a stricter wait: PING's senior 10 min
     assert [(f.subject, f.reason, f.waited_at) for f in slow] == [("ticket:PING", "wait", "senior")]
     assert len(db.call(handoffs.list_flags)) == 2
+
+
+# ---------------------------------------------------------------- Q8: the weekly QA analysis report
+
+
+def test_q8_the_weekly_report_on_the_report_machinery(db: Database, tmp_path: Any) -> None:
+    """A hand-scored week: a junior contact full marks, another with a rude answer (instant
+    fail), and a violation recorded by hand → average 50 %, pass rate 1/2, 1 instant fail,
+    2 violations; drafted, submitted by the inspector, approved by a deputy, numbers frozen."""
+    import shutil
+    import subprocess
+    from io import BytesIO
+
+    from openpyxl import load_workbook
+
+    from bot.stats import reports
+    from bot.stats.reports import Options, Who
+
+    opts = Options(TZ)
+    insp, dep, stat = Who("insp", "inspector"), Who("dep1", "deputy"), Who("stat1", "statistician")
+    db.call(world)
+    _draw(db)
+    a, b = [r for r in _samples(db) if r.post == "junior" and r.kind == "contact"][:2]
+    assert a.id is not None and b.id is not None
+    db.call(scoring.score_sample, CARDS, a.id, FULL, "insp", "inspector", submit=True)
+    db.call(scoring.score_sample, CARDS, b.id, {**FULL, "rude": {"found": True}}, "insp", "inspector", submit=True)
+    db.call(scoring.record_violation, a.id, "other", "late callback", None, "insp", "inspector",
+            now=NOON + timedelta(hours=2))
+    later = NOON + timedelta(days=6)  # Monday 9 November, Shanghai morning
+    with pytest.raises(ServiceError):  # a statistician does not write the QA report
+        db.call(weekly.generate, MONDAY, opts, stat, now=later)
+    report, created = db.call(weekly.generate, MONDAY, opts, insp, now=later)
+    assert created and report.kind == "qa_weekly" and report.state == "draft"
+    assert db.call(scheduled.weekly_report, SETTINGS, now=later) == report.id  # the Monday job: the same draft
+    f = report.figures
+    assert f["totals"] == {"samples": 8, "scored": 2, "average": 50.0, "pass_rate": 0.5, "instant_fails": 1,
+                           "violations": 2, "handoff_flags": 0}
+    assert f["by_post"][[r["post"] for r in f["by_post"]].index("junior")]["violations"] == 2
+    assert {r["person"] for r in f["by_person"]} == {a.person, b.person} - {None}
+    assert f["instant_fails"] == [{"post": "junior", "item": "rude", "zh": "态度恶劣", "en": "Rude answer", "found": 1}]
+    assert [w["week"] for w in f["trend"]] == ["2026-10-12", "2026-10-19", "2026-10-26", "2026-11-02"]
+    with pytest.raises(ServiceError):
+        db.call(reports.approve, report.id, dep, None, now=later)  # a draft is not approved
+    with pytest.raises(ServiceError):
+        db.call(reports.submit, report.id, stat, None, now=later)
+    db.call(reports.submit, report.id, insp, "two juniors listened to", now=later)
+    db.call(reports.approve, report.id, dep, "ok", now=later)
+    with pytest.raises(ServiceError):
+        db.call(reports.refresh_figures, report.id, opts, insp, now=later)  # frozen after submission
+    final = db.call(reports.get, report.id)
+    assert (final.state, final.decided_by) == ("approved", "dep1")
+    assert [e.action for e in db.call(reports.events, report.id)] == ["generated", "submitted", "approved"]
+    if not db.is_sqlite:
+        return  # the exports read the frozen snapshot, not the store: once is enough
+    assert load_workbook(BytesIO(weekly.xlsx(final, "zh"))).sheetnames[:2] == ["概要", "按岗位"]
+    pdf = weekly.pdf(final, "zh")
+    assert pdf.startswith(b"%PDF")
+    if shutil.which("pdftoppm") is not None:
+        (tmp_path / "r.pdf").write_bytes(pdf)
+        subprocess.run(["pdftoppm", "-r", "20", "-png", str(tmp_path / "r.pdf"), str(tmp_path / "p")], check=True)
+        assert len(list(tmp_path.glob("p-*.png"))) == 3
 
 
 def test_the_quality_pages_speak_the_desks_words() -> None:
