@@ -26,6 +26,7 @@ checked here on the server for every request.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -40,7 +41,7 @@ from bot.desk import pages
 from bot.desk import recordings as desk_recordings
 from bot.desk import stats as desk_stats
 from bot.desk.auth import Identity, require_role, settings_of
-from bot.quality import handoffs, sampler, scoring, weekly
+from bot.quality import handoffs, sampler, scoring, transcripts, weekly
 from bot.settings import Settings
 from bot.stats import reports
 from bot.stats.reports import Options, Who
@@ -191,6 +192,10 @@ async def _render_sample(request: web.Request, who: Identity, sample_id: int, *,
     except ServiceError as e:
         return pages.error_page(request, e.status, "Not found", e.reason, who=who)
     sample: QaSample = data["sample"]
+    if not data["transcript"] and sample.conversation_id:  # the bot alone: its tracker's lines
+        lines = await asyncio.to_thread(transcripts.bot_transcript, settings_of(request).tracker_db,
+                                        sample.conversation_id)
+        data["transcript"] = [{**line, "n": n} for n, line in enumerate(lines, 1)]
     card = cards(settings_of(request)).get(sample.post)
     calls = await desk_recordings.for_page(request, who, handoff_id=sample.handoff_id) \
         if sample.handoff_id is not None else None

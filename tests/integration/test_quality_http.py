@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlmodel import select
 
 from bot import desk
 from bot.api import quality as api_quality
@@ -84,6 +85,13 @@ async def test_a_sample_scored_a_violation_recorded_the_person_sees_it_another_c
     assert status == 303
     status, page = await insp.get(f"/desk/quality/samples/{sample_id}")
     assert 'data-passed="yes"' in page and 'data-action="changed"' in page and "the caller shouted" in page
+
+    # The bot's own conversation and the hand-off flags have their pages too.
+    machine = db.call(lambda s: s.exec(select(QaSample).where(QaSample.post == "machine")).first())
+    status, page = await insp.get(f"/desk/quality/samples/{machine.id}")
+    assert status == 200 and 'id="outcomes"' in page and 'name="wrong_info.found"' in page
+    assert (await insp.get("/desk/quality/handoffs"))[0] == 200
+    assert (await insp.get("/desk/quality/samples/999999"))[0] == 404
 
     # Other systems: the same over the API; a junior's token is refused the samples.
     r = await qa_client.get(f"/api/quality/samples/{sample_id}", headers=STAFF)

@@ -377,3 +377,26 @@ def test_the_quality_pages_speak_the_desks_words() -> None:
                          "qa_flag": ("passes", "wait"), "qa_origin": ("daily", "spot")}.items():
         for value in values:
             assert i18n.code_text(kind, value, "zh") != value and f"en.{kind}:{value}" in catalogue
+
+
+def test_q1_the_bots_own_conversation_is_read_from_its_tracker(tmp_path: Any) -> None:
+    import json
+    import sqlite3
+
+    from bot.quality import transcripts
+
+    path = tmp_path / "tracker.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, sender_id TEXT, type_name TEXT, timestamp REAL, "
+                 "intent_name TEXT, action_name TEXT, data TEXT)")
+    for sender, kind, text in (("b1", "bot", "您好，请输入您的故障电话号码"), ("b1", "user", "0571 8888 1234"),
+                               ("b1", "action", None), ("b2", "user", "别的"), ("b1", "bot", "")):
+        conn.execute("INSERT INTO events (sender_id, type_name, timestamp, data) VALUES (?, ?, 1.0, ?)",
+                     (sender, kind, json.dumps({"text": text})))
+    conn.commit()
+    conn.close()
+    lines = transcripts.bot_transcript(path, "b1")
+    assert [(x["who"], x["text"]) for x in lines] == [("bot", "您好，请输入您的故障电话号码"), ("caller", "0571 8888 1234")]
+    assert transcripts.bot_transcript(tmp_path / "none.db", "b1") == []
+    (tmp_path / "broken.db").write_text("not a database")
+    assert transcripts.bot_transcript(tmp_path / "broken.db", "b1") == []
