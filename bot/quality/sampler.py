@@ -16,6 +16,7 @@ surveyor       alarm       a dispatch alarmed at its deadline (U2)
 surveyor       chase       the deadline watch's chase (U2)
 surveyor       survey      a satisfaction survey finished (U3–U5)
 datamanager    article     a knowledge-base article version written (D2, Q4)
+datamanager    task        a hard case due that day or done that day, late or not (D2, Q4)
 statistician   report      a statistics report submitted (T5, Q5)
 machine        conversation the bot's own conversation, handled without a person (A1–A11)
 =============  ==========  ==============================================================
@@ -47,7 +48,7 @@ from sqlmodel import Session, col, select
 from bot.sla.models import DeadlineWatch
 from bot.stats.sqltime import day_start_utc, local_day
 from bot.store.errors import ServiceError
-from bot.store.knowledge import KbArticleVersion
+from bot.store.knowledge import KbArticleVersion, KbTask
 from bot.store.models import (
     ConversationOutcome,
     DeskTask,
@@ -105,6 +106,7 @@ def work(s: Session, start: datetime, end: datetime) -> list[Item]:
     items += _watch(s, start, end)
     items += _surveys(s, start, end)
     items += _articles(s, start, end)
+    items += _kb_tasks(s, start, end)
     items += _reports(s, start, end)
     items += _machine(s, start, end)
     return sorted(items, key=lambda i: (i.post, i.kind, i.at, i.ref))
@@ -175,6 +177,19 @@ def _articles(s: Session, start: datetime, end: datetime) -> Iterator[Item]:
         yield Item("datamanager", "article", f"article:{a.article_id}:{a.version}", utc(a.at), a.author, None,
                    None, None, {"article_id": a.article_id, "version": a.version, "question": a.question,
                                 "fault_class": a.fault_class, "reason": a.reason})
+
+
+def _kb_tasks(s: Session, start: datetime, end: datetime) -> Iterator[Item]:
+    """Q4: a hard case done that day, or due that day and not done by its deadline."""
+    rows = s.exec(select(KbTask).where(or_(and_(col(KbTask.done_at) >= start, col(KbTask.done_at) < end),
+                                           and_(col(KbTask.due_at) >= start, col(KbTask.due_at) < end,
+                                                col(KbTask.done_at).is_(None)))))
+    for k in rows:
+        done = utc(k.done_at) if k.done_at is not None else None
+        late = done > utc(k.due_at) if done is not None else True
+        yield Item("datamanager", "task", f"kbtask:{k.id}", done or utc(k.due_at), k.done_by, k.ticket_id,
+                   k.handoff_id, None, {"due_at": _iso(k.due_at), "done_at": _iso(k.done_at), "late": late,
+                                        "outcome": k.outcome, "article_id": k.article_id, "reason": k.reason})
 
 
 def _reports(s: Session, start: datetime, end: datetime) -> Iterator[Item]:

@@ -181,7 +181,7 @@ def evaluate(card: Card, given: dict[str, dict[str, Any]]) -> Evaluated:
                 raise ServiceError(f"{it.en}: give 0 to {it.weight:g} points", code="points_required")
             try:
                 value = float(raw)
-            except (TypeError, ValueError) as e:
+            except (TypeError, ValueError, OverflowError) as e:
                 raise ServiceError(f"{it.en}: points are a number, not {str(raw)[:20]!r}", code="bad_points") from e
             if not 0 <= value <= it.weight:
                 raise ServiceError(f"{it.en}: points are 0 to {it.weight:g}, not {value:g}", code="bad_points")

@@ -143,6 +143,8 @@ def test_q2_scorecard_rules_points_weights_and_instant_fail() -> None:
     {**FULL, "prompt": {"points": 21}},  # above the weight
     {**FULL, "prompt": {"points": -1}},
     {**FULL, "prompt": {"points": "lots"}},
+    {**FULL, "prompt": {"points": 10**400}},  # JSON's big numbers: refused, not a crash
+    {**FULL, "prompt": {"points": "nan"}},
     {k: v for k, v in FULL.items() if k != "prompt"},  # an item left out
     {**FULL, "smile": {"points": 1}},  # not on the card
     {**FULL, "prompt": {"points": 20, "recording_at": "1 minute"}},
@@ -372,7 +374,7 @@ def test_the_quality_pages_speak_the_desks_words() -> None:
         for text in re.findall(r'\bt\("([^"]+)"\)', path.read_text(encoding="utf-8")):
             assert text in catalogue, f"{path.name}: {text!r} has no Mandarin"
     for kind, values in {"qa_post": sampler.POSTS, "qa_kind": ("contact", "decision", "review", "grade", "warning",
-                                                               "alarm", "chase", "survey", "article", "report",
+                                                               "alarm", "chase", "survey", "article", "task", "report",
                                                                "conversation"),
                          "qa_flag": ("passes", "wait"), "qa_origin": ("daily", "spot")}.items():
         for value in values:
@@ -400,3 +402,21 @@ def test_q1_the_bots_own_conversation_is_read_from_its_tracker(tmp_path: Any) ->
     assert transcripts.bot_transcript(tmp_path / "none.db", "b1") == []
     (tmp_path / "broken.db").write_text("not a database")
     assert transcripts.bot_transcript(tmp_path / "broken.db", "b1") == []
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_q4_the_data_managers_hard_cases_done_late_or_missed_are_work_to_sample(db: Database) -> None:
+    from bot.store.knowledge import KbTask
+
+    def seed(s: Session) -> None:
+        s.add(KbTask(source_task_id=1, junior="jun1", senior="sen1", reason="r", created=NOON - timedelta(hours=5),
+                     due_at=NOON - timedelta(hours=1), state="done", done_at=NOON, done_by="dm"))  # late
+        s.add(KbTask(source_task_id=2, junior="jun1", senior="sen1", reason="r", created=NOON - timedelta(hours=2),
+                     due_at=NOON + timedelta(hours=2)))  # missed: still open
+        s.add(KbTask(source_task_id=3, junior="jun1", senior="sen1", reason="r", created=NOON,
+                     due_at=NOON + timedelta(days=2)))  # not due yet: not the day's work
+
+    db.call(seed)
+    items = db.call(sampler.work, NOON - timedelta(hours=12), NOON + timedelta(hours=12))
+    tasks = [(i.kind, i.person, i.details["late"]) for i in items if i.post == "datamanager"]
+    assert tasks == [("task", "dm", True), ("task", None, True)]
