@@ -10,11 +10,18 @@
     GET  /api/quality/people/{username}            a person's submitted scores and violations
     GET  /api/quality/handoff-flags                Q6's flags
     GET  /api/quality/scorecards                   the scorecards in use
+    GET  /api/quality/reports                      Q8: the weekly QA analysis reports
+    GET  /api/quality/reports/{id}                 with its frozen figures and history
+    GET  /api/quality/reports/{id}/export.pdf|xlsx ?lang=zh|en
+    POST /api/quality/reports {"start"}            the week's report (its Monday; 201 made, 200 already there)
+    POST /api/quality/reports/{id}/{action} {"text"?}  refresh|comment|submit|correct (inspector),
+                                                   approve|send-back (deputy)
 
 Who: the staff API token reads everything (another system); a desk bearer token
 (``POST /api/session``) of an inspector or admin reads and writes; anybody signed in
 reads their own record, a supervisor the records of the people of the posts they
-supervise (bot/quality/scoring.py). Bad input is a 4xx with a reason.
+supervise (bot/quality/scoring.py); the weekly reports are also a deputy manager's, who
+approves them. Bad input is a 4xx with a reason.
 """
 
 from __future__ import annotations
@@ -29,9 +36,13 @@ from sqlmodel import Session, col, select
 
 from bot.api.auth import actor_of
 from bot.api.errors import ApiError, path_id, read_json
+from bot.desk import quality as desk_quality
+from bot.desk import stats as desk_stats
 from bot.desk.quality import cards, period
-from bot.quality import handoffs, sampler, scoring
+from bot.quality import handoffs, sampler, scoring, weekly
 from bot.settings import SETTINGS_KEY
+from bot.stats import reports
+from bot.stats.reports import Who
 from bot.store.db import DB_KEY
 from bot.store.errors import ServiceError
 from bot.store.quality import QaHandoffFlag, QaSample, QaScore, QaScoreChange, QaViolation
@@ -250,7 +261,91 @@ async def scorecards(request: web.Request) -> web.Response:
                               for post, c in data.items()})
 
 
+REPORT_READERS = READERS | {"deputy"}
+
+
+async def _report_reader(request: web.Request) -> Who:
+    actor = await _actor(request, REPORT_READERS)
+    return Who(actor.username, reports.SCHEDULER if actor.role == "api" else actor.role)
+
+
+def _report_id(request: web.Request) -> int:
+    return path_id(request, "report")
+
+
+def _load_report(s: Session, report_id: int) -> dict[str, Any]:
+    report, events, _ = desk_quality.report_of(s, report_id)
+    return {**reports.report_dict(report, with_figures=True), "events": [reports.event_dict(e) for e in events]}
+
+
+async def list_reports(request: web.Request) -> web.Response:
+    await _report_reader(request)
+    rows = await request.app[DB_KEY].run(reports.list_reports, kind=weekly.KIND)
+    return web.json_response([reports.report_dict(r) for r in rows])
+
+
+async def get_report(request: web.Request) -> web.Response:
+    await _report_reader(request)
+    return web.json_response(await request.app[DB_KEY].run(_load_report, _report_id(request)))
+
+
+async def export_report(request: web.Request) -> web.Response:
+    await _report_reader(request)
+    lang = request.query.get("lang", "zh")
+    if lang not in ("zh", "en") or set(request.query) - {"lang"}:
+        raise ApiError(400, "invalid_parameter", "the only parameter is lang: zh or en")
+    report, _, _ = await request.app[DB_KEY].run(desk_quality.report_of, _report_id(request))
+    return await desk_stats.export_response(report, request.match_info["fmt"], lang,
+                                            desk_stats.font(request.app[SETTINGS_KEY]))
+
+
+async def generate_report(request: web.Request) -> web.Response:
+    who = await _report_reader(request)
+    body = await read_json(request)
+    if set(body) - {"start"}:
+        raise ApiError(400, "invalid_field", "the only field is start (the week's Monday, YYYY-MM-DD)")
+    raw = _str(body, "start", max_len=10) or ""
+    try:
+        start = date.fromisoformat(raw)
+    except ValueError as e:
+        raise ApiError(400, "invalid_field", f"start is a date YYYY-MM-DD, not {raw[:20]!r}") from e
+    try:
+        report, created = await request.app[DB_KEY].run(weekly.generate, start,
+                                                        desk_stats.options(request.app[SETTINGS_KEY]), who)
+    except ServiceError as e:
+        raise _refused(e) from e
+    return web.json_response(reports.report_dict(report, with_figures=True), status=201 if created else 200)
+
+
+async def act_on_report(request: web.Request) -> web.Response:
+    who = await _report_reader(request)
+    report_id, action = _report_id(request), request.match_info["action"]
+    body = await read_json(request) if request.can_read_body else {}
+    if set(body) - {"text"}:
+        raise ApiError(400, "invalid_field", "the only field is text")
+    text = _str(body, "text", max_len=4000) or ""
+    roles, fn = desk_quality.REPORT_ACTIONS[action]
+    if who.role not in roles:
+        raise ApiError(403, "forbidden", f"a {who.role} may not {action} a weekly QA report")
+
+    def run(s: Session) -> Any:
+        desk_quality.report_of(s, report_id)
+        return fn(s, report_id, desk_stats.options(request.app[SETTINGS_KEY]), who, text)
+
+    try:
+        result = await request.app[DB_KEY].run(run)
+    except ServiceError as e:
+        raise _refused(e) from e
+    return web.json_response(reports.report_dict(result))
+
+
 def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/api/quality/reports", list_reports)
+    app.router.add_post("/api/quality/reports", generate_report)
+    app.router.add_get("/api/quality/reports/{id}", get_report)
+    app.router.add_get("/api/quality/reports/{id}/export.{fmt:xlsx|pdf}", export_report)
+    app.router.add_post("/api/quality/reports/{id}/{action:refresh|comment|submit|correct|approve|send-back}",
+                        act_on_report)
     app.router.add_get("/api/quality/samples", list_samples)
     app.router.add_get("/api/quality/samples/{id}", get_sample)
     app.router.add_post("/api/quality/spot-checks", spot_check)

@@ -46,7 +46,7 @@ from bot.settings import Settings
 from bot.stats import reports
 from bot.stats.reports import Options, Who
 from bot.store.db import DB_KEY
-from bot.store.errors import ServiceError
+from bot.store.errors import NotFound, ServiceError
 from bot.store.models import Handoff, HandoffMessage, utc, utcnow
 from bot.store.quality import QaBatch, QaSample, QaScore, QaViolation
 from bot.store.stats import StatsReport
@@ -343,17 +343,17 @@ async def generate_report(request: web.Request, who: Identity) -> web.StreamResp
     return pages.redirect(f"/desk/quality/reports/{report.id}")
 
 
-def _report(s: Session, report_id: int) -> tuple[Any, list[Any], list[Any]]:
+def report_of(s: Session, report_id: int) -> tuple[Any, list[Any], list[Any]]:
     report = reports.get(s, report_id)
     if report.kind != weekly.KIND:
-        raise ServiceError(f"report {report_id} is not a weekly QA report", code="report_not_found")
+        raise NotFound(f"report {report_id} is not a weekly QA report", code="report_not_found")
     return report, reports.events(s, report_id), reports.versions(s, report)
 
 
 @require_role(*REPORT_READERS)
 async def report_page(request: web.Request, who: Identity) -> web.StreamResponse:
     try:
-        report, events, versions = await request.app[DB_KEY].run(_report, int(request.match_info["id"]))
+        report, events, versions = await request.app[DB_KEY].run(report_of, int(request.match_info["id"]))
     except ServiceError as e:
         return pages.error_page(request, 404, "No such report", e.reason, who=who)
     lang = request.query.get("lang", "zh")
@@ -377,7 +377,7 @@ def _report_action(name: str) -> Any:
     roles, fn = REPORT_ACTIONS[name]
 
     def act(s: Session, report_id: int, o: Options, w: Who, text: str) -> StatsReport:
-        _report(s, report_id)  # a QA report, or not found
+        report_of(s, report_id)  # a QA report, or not found
         return fn(s, report_id, o, w, text)
 
     @require_role(*roles)
@@ -399,7 +399,7 @@ def _report_action(name: str) -> Any:
 @require_role(*REPORT_READERS)
 async def report_export(request: web.Request, who: Identity) -> web.StreamResponse:
     try:
-        report, _, _ = await request.app[DB_KEY].run(_report, int(request.match_info["id"]))
+        report, _, _ = await request.app[DB_KEY].run(report_of, int(request.match_info["id"]))
     except ServiceError as e:
         return pages.error_page(request, 404, "No such report", e.reason, who=who)
     lang = request.query.get("lang", "zh")

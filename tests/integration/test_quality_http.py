@@ -16,6 +16,7 @@ from sqlmodel import select
 
 from bot import desk
 from bot.api import quality as api_quality
+from bot.api import workflow as api_workflow
 from bot.quality import sampler
 from bot.settings import Settings
 from bot.store.db import Database
@@ -37,6 +38,7 @@ async def qa_client(aiohttp_client: AClient, db: Database, settings: Settings, p
     app = make_test_app(db, settings)
     desk.setup_routes(app)
     api_quality.setup_routes(app)
+    api_workflow.setup_routes(app)  # POST /api/session
     return await aiohttp_client(app)
 
 
@@ -130,3 +132,34 @@ async def test_the_weekly_qa_report_through_its_review(qa_client: Client, db: Da
     assert 'data-state="approved"' in page and 'data-action="approved"' in page
     r = await qa_client.get(f"{where}/export.pdf", headers=dep.cookie)
     assert r.status == 200 and (await r.read()).startswith(b"%PDF")
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+async def test_the_weekly_qa_report_over_the_api(qa_client: Client, db: Database) -> None:
+    async def token(name: str) -> dict[str, str]:
+        from tests.conftest import DESK_TEST_PASSWORD
+
+        r = await qa_client.post("/api/session", json={"username": name, "password": DESK_TEST_PASSWORD})
+        assert r.status == 201, await r.text()
+        return {"Authorization": f"Bearer {(await r.json())['token']}"}
+
+    insp, dep, jun = await token("insp"), await token("dep1"), await token("jun1")
+    r = await qa_client.post("/api/quality/reports", json={"start": "2026-11-02"}, headers=insp)
+    assert r.status == 201
+    report = await r.json()
+    again = await qa_client.post("/api/quality/reports", json={"start": "2026-11-02"}, headers=STAFF)
+    assert again.status == 200 and (await again.json())["id"] == report["id"]  # once per week
+    for body in ({"start": "2026-11-03"}, {"start": "soon"}, {"start": "2026-11-02", "x": 1}):
+        assert (await qa_client.post("/api/quality/reports", json=body, headers=insp)).status == 400, body
+    base = f"/api/quality/reports/{report['id']}"
+    assert (await qa_client.get(base, headers=jun)).status == 403
+    assert (await qa_client.post(f"{base}/submit", json={}, headers=dep)).status == 403
+    assert (await qa_client.post(f"{base}/submit", json={"text": "ok"}, headers=insp)).status == 200
+    assert (await qa_client.post(f"{base}/approve", json={}, headers=dep)).status == 200
+    body = await (await qa_client.get(base, headers=STAFF)).json()
+    assert body["state"] == "approved" and [e["action"] for e in body["events"]] == ["generated", "submitted",
+                                                                                    "approved"]
+    assert body["figures"]["totals"]["samples"] == 8
+    r = await qa_client.get(f"{base}/export.xlsx?lang=en", headers=dep)
+    assert r.status == 200 and (await r.read())[:2] == b"PK"
+    assert (await qa_client.get("/api/quality/reports/999999", headers=STAFF)).status == 404
