@@ -102,7 +102,7 @@ def _list(s: Session) -> list[StatsReport]:
 
 @require_role(*READERS)
 async def reports_page(request: web.Request, who: Identity) -> web.StreamResponse:
-    rows = await request.app[DB_KEY].run(_list)
+    rows = [r for r in await request.app[DB_KEY].run(_list) if reports.may_read(r.kind, who.role)]
     return pages.render(request, "stats_reports.html", who=who, reports=rows, kinds=periods.KINDS,
                         may_write=who.role in WRITERS)
 
@@ -185,6 +185,8 @@ async def export(request: web.Request, who: Identity) -> web.StreamResponse:
         report = await request.app[DB_KEY].run(reports.get, report_id)
     except ServiceError as e:
         return pages.error_page(request, e.status, "No such report", e.reason, who=who)
+    if not reports.may_read(report.kind, who.role):
+        return pages.error_page(request, 403, "Not for your post", "This report is not for your post.", who=who)
     return await export_response(report, fmt, _lang(request), font(settings_of(request)))
 
 

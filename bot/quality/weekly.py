@@ -299,5 +299,6 @@ def xlsx(report: StatsReport, lang: str = "zh") -> bytes:
     return out.getvalue()
 
 
+# Read by the inspectors, the deputy managers who approve it, admins and other systems (the staff token).
 reports.register_kind(OtherKind(KIND, frozenset({INSPECTOR, ADMIN, reports.SCHEDULER}), week_starting, figures,
-                                "/desk/quality/reports", pdf, xlsx))
+                                frozenset({"deputy"}), "/desk/quality/reports", pdf, xlsx))

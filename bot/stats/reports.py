@@ -76,6 +76,7 @@ class OtherKind:
     writers: frozenset[str]
     period_starting: Callable[[date], Period]
     figures: Callable[[Session, Period, Options, datetime], dict[str, Any]]
+    readers: frozenset[str]  # who else may read it (its figures may name people)
     page: str  # where its page is: page + "/{id}"
     pdf: Callable[[StatsReport, str, str | None], bytes]  # (report, lang, font file)
     xlsx: Callable[[StatsReport, str], bytes]  # (report, lang)
@@ -86,6 +87,13 @@ OTHER_KINDS: dict[str, OtherKind] = {}
 
 def register_kind(kind: OtherKind) -> None:
     OTHER_KINDS[kind.name] = kind
+
+
+def may_read(kind: str, role: str) -> bool:
+    """Another post's report is for its writers and readers only (a statistician does not
+    read the inspectors' scores of people); every statistics report is for the statistics' readers."""
+    other = OTHER_KINDS.get(kind)
+    return other is None or role in other.writers | other.readers
 
 
 def writers_of(kind: str) -> frozenset[str]:

@@ -16,6 +16,7 @@ from sqlmodel import select
 
 from bot import desk
 from bot.api import quality as api_quality
+from bot.api import stats as api_stats
 from bot.api import workflow as api_workflow
 from bot.quality import sampler
 from bot.settings import Settings
@@ -39,6 +40,7 @@ async def qa_client(aiohttp_client: AClient, db: Database, settings: Settings, p
     desk.setup_routes(app)
     api_quality.setup_routes(app)
     api_workflow.setup_routes(app)  # POST /api/session
+    api_stats.setup_routes(app)
     return await aiohttp_client(app)
 
 
@@ -163,3 +165,15 @@ async def test_the_weekly_qa_report_over_the_api(qa_client: Client, db: Database
     r = await qa_client.get(f"{base}/export.xlsx?lang=en", headers=dep)
     assert r.status == 200 and (await r.read())[:2] == b"PK"
     assert (await qa_client.get("/api/quality/reports/999999", headers=STAFF)).status == 404
+    # The statistics' report API is the same machinery, but the QA report names people's
+    # scores: not for a statistician, by either API, nor in their list on the desk.
+    stat = await token("stat1")
+    assert (await qa_client.get(f"/api/stats/reports/{report['id']}", headers=stat)).status == 403
+    assert (await qa_client.get(f"/api/stats/reports/{report['id']}/export.pdf", headers=stat)).status == 403
+    assert report["id"] not in [r["id"] for r in await (await qa_client.get("/api/stats/reports", headers=stat)).json()]
+    assert (await qa_client.get(base, headers=stat)).status == 403
+    assert (await qa_client.get(f"/api/stats/reports/{report['id']}", headers=dep)).status == 200
+    desk_stat = await sign_in(qa_client, "stat1")
+    status, page = await desk_stat.get("/desk/reports")
+    assert status == 200 and f'data-report="{report["id"]}"' not in page
+    assert (await desk_stat.get(f"/desk/reports/{report['id']}/export.xlsx"))[0] == 403
