@@ -47,7 +47,7 @@ from sqlmodel import Session, col, select
 
 from bot.sla.models import DeadlineWatch
 from bot.stats.sqltime import day_start_utc, local_day
-from bot.store.errors import ServiceError
+from bot.store.errors import Conflict, ServiceError
 from bot.store.knowledge import KbArticleVersion, KbTask
 from bot.store.models import (
     ConversationOutcome,
@@ -244,14 +244,21 @@ def draw(items: list[Item], rate: float, seed: str) -> list[Item]:
     return sorted(chosen, key=lambda i: (i.kind, i.at, i.ref))
 
 
+CHUNK = 500  # refs per query: a month's spot check stays under SQLite's limit on bound values
+
+
 def _sampled_refs(s: Session, items: Iterable[Item]) -> set[tuple[str, str]]:
-    refs = {(i.kind, i.ref) for i in items}
-    if not refs:
-        return set()
-    kinds = {k for k, _ in refs}
-    rows = s.exec(select(QaSample.kind, QaSample.ref).where(col(QaSample.kind).in_(kinds),
-                                                            col(QaSample.ref).in_({r for _, r in refs})))
-    return {(k, r) for k, r in rows}
+    """Which of ``items`` were sampled before (by any draw)."""
+    by_kind: dict[str, list[str]] = {}
+    for i in items:
+        by_kind.setdefault(i.kind, []).append(i.ref)
+    taken: set[tuple[str, str]] = set()
+    for kind, refs in by_kind.items():
+        for n in range(0, len(refs), CHUNK):
+            rows = s.exec(select(QaSample.ref).where(QaSample.kind == kind,
+                                                     col(QaSample.ref).in_(refs[n:n + CHUNK])))
+            taken |= {(kind, r) for r in rows}
+    return taken
 
 
 def _store(s: Session, batch: QaBatch, items: list[Item], tz: ZoneInfo) -> list[QaSample]:
@@ -335,9 +342,14 @@ def spot_check(s: Session, who: str, start: datetime, end: datetime, tz: ZoneInf
     batch = QaBatch(origin=BatchOrigin.spot.value, post=post, person=person, period_start=start, period_end=end,
                     rate=rate, seed=seed[:120], population=len(items), size=len(chosen), requested_by=who,
                     created=now)
-    s.add(batch)
-    s.flush()
-    samples = _store(s, batch, chosen, tz)
+    try:
+        with s.begin_nested():
+            s.add(batch)
+            s.flush()
+            samples = _store(s, batch, chosen, tz)
+    except IntegrityError as e:  # another draw took one of them meanwhile
+        raise Conflict("some of this work was sampled by another draw just now; draw again",
+                       code="sampled_meanwhile") from e
     log.info("qa.spot_check", by=who, post=post, person=person, population=len(items), size=len(chosen))
     return Drawn(batch, samples)
 
