@@ -421,3 +421,18 @@ def test_q4_the_data_managers_hard_cases_done_late_or_missed_are_work_to_sample(
     items = db.call(sampler.work, NOON - timedelta(hours=12), NOON + timedelta(hours=12))
     tasks = [(i.kind, i.person, i.details["late"]) for i in items if i.post == "datamanager"]
     assert tasks == [("task", "dm", True), ("task", None, True)]
+
+
+def test_the_daily_draw_and_the_monday_report_are_jobs(tmp_path: Any) -> None:
+    from aiohttp import web
+    from apscheduler.triggers.cron import CronTrigger
+
+    from bot.jobs import Jobs
+
+    settings = Settings(timezone="Asia/Shanghai", qa_sample_at="03:15")
+    jobs = Jobs(web.Application(), Database(f"sqlite:///{tmp_path / 'j.db'}"), settings)
+    scheduled.register(jobs, settings)
+    daily, monday = jobs.kinds[scheduled.DAILY_KIND], jobs.kinds[scheduled.WEEKLY_KIND]
+    assert isinstance(daily.trigger, CronTrigger) and isinstance(monday.trigger, CronTrigger)
+    assert "hour='3'" in str(daily.trigger) and "minute='15'" in str(daily.trigger)
+    assert "day_of_week='mon'" in str(monday.trigger)
