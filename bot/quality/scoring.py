@@ -171,7 +171,9 @@ def evaluate(card: Card, given: dict[str, dict[str, Any]]) -> Evaluated:
     items, points, failed = [], 0.0, False
     for it in card.items:
         g = given.get(it.id, {})
-        row: dict[str, Any] = {"id": it.id, "weight": it.weight, "instant_fail": it.instant_fail}
+        # The item's words kept with the score: a later edit of the card renames nothing scored.
+        row: dict[str, Any] = {"id": it.id, "zh": it.zh, "en": it.en, "weight": it.weight,
+                               "instant_fail": it.instant_fail}
         if it.instant_fail:
             row["found"] = bool(g.get("found", False))
             failed = failed or row["found"]

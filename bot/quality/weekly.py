@@ -24,7 +24,6 @@ from openpyxl.styles import Font
 from sqlmodel import Session, col, func, select
 
 from bot.desk.i18n import code_text, translate
-from bot.quality.scoring import load_cards
 from bot.stats import reports
 from bot.stats.charts import COLOURS, _style
 from bot.stats.figures import Period
@@ -113,15 +112,15 @@ def figures(s: Session, period: Period, options: Options, now: datetime) -> dict
     # Weak points: per post and item, the share of the item's weight given on average; instant fails found.
     lost: dict[tuple[str, str], list[float]] = defaultdict(list)
     found: dict[tuple[str, str], int] = defaultdict(int)
+    names: dict[tuple[str, str], tuple[str, str]] = {}
     for sc in scores:
         for it in sc.items:
+            names.setdefault((sc.post, it["id"]), (str(it.get("zh") or it["id"]), str(it.get("en") or it["id"])))
             if it.get("instant_fail"):
                 if it.get("found"):
                     found[(sc.post, it["id"])] += 1
             elif it.get("weight"):
                 lost[(sc.post, it["id"])].append(float(it.get("points", 0)) / float(it["weight"]))
-    cards = load_cards()
-    names = {(p, i.id): (i.zh, i.en) for p, c in cards.items() for i in c.items}
     weak = sorted(({"post": p, "item": i, "zh": names.get((p, i), (i, i))[0], "en": names.get((p, i), (i, i))[1],
                     "share": round(sum(v) / len(v), 3), "scored": len(v)} for (p, i), v in lost.items()),
                   key=lambda r: (r["share"], r["post"], r["item"]))[:WEAK_POINTS]
