@@ -29,7 +29,7 @@ FONT_CANDIDATES = (
     "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
     "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",
 )
-COLOURS = ("#1d3b5a", "#4f81bd", "#9bbb59", "#c0504d", "#8064a2", "#f79646", "#4bacc6")
+COLOURS = ("#1d3b5a", "#4f81bd", "#9bbb59", "#c0504d", "#8064a2", "#f79646", "#4bacc6", "#7f6000")
 
 
 @cache
@@ -174,11 +174,10 @@ def centres(f: dict[str, Any], lang: str, font: str | None) -> Figure:
 def satisfaction_ratings(f: dict[str, Any], lang: str, font: str | None) -> Figure:
     """U4: how the reporters rated the attitude and the quality of the service, 1 … 5."""
     surveys = f["satisfaction"]["surveys"]
-    series = {"satisfaction_attitude": [float(n) for _k, n in surveys["attitude"]],
-              "satisfaction_quality": [float(n) for _k, n in surveys["quality"]]}
+    series = {"Service attitude": [float(n) for _k, n in surveys["attitude"]],
+              "Service quality": [float(n) for _k, n in surveys["quality"]]}
     groups = [code_text("stats_rating", k, lang) for k, _n in surveys["attitude"]]
-    return _grouped("Survey ratings (1 very dissatisfied … 5 very satisfied)", groups, series, "stats_figure",
-                    lang, font)
+    return _grouped("Survey ratings (1 very dissatisfied … 5 very satisfied)", groups, series, None, lang, font)
 
 
 def surveys_by_centre(f: dict[str, Any], lang: str, font: str | None) -> Figure:
