@@ -65,6 +65,7 @@ class Options:
 
     tz: ZoneInfo
     settle_days: float = 7.0
+    satisfied_from: int = 4  # HOTLINE_SURVEY_SATISFIED_FROM: the survey's satisfied ratings (U4)
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,8 @@ def _figures(s: Session, kind: str, period: Period, options: Options, now: datet
         return figures
     if recount:
         rollup.refresh(s, period.start, min(period.last, local_day(now, options.tz)), options.tz, now=now)
-    figures = compute(s, period, options.tz, settle_days=options.settle_days, now=now)
+    figures = compute(s, period, options.tz, settle_days=options.settle_days, now=now,
+                      satisfied_from=options.satisfied_from)
     figures["kind"] = kind
     return figures
 
