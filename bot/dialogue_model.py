@@ -123,10 +123,13 @@ def natural_report(settings: Settings, out_dir: Path, cv_report: Path | None = N
     model = ensure_trained(settings)
     sets = [str(REPO_ROOT / "tests" / "nlu" / name) for name in NATURAL_SETS]
     predictions = out_dir / "natural_predictions.json"
-    subprocess.run(
+    done = subprocess.run(
         [str(REPO_ROOT / ".venv-rasa" / "bin" / "python"), "-m", "bot.nlu_natural", str(model), str(predictions), *sets],
-        cwd=REPO_ROOT, env=rasa_env(), check=True, stdout=subprocess.DEVNULL,
+        cwd=REPO_ROOT, env=rasa_env(), check=False, capture_output=True, text=True,
     )
+    if done.returncode != 0:  # Rasa's warnings only when it failed
+        print(done.stderr[-5000:], file=sys.stderr)
+        done.check_returncode()
     scores = score_by_language(json.loads(predictions.read_text(encoding="utf-8")))
     errors = {lang: s.pop("errors") for lang, s in scores.items()}
     (out_dir / "natural_scores.json").write_text(json.dumps(scores, indent=1), encoding="utf-8")

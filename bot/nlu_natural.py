@@ -118,6 +118,8 @@ def predict(model: Path, sets: list[Path]) -> list[dict[str, Any]]:
                 "entities": example.entities,
                 "predicted_intent": (parsed.get("intent") or {}).get("name") or "",
                 "confidence": (parsed.get("intent") or {}).get("confidence") or 0.0,
+                "ranking": [[r.get("name"), round(float(r.get("confidence") or 0.0), 3)]
+                            for r in (parsed.get("intent_ranking") or [])[:3]],
                 "predicted_entities": [
                     {"entity": e.get("entity"), "value": str(e.get("value"))}
                     for e in parsed.get("entities") or []
