@@ -206,8 +206,16 @@ class ValidateReportDetailsForm(HotlineForm):
     def validate_use_caller_number(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> SlotDict:
-        """1 / yes: the number the caller is calling from is the contact; 2 / no: ask for it."""
-        choice = choose(self.user_input(tracker), YES_NO_KEYS, YES_NO_INTENTS)
+        """1 / yes: the number the caller is calling from is the contact; 2 / no: ask for it.
+        Another whole number given straight away ("13912345678#", said or typed) is taken
+        as the contact number without the detour."""
+        user_input = self.user_input(tracker)
+        if len(user_input.digits) >= 7:
+            number = _number_or_rejection(user_input)
+            if isinstance(number, Rejection):
+                return self.reject(OFFER_SLOT, number, dispatcher, tracker)
+            return {OFFER_SLOT: False, "contact_number": number, "contact_number_display": group_digits(number)}
+        choice = choose(user_input, YES_NO_KEYS, YES_NO_INTENTS)
         if isinstance(choice, Rejection):
             return self.reject(OFFER_SLOT, choice, dispatcher, tracker)
         if choice is True:

@@ -32,6 +32,7 @@ NUMBER_ENTITIES = ("fault_number", "contact_number")
 SYMPTOM_PREFIX = "symptom_"
 # Out-of-scope text must never be taken as one of these (issue 13 item 7).
 FALSE_ACCEPT_INTENTS = {"affirm", "inform_number", "dtmf"}
+UNSURE = "nlu_fallback"
 _ANNOTATION = re.compile(r"\[([^\]]+)\](\{[^}]*\}|\(([^)]+)\))")
 
 
@@ -166,6 +167,8 @@ def score(rows: list[dict[str, Any]]) -> dict[str, Any]:
     errors = []
     for row in rows:
         gold, guess = row["intent"], row["predicted_intent"]
+        if gold == "out_of_scope" and guess == UNSURE:
+            guess = gold  # both mean "not understood" to the dialogue (actions/interpret.py)
         support[gold] += 1
         if gold == guess:
             tp[gold] += 1

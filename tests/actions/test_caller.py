@@ -76,3 +76,13 @@ def test_one_key_accepts_two_asks_for_another(dispatcher):
 def test_enter_again_at_the_readback_offers_the_number_again(dispatcher):
     out = ValidateReportDetailsForm().validate_details_confirmed("x", dispatcher, keys("2"), DOMAIN)
     assert out["use_caller_number"] is None and out["contact_number"] is None
+
+
+def test_another_number_given_straight_away_is_the_contact(dispatcher):
+    ani = {"caller_number": "13912345678"}
+    out = answer(keys("13800138000#", slots=ani), dispatcher)
+    assert out == {"use_caller_number": False, "contact_number": "13800138000", "contact_number_display": "138 0013 8000"}
+    out = answer(make_tracker("幺三八零零幺三八零零零", "inform_number", slots=ani), dispatcher)
+    assert out["contact_number"] == "13800138000"
+    out = answer(keys("1380013#", slots=ani), dispatcher)  # too short for a mobile: said why, asked again
+    assert out["use_caller_number"] is None and out["failure_count"] == 1

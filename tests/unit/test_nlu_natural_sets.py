@@ -57,3 +57,5 @@ def test_score_counts_numbers_symptoms_and_false_accepts() -> None:
     assert result["symptom_accuracy"] == 0.0
     assert (result["oos_false_accepts"], result["oos_total"]) == (1, 1)
     assert "| intent accuracy | 0.333 |" in table({"zh": result})
+    unsure = {**rows[2], "predicted_intent": "nlu_fallback"}  # "not understood" either way
+    assert score([unsure])["intent_accuracy"] == 1.0 and score([unsure])["oos_false_accepts"] == 0
