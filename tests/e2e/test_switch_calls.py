@@ -31,12 +31,23 @@ from tests.switch.sipp import AwaitBye, Hangup, Keys, SippCaller, SippPhone, Spe
 pytestmark = [pytest.mark.e2e, pytest.mark.stack, pytest.mark.switch]
 
 
-async def quiet_for(call: SippCaller, seconds: float, timeout: float = 60) -> None:
-    """Until the caller has heard something, then nothing for ``seconds``."""
+async def quiet_for(call: SippCaller, seconds: float, timeout: float = 60, *, after: float | None = None) -> None:
+    """Until the caller has heard something (after ``after``, when given), then nothing
+    for ``seconds``. ``after`` keeps a slow turn (a loaded machine) from passing for the
+    end of the prompt the test waits for: the quiet counts only once the next prompt began."""
     def quiet() -> bool:
+        if after is not None and call.sniffer.first_loud_after(after) is None:
+            return False
         last = call.sniffer.last_loud()
         return last is not None and time.monotonic() - last > seconds
     await until(quiet, timeout, f"{seconds} s of quiet after the bot spoke")
+
+
+async def act_then_quiet(call: SippCaller, seconds: float) -> None:
+    """The caller's next action, then the bot's answer to it heard out. The answer's first
+    sound is looked for from 0.4 s after the keys left: a barged prompt stops within 0.2 s."""
+    await call.act()
+    await quiet_for(call, seconds, after=time.monotonic() + 0.4)
 
 
 async def test_a_keypad_report_through_the_bots_own_voice_server(stack: Stack, client: Client,
@@ -51,16 +62,11 @@ async def test_a_keypad_report_through_the_bots_own_voice_server(stack: Stack, c
         await call.dial()
         await until(lambda: call.sniffer.last_loud() is not None, 20, "the main menu (A1)")
         await asyncio.sleep(1.0)
-        await call.act()                  # A1: 1 barges into the menu
-        await quiet_for(call, 1.2)        # V1 said
-        await call.act()                  # the fault number
-        await quiet_for(call, 1.5)        # V2 readback (no barge-in)
-        await call.act()                  # confirmed → A8 line test, then V5
-        await quiet_for(call, 2.5)        # past the wait and the contact question
-        await call.act()                  # contact number
-        await quiet_for(call, 1.5)        # symptom menu
-        await call.act()                  # symptom 1
-        await quiet_for(call, 1.5)        # V6 readback
+        await act_then_quiet(call, 1.2)   # A1: 1 barges into the menu; V1 said
+        await act_then_quiet(call, 1.5)   # the fault number; V2 readback (no barge-in)
+        await act_then_quiet(call, 3.0)   # confirmed → A8 line test (its wait), then V5
+        await act_then_quiet(call, 1.5)   # contact number; symptom menu
+        await act_then_quiet(call, 1.5)   # symptom 1; V6 readback
         await call.act()                  # A10: confirmed
         await until(lambda: bool(client.tickets(relatedEntity_id="057160000031")), 30, "the ticket (A10)")
         await call.act()                  # hang up at the message offer
