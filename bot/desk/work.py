@@ -29,6 +29,7 @@ import structlog
 from aiohttp import web
 from sqlmodel import Session, col, func, select
 
+from bot import scope as scopes
 from bot.desk import pages, users
 from bot.desk import recordings as desk_recordings
 from bot.desk.auth import Identity, require_role, settings_of
@@ -91,15 +92,13 @@ def time_left(deadline: datetime | None, now: datetime) -> dict[str, Any] | None
 
 
 def _sees_branch(who: Identity, branch: str | None) -> bool:
-    """Centre staff see their own branch's tickets only; every other post sees all."""
-    return who.role != "centre" or (who.branch is not None and branch == who.branch)
+    """What the post may read (bot/scope.py): a centre its own branch's tickets only."""
+    return scopes.sees_ticket(scopes.of(who), branch)
 
 
-def _not_your_branch(request: web.Request, who: Identity, ticket_id: str) -> web.Response:
-    log.warning("desk.branch_refused", username=who.username, branch=who.branch, ticket_id=ticket_id)
-    return pages.error_page(request, 403, "Not your branch",
-                            f"Ticket {ticket_id} belongs to another branch; your centre ({who.branch}) "
-                            "sees and acts on its own branch's tickets only.", who=who)
+def _no_such_ticket(request: web.Request, who: Identity, ticket_id: str) -> web.Response:
+    """Missing and out of scope look the same (404), so ids of another branch cannot be probed."""
+    return pages.error_page(request, 404, "No such ticket", f"There is no ticket {ticket_id}.", who=who)
 
 
 # ------------------------------------------------------------------ one ticket
@@ -174,9 +173,10 @@ async def _ticket_page(request: web.Request, who: Identity, ticket_id: str, *, s
                        typed: dict[str, str] | None = None) -> web.Response:
     ctx = await request.app[DB_KEY].run(_ticket_context, ticket_id, actor_of(who))
     if ctx is None:
-        return pages.error_page(request, 404, "No such ticket", f"There is no ticket {ticket_id}.", who=who)
+        return _no_such_ticket(request, who, ticket_id)
     if not _sees_branch(who, ctx["t"]["branch"]):
-        return _not_your_branch(request, who, ticket_id)
+        log.warning("desk.branch_refused", username=who.username, branch=who.branch, ticket_id=ticket_id)
+        return _no_such_ticket(request, who, ticket_id)
     calls = await desk_recordings.for_page(request, who, ticket_id=ticket_id)  # Q2: None unless allowed
     return pages.render(request, "ticket.html", status=status, who=who, error=error, hint=hint,
                         typed=typed or {}, recordings=calls, **ctx)
@@ -395,11 +395,7 @@ async def escalations_page(request: web.Request, who: Identity) -> web.StreamRes
 
 
 def _may_see_task(who: Identity, task: dict[str, Any]) -> bool:
-    if who.role == "admin":
-        return True
-    if who.role != task["role"]:
-        return False
-    return who.role != "centre" or task["branch"] == who.branch
+    return scopes.sees_task(scopes.of(who), task["role"], task["branch"])
 
 
 def _task_context(s: Session, task_id: int, rules: workflow.CompensationRules,
@@ -428,9 +424,11 @@ async def _task_page(request: web.Request, who: Identity, task_id: int, *, statu
         return pages.error_page(request, 404, "No such task", f"There is no task {task_id}.", who=who)
     if not _may_see_task(who, ctx["task"]):
         log.warning("desk.task_refused", username=who.username, role=who.role, task_id=task_id)
+        if who.role == "centre" and ctx["task"]["role"] == "centre":  # another branch's: not there
+            return pages.error_page(request, 404, "No such task", f"There is no task {task_id}.", who=who)
         return pages.error_page(request, 403, "Not for your post",
-                                f"Task {task_id} is for the {users.ROLE_NAMES.get(ctx['task']['role'], '?')}"
-                                f"{' of another branch' if who.role == 'centre' else ''}.", who=who)
+                                f"Task {task_id} is for the {users.ROLE_NAMES.get(ctx['task']['role'], '?')}.",
+                                who=who)
     return pages.render(request, "task.html", status=status, who=who, error=error, typed=typed or {}, **ctx)
 
 
