@@ -30,7 +30,7 @@ from aiohttp import web
 from sqlmodel import Session, col, func, select
 
 from bot import scope as scopes
-from bot.desk import pages, users
+from bot.desk import i18n, pages
 from bot.desk import recordings as desk_recordings
 from bot.desk.auth import Identity, require_role, settings_of
 from bot.jobs import store as jobs_store
@@ -87,8 +87,8 @@ def time_left(deadline: datetime | None, now: datetime) -> dict[str, Any] | None
     minutes = int(abs(seconds) // 60)
     days, rest = divmod(minutes, 24 * 60)
     hours, mins = divmod(rest, 60)
-    span = (f"{days} d " if days else "") + f"{hours} h {mins:02d} min"
-    return {"overdue": overdue, "text": f"overdue by {span}" if overdue else f"{span} left"}
+    left = {"overdue": overdue, "days": days, "hours": hours, "minutes": mins}
+    return {**left, "text": i18n.span_text(left, "en")}  # pages write span(left), in their language
 
 
 def _sees_branch(who: Identity, branch: str | None) -> bool:
@@ -98,7 +98,8 @@ def _sees_branch(who: Identity, branch: str | None) -> bool:
 
 def _no_such_ticket(request: web.Request, who: Identity, ticket_id: str) -> web.Response:
     """Missing and out of scope look the same (404), so ids of another branch cannot be probed."""
-    return pages.error_page(request, 404, "No such ticket", f"There is no ticket {ticket_id}.", who=who)
+    return pages.error_page(request, 404, "No such ticket", "There is no ticket {id}.", who=who,
+                            fields={"id": ticket_id})
 
 
 # ------------------------------------------------------------------ one ticket
@@ -107,7 +108,8 @@ def _no_such_ticket(request: web.Request, who: Identity, ticket_id: str) -> web.
 def _history_row(h: TicketStatusChange) -> dict[str, Any]:
     action = workflow.ACTIONS.get(h.action or "")
     return {"at": utc(h.at), "author": h.author, "action": h.action or "—",
-            "label": f"{action.label_zh} / {action.label_en}" if action else (h.action or "—"),
+            "label": f"{action.label_zh} / {action.label_en}" if action else None,
+            "label_zh": action.label_zh if action else None,
             "from_step": h.from_sub_step, "to_step": h.to_sub_step,
             "from_status": h.from_status, "to_status": h.to_status, "reason": h.reason}
 
@@ -129,7 +131,7 @@ def _ticket_context(s: Session, ticket_id: str, actor: Actor) -> dict[str, Any] 
                for a in workflow.available_actions(t, actor)]
     tasks = s.exec(select(DeskTask).where(DeskTask.ticket_id == ticket_id).order_by(col(DeskTask.id))).all()
     return {
-        "t": {
+        "tk": {  # not "t": that is the templates' translation function
             "id": t.id, "name": t.name, "description": t.description, "fault_number": t.fault_number,
             "contact_number": t.contact_number, "symptom_category": t.symptom_category,
             "symptom": service.SYMPTOM_NAMES.get(t.symptom_category or "", t.symptom_category or ""),
@@ -174,7 +176,7 @@ async def _ticket_page(request: web.Request, who: Identity, ticket_id: str, *, s
     ctx = await request.app[DB_KEY].run(_ticket_context, ticket_id, actor_of(who))
     if ctx is None:
         return _no_such_ticket(request, who, ticket_id)
-    if not _sees_branch(who, ctx["t"]["branch"]):
+    if not _sees_branch(who, ctx["tk"]["branch"]):
         log.warning("desk.branch_refused", username=who.username, branch=who.branch, ticket_id=ticket_id)
         return _no_such_ticket(request, who, ticket_id)
     calls = await desk_recordings.for_page(request, who, ticket_id=ticket_id)  # Q2: None unless allowed
@@ -421,14 +423,16 @@ async def _task_page(request: web.Request, who: Identity, task_id: int, *, statu
     rules = workflow.CompensationRules.from_settings(settings_of(request))
     ctx = await request.app[DB_KEY].run(_task_context, task_id, rules, actor_of(who))
     if ctx is None:
-        return pages.error_page(request, 404, "No such task", f"There is no task {task_id}.", who=who)
+        return pages.error_page(request, 404, "No such task", "There is no task {id}.", who=who,
+                                fields={"id": task_id})
     if not _may_see_task(who, ctx["task"]):
         log.warning("desk.task_refused", username=who.username, role=who.role, task_id=task_id)
         if who.role == "centre" and ctx["task"]["role"] == "centre":  # another branch's: not there
-            return pages.error_page(request, 404, "No such task", f"There is no task {task_id}.", who=who)
-        return pages.error_page(request, 403, "Not for your post",
-                                f"Task {task_id} is for the {users.ROLE_NAMES.get(ctx['task']['role'], '?')}.",
-                                who=who)
+            return pages.error_page(request, 404, "No such task", "There is no task {id}.", who=who,
+                                fields={"id": task_id})
+        return pages.error_page(request, 403, "Not for your post", "Task {id} is for the {post}.", who=who,
+                                fields={"id": task_id, "post": i18n.code_text(
+                                    "role", ctx["task"]["role"], pages.language(request, who))})
     return pages.render(request, "task.html", status=status, who=who, error=error, typed=typed or {}, **ctx)
 
 

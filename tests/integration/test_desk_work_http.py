@@ -114,16 +114,18 @@ async def test_ticket_page_shows_fields_reports_test_and_whole_history(
     status, body = await who["sen"].get(f"/desk/tickets/{tid}")
     assert status == 200
     t = ticket(accounts, tid)
-    for shown in (tid, LINE, "13800138000", "没有拨号音", XH, "inProgress", "dispatched", "用户线路故障",
+    # Codes are shown as words (issue 14 item 5; this account reads English): inProgress → in progress.
+    for shown in (tid, LINE, "13800138000", "没有拨号音", XH, "in progress", "dispatched", "用户线路故障",
                   "西湖测量管理中心 (MC-XH)", "王建国", f"<dt>Chases</dt><dd>{t.chase_count}</dd>",
-                  f"<dt>Version</dt><dd>{t.version}</dd>", "open_circuit", "left"):
+                  f"<dt>Version</dt><dd>{t.version}</dd>", "open circuit (broken line)", "left"):
         assert shown in body, shown
     assert t.chase_count == 1
     rows = re.findall(r"<tr><td>[^<]*</td><td>([^<]*)</td><td>[^<]*<span class=\"muted\">\((\w+)\)</span>",
                       body.split('id="history"')[1])
     assert [r[1] for r in rows] == ["report", "approve_dispatch", "chase"]
     assert [r[0] for r in rows][1:] == ["sen", "jun"]
-    assert "awaiting_review → dispatched" in body and "acknowledged → inProgress" in body
+    assert "awaiting review → dispatched" in body and "acknowledged → in progress" in body
+    assert "inProgress" not in body.split('id="history"')[1] and "awaiting_review" not in body
     assert "线路断开" in body and "客户催促" in body
     assert "审核通过并派单 / Approve and dispatch" in body
 
@@ -321,7 +323,7 @@ async def test_review_queue_oldest_first_with_the_centres_return_reason(
     assert queue.index(f'id="review-{older}"') < queue.index(f'id="review-{newer}"')
     row = queue.split(f'id="review-{older}"')[1].split("</tr>")[0]
     assert "returned" in row and "不是线路问题，是终端" in row and "cen" in row
-    assert "open_circuit" in queue and "没有拨号音" in queue and XH in queue
+    assert "open circuit (broken line)" in queue and "没有拨号音" in queue and XH in queue
     assert OVERDUE not in queue  # dispatched: not to review
 
 

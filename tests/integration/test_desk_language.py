@@ -1,0 +1,207 @@
+"""The desk in Mandarin by default, English by the account's switch (issue 14 item 5): one
+catalogue (bot/desk/i18n.py, texts/*.yml) without conflicts; every desk page, for every
+post, rendered in Mandarin shows no raw code and no untranslated English label. The pages
+are found by walking the app's registered desk routes, so pages added later are covered
+too. Rendered through the aiohttp test client (no browser). SQLite."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import Session
+
+from bot.desk import auth, i18n
+from bot.settings import SETTINGS_KEY
+from bot.store import service, workflow
+from bot.store.db import Database
+from bot.store.models import DeskRole, DeskUser
+
+XH = "西湖分公司"
+LINE = "057187650008"  # demo world: TT-W0003 open on it, overdue
+# Words allowed in a Mandarin page: names of things, not labels (the zone, the switch back
+# to English, a command line, units and standards).
+ALLOWED = {"Asia", "Shanghai", "English", "python", "bot", "users", "add", "list", "disable", "IVR", "TMF",
+           "CSV", "Excel", "XLSX", "PDF", "xlsx", "json", "SIP", "API", "URL", "CPU"}
+CODE = re.compile(r"\b[a-z]+_[a-z_]+\b|\b[a-z]+[A-Z][A-Za-z]+\b")  # repeat_over_limit, inProgress
+WORD = re.compile(r"[A-Za-z]{3,}")
+
+
+class _Visible(HTMLParser):
+    """The text a person reads: text nodes, button and placeholder words; not scripts or styles."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "style", "code", "audio"):
+            self._skip += 1
+        for name, value in attrs:
+            if name in ("placeholder", "title", "aria-label") and value:
+                self.parts.append(value)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style", "code", "audio") and self._skip:
+            self._skip -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip and data.strip():
+            self.parts.append(data.strip())
+
+
+def visible_text(html: str) -> list[str]:
+    parser = _Visible()
+    parser.feed(html)
+    return parser.parts
+
+
+def untranslated(html: str) -> list[str]:
+    """Text nodes with a raw code or English words (beyond the allowed names)."""
+    bad = []
+    for text in visible_text(html):
+        if text.startswith("<"):
+            continue
+        if CODE.search(text) or any(w not in ALLOWED for w in WORD.findall(text)):
+            bad.append(text)
+    return bad
+
+
+# ------------------------------------------------------------------ the catalogue
+
+
+def test_the_catalogue_has_no_conflicts() -> None:
+    """Two texts/*.yml files translating one key differently fail here, at build time."""
+    assert i18n.conflicts() == []
+    assert len(i18n.catalogue()) > 500
+
+
+def test_a_conflict_is_reported_not_raised(tmp_path: Path) -> None:
+    (tmp_path / "a.yml").write_text("Open: 打开\nSame: 相同\n", encoding="utf-8")
+    (tmp_path / "b.yml").write_text("Open: 未处理\nSame: 相同\n", encoding="utf-8")
+    merged, problems = i18n.load(tmp_path)
+    assert merged == {"Open": "打开", "Same": "相同"}  # the first file wins; a request never fails
+    assert problems == ["b.yml: 'Open' is '未处理' here but '打开' in a.yml"]
+
+
+def test_codes_people_see_have_words_in_both_languages() -> None:
+    for kind, values in {
+        "status": ["acknowledged", "inProgress", "pending", "held", "resolved", "closed", "rejected", "cancelled"],
+        "sub_step": list(workflow.STATUS_OF),
+        "handoff_reason": ["repeat_over_limit", "open_fault", "caller_request", "failure_limit"],
+        "line_test": ["ok", "open_circuit", "short_circuit", "earth_fault", "high_resistance", "foreign_voltage",
+                      "cpe_fault", "cannot_test"],
+        "channel": ["voice", "webchat"],
+        "role": [r.value for r in DeskRole],
+    }.items():
+        for value in values:
+            zh, en = i18n.code_text(kind, value, "zh"), i18n.code_text(kind, value, "en")
+            assert zh != value and not WORD.search(zh), (kind, value, zh)
+            assert en != value or " " not in value, (kind, value)
+            assert not CODE.search(en), (kind, value, en)
+
+
+def test_times_in_the_centres_zone_in_chinese_format() -> None:
+    moment = datetime(2026, 12, 7, 8, 5, 9, tzinfo=UTC)
+    assert i18n.local_time(moment, "Asia/Shanghai", "zh") == "2026年12月7日 16:05:09"
+    assert i18n.local_time(moment, "Asia/Shanghai", "en") == "2026-12-07 16:05:09"
+    left = {"overdue": True, "days": 1, "hours": 2, "minutes": 5}
+    assert i18n.span_text(left, "zh") == "已超时1天2小时05分"
+    assert i18n.span_text(left, "en") == "overdue by 1 d 2 h 05 min"
+
+
+# ------------------------------------------------------------------ every page
+
+
+@pytest.fixture
+async def desk(app_client: Any, demo_db: Database, password_hash: str) -> tuple[Any, dict[str, str], dict[str, Any]]:
+    """One account per post (Mandarin, not chosen: the default), a handoff, a ticket, tasks."""
+
+    def setup(s: Session) -> dict[str, str]:
+        tokens = {}
+        for i, role in enumerate(DeskRole):
+            user = DeskUser(username=f"u{i:02d}", display_name=f"用户{i}", role=role.value,
+                            branch=XH if role is DeskRole.centre else None, password_hash=password_hash,
+                            language=None)
+            s.add(user)
+            s.flush()
+            assert user.id is not None
+            tokens[role.value] = auth.open_session(s, user.id, 1)
+        return tokens
+
+    app_client.app[SETTINGS_KEY].desk_language = "zh"  # the product's default (tests/conftest.py reads English)
+    tokens = demo_db.call(setup)
+    hid = demo_db.call(service.queue_handoff, service.HandoffData(
+        conversation_id="lang-1", channel="webchat", language="zh", reason="repeat_over_limit",
+        fault_number=LINE, line_test={"result": "short_circuit", "summary": "线路短路"},
+        transcript=[{"role": "bot", "text": "请输入故障号码", "at": 1717200000.0},
+                    {"role": "user", "text": "057187650008", "at": 1717200005.5}])).handoff_id
+    tid = demo_db.call(service.create_report, service.ReportData(
+        conversation_id="lang-2", channel="voice", language="zh", kind="new", fault_number="057187650001",
+        symptom_category="no_dial_tone")).ticket_id
+    demo_db.call(workflow.perform, "TT-W0003", "chase", workflow.Actor("u00", "junior"), reason="客户催修")
+    notice = demo_db.call(lambda s: workflow.open_tasks(s, "centre", kind="branch_notice")[0].id)
+    return app_client, tokens, {"handoff": hid, "ticket": tid, "notice": notice}
+
+
+def _pages(app_client: Any, ids: dict[str, Any]) -> list[str]:
+    fixed = sorted({r.canonical for r in app_client.app.router.resources()
+                    if r.canonical.startswith("/desk") and "{" not in r.canonical and "GET" in _methods(r)})
+    return [*fixed, f"/desk/handoffs/{ids['handoff']}", f"/desk/tickets/{ids['ticket']}",
+            "/desk/tickets/TT-W0003", f"/desk/tasks/{ids['notice']}", "/desk/tickets/TT-0000"]
+
+
+def _methods(resource: Any) -> set[str]:
+    return {route.method for route in resource}
+
+
+async def test_every_page_for_every_post_in_mandarin(desk: tuple[Any, dict[str, str], dict[str, Any]]) -> None:
+    client, tokens, ids = desk
+    pages = _pages(client, ids)
+    assert {"/desk/", "/desk/centre", "/desk/review"} <= set(pages)
+    problems: dict[str, list[str]] = {}
+    shown = 0
+    for role, token in tokens.items():
+        for path in pages:
+            resp = await client.get(path, headers={"Cookie": f"{auth.SESSION_COOKIE}={token}"},
+                                    allow_redirects=False)
+            assert resp.status < 500, (role, path, resp.status)
+            if "text/html" not in resp.headers.get("Content-Type", ""):
+                continue
+            html = await resp.text()
+            shown += 1
+            assert '<html lang="zh-CN">' in html, (role, path)
+            bad = untranslated(html)
+            if bad:
+                problems[f"{role} {path} ({resp.status})"] = bad[:8]
+    assert shown > 50
+    assert not problems, "\n".join(f"{k}: {v}" for k, v in problems.items())
+
+
+async def test_the_switch_turns_an_account_to_english_and_back(
+        desk: tuple[Any, dict[str, str], dict[str, Any]], demo_db: Database) -> None:
+    client, tokens, ids = desk
+    cookie = {"Cookie": f"{auth.SESSION_COOKIE}={tokens['senior']}"}
+    page = f"/desk/handoffs/{ids['handoff']}"
+    html = await (await client.get(page, headers=cookie)).text()
+    assert "等待开始" in html and "重复申告超限" in html and "线路短路" in html and "Waiting since" not in html
+    assert "repeat_over_limit" not in "".join(visible_text(html))
+    csrf = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert csrf is not None
+    resp = await client.post("/desk/language", data={"csrf": csrf.group(1), "language": "en"},
+                             headers={**cookie, "Referer": f"http://x{page}"}, allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == page
+    html = await (await client.get(page, headers=cookie)).text()
+    assert "Waiting since" in html and "repeat reports over the limit" in html and "等待开始" not in html
+    assert "Open tickets on the line" in html and '<html lang="en">' in html
+    resp = await client.post("/desk/language", data={"csrf": csrf.group(1), "language": "xx"}, headers=cookie)
+    assert resp.status == 400
+    await client.post("/desk/language", data={"csrf": csrf.group(1), "language": "zh"}, headers=cookie)
+    html = await (await client.get(page, headers=cookie)).text()
+    assert "等待开始" in html
+    assert demo_db.call(lambda s: s.get(DeskUser, 2)) is not None
