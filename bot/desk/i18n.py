@@ -87,6 +87,12 @@ def code_text(kind: str, value: Any, lang: str) -> str:
     words = catalogue().get(key) if lang != "en" else None
     if words is not None:
         return words
+    if kind == "action":  # the workflow's actions carry their own words (bot/store/workflow.py)
+        from bot.store.workflow import ACTIONS
+
+        action = ACTIONS.get(str(value))
+        if action is not None:
+            return action.label_zh if lang != "en" else action.label_en
     english = catalogue().get(f"en.{key}")
     return english if english is not None else str(value)
 

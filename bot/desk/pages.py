@@ -47,6 +47,17 @@ def language(request: web.Request, who: Any = None) -> str:
     return i18n.language_of(chosen or request.app[SETTINGS_KEY].desk_language)
 
 
+def refusal(request: web.Request, who: Any, code: str | None, reason: str) -> str:
+    """Why the store refused, for the person: the words for its code (``error:<code>`` in
+    the catalogue) in Mandarin, the store's own reason in English or for an unknown code."""
+    lang = language(request, who)
+    if lang != "en" and code:
+        words = i18n.catalogue().get(f"error:{code}")
+        if words is not None:
+            return words
+    return reason
+
+
 def render(request: web.Request, template: str, *, status: int = 200, **context: Any) -> web.Response:
     # The operators' language (issue 14 item 5): Mandarin unless the account chose English.
     context.setdefault("lang", language(request, context.get("who")))

@@ -180,7 +180,7 @@ async def _load(request: web.Request, who: Identity) -> tuple[Handoff | None, we
     if row.queue not in QUEUES_FOR_ROLE[who.role]:
         log.warning("desk.queue_refused", username=who.username, role=who.role, handoff_id=handoff_id)
         return None, pages.error_page(request, 403, "Not your queue",
-                                      "Handoff {id} waits in the {queue} queue, which your post does not serve.",
+                                      "Handoff {id} waits in the {queue}, which your post does not serve.",
                                       who=who, fields={"id": handoff_id, "queue": i18n.code_text(
                                           "queue", row.queue, pages.language(request, who))})
     return row, None

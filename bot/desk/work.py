@@ -220,7 +220,8 @@ async def ticket_action(request: web.Request, who: Identity) -> web.StreamRespon
         status, hint = _refusal(exc)
         log.info("desk.action_refused", username=who.username, ticket_id=ticket_id, action=name,
                  code=exc.code, status=status)
-        return await _ticket_page(request, who, ticket_id, status=status, error=exc.reason, hint=hint,
+        return await _ticket_page(request, who, ticket_id, status=status, hint=hint,
+                                  error=pages.refusal(request, who, exc.code, exc.reason),
                                   typed=typed)
     log.info("desk.action", username=who.username, role=who.role, ticket_id=ticket_id, action=name)
     return pages.redirect(f"/desk/tickets/{ticket_id}")
@@ -306,7 +307,8 @@ async def grade(request: web.Request, who: Identity) -> web.StreamResponse:
                                       timezone=settings_of(request).timezone)
     except ServiceError as exc:
         status, _hint = _refusal(exc)
-        return await _review_page(request, who, status=status, error=f"Transfer {task_id}: {exc.reason}",
+        return await _review_page(request, who, status=status, error=f"{i18n.translate('Transfer', pages.language(request, who))} {task_id}: "
+                                  f"{pages.refusal(request, who, exc.code, exc.reason)}",
                                   typed={"task": str(task_id), "note": note})
     log.info("desk.graded", username=who.username, task_id=task_id, grade=value)
     return pages.redirect("/desk/review")
@@ -370,7 +372,9 @@ async def acknowledge(request: web.Request, who: Identity) -> web.StreamResponse
         await request.app[DB_KEY].run(workflow.acknowledge_notice, task_id, actor_of(who))
     except ServiceError as exc:
         status, _hint = _refusal(exc)
-        return await _centre_page(request, who, status=status, error=f"Notice {task_id}: {exc.reason}")
+        return await _centre_page(request, who, status=status,
+                                  error=f"{i18n.translate('Notice', pages.language(request, who))} {task_id}: "
+                                        f"{pages.refusal(request, who, exc.code, exc.reason)}")
     return pages.redirect("/desk/centre")
 
 
@@ -457,7 +461,8 @@ async def decide(request: web.Request, who: Identity) -> web.StreamResponse:
                                       explanation=explanation, rules=rules, grant_compensation=grant)
     except ServiceError as exc:
         status, _hint = _refusal(exc)
-        return await _task_page(request, who, task_id, status=status, error=exc.reason, typed=typed)
+        return await _task_page(request, who, task_id, status=status, typed=typed,
+                                error=pages.refusal(request, who, exc.code, exc.reason))
     log.info("desk.escalation_decided", username=who.username, task_id=task_id, finding=finding, granted=grant)
     return pages.redirect(f"/desk/tasks/{task_id}")
 

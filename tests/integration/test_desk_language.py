@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from bot.desk import auth, i18n
 from bot.settings import SETTINGS_KEY
@@ -204,4 +204,24 @@ async def test_the_switch_turns_an_account_to_english_and_back(
     await client.post("/desk/language", data={"csrf": csrf.group(1), "language": "zh"}, headers=cookie)
     html = await (await client.get(page, headers=cookie)).text()
     assert "等待开始" in html
-    assert demo_db.call(lambda s: s.get(DeskUser, 2)) is not None
+    chosen = demo_db.call(lambda s: [u.language for u in s.exec(select(DeskUser)) if u.role == "senior"])
+    assert chosen == ["zh"]  # stored on the account
+
+
+async def test_a_refusal_is_told_in_mandarin(desk: tuple[Any, dict[str, str], dict[str, Any]],
+                                              demo_db: Database) -> None:
+    """A POST the store refuses comes back with the words for its code, not the store's English."""
+    client, tokens, ids = desk
+    who = demo_db.call(auth.session_identity, tokens["senior"])
+    assert who is not None
+    cookie = {"Cookie": f"{auth.SESSION_COOKIE}={tokens['senior']}"}
+    path = f"/desk/tickets/{ids['ticket']}/actions/approve_dispatch"
+    resp = await client.post(path, data={"csrf": who.csrf_token, "version": "1", "fault_class": "用户线路故障"},
+                             headers=cookie)
+    html = await resp.text()
+    assert resp.status == 400 and "请填写原因。" in html and "needs a reason" not in html
+    resp = await client.post(path, data={"csrf": who.csrf_token, "version": "99", "reason": "派单",
+                                         "fault_class": "用户线路故障"}, headers=cookie)
+    html = await resp.text()
+    assert resp.status == 409 and "工单在您打开后已被修改。请刷新页面" in html
+    assert untranslated(html) == []
