@@ -7,17 +7,19 @@ too. Rendered through the aiohttp test client (no browser). SQLite."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import Session, select
 
 from bot.desk import auth, i18n
 from bot.settings import SETTINGS_KEY
-from bot.store import service, workflow
+from bot.stats import reports as stats_reports
+from bot.store import knowledge, service, workflow
 from bot.store.db import Database
 from bot.store.models import DeskRole, DeskUser
 
@@ -40,14 +42,14 @@ class _Visible(HTMLParser):
         self._skip = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("script", "style", "code", "audio"):
+        if tag in ("script", "style", "code", "audio", "svg"):
             self._skip += 1
         for name, value in attrs:
             if name in ("placeholder", "title", "aria-label") and value:
                 self.parts.append(value)
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in ("script", "style", "code", "audio") and self._skip:
+        if tag in ("script", "style", "code", "audio", "svg") and self._skip:
             self._skip -= 1
 
     def handle_data(self, data: str) -> None:
@@ -146,6 +148,16 @@ async def desk(app_client: Any, demo_db: Database, password_hash: str) -> tuple[
         symptom_category="no_dial_tone")).ticket_id
     demo_db.call(workflow.perform, "TT-W0003", "chase", workflow.Actor("u00", "junior"), reason="客户催修")
     notice = demo_db.call(lambda s: workflow.open_tasks(s, "centre", kind="branch_notice")[0].id)
+    # A knowledge-base article in every state a page shows (D2), so its pages are read too.
+    for i, (submit, approve) in enumerate([(False, False), (True, False), (True, True)]):
+        article = demo_db.call(knowledge.create_article, knowledge.ArticleInput(
+            question=f"没有拨号音怎么办{i}", answer="请检查电话线是否插好。", symptoms=("no_dial_tone",)),
+            "u07", "datamanager", submit=submit)
+        if approve:
+            demo_db.call(knowledge.approve_article, article.id, "u01", "senior")
+    # A weekly statistics report (T1–T5), so the report pages are read too.
+    demo_db.call(stats_reports.generate, "weekly", date(2026, 11, 2),
+                 stats_reports.Options(tz=ZoneInfo("Asia/Shanghai")))
     return app_client, tokens, {"handoff": hid, "ticket": tid, "notice": notice}
 
 
@@ -160,14 +172,27 @@ def _methods(resource: Any) -> set[str]:
     return {route.method for route in resource}
 
 
+LINK = re.compile(r'href="(/desk/[^"#?]*)"')
+NOT_PAGES = re.compile(r"(export|audio|\.xlsx|\.pdf|\.csv|\.json|/logout)")
+
+
+def _pattern(path: str) -> str:
+    """Pages of one kind (ticket 1, ticket 2) are one pattern: each is read once per post."""
+    return re.sub(r"TT-[A-Za-z0-9]+|\d+", "#", path)
+
+
 async def test_every_page_for_every_post_in_mandarin(desk: tuple[Any, dict[str, str], dict[str, Any]]) -> None:
+    """Every registered desk page without an id, the seeded ticket, handoff and task pages,
+    and every desk page linked from those (one of each kind), for every post."""
     client, tokens, ids = desk
     pages = _pages(client, ids)
     assert {"/desk/", "/desk/centre", "/desk/review"} <= set(pages)
     problems: dict[str, list[str]] = {}
     shown = 0
     for role, token in tokens.items():
-        for path in pages:
+        todo, seen = list(pages), {_pattern(p) for p in pages}
+        while todo:
+            path = todo.pop(0)
             resp = await client.get(path, headers={"Cookie": f"{auth.SESSION_COOKIE}={token}"},
                                     allow_redirects=False)
             assert resp.status < 500, (role, path, resp.status)
@@ -179,6 +204,10 @@ async def test_every_page_for_every_post_in_mandarin(desk: tuple[Any, dict[str, 
             bad = untranslated(html)
             if bad:
                 problems[f"{role} {path} ({resp.status})"] = bad[:8]
+            for link in LINK.findall(html):
+                if not NOT_PAGES.search(link) and _pattern(link) not in seen:
+                    seen.add(_pattern(link))
+                    todo.append(link)
     assert shown > 50
     assert not problems, "\n".join(f"{k}: {v}" for k, v in problems.items())
 
