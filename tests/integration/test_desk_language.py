@@ -22,13 +22,15 @@ from bot.stats import reports as stats_reports
 from bot.store import knowledge, service, workflow
 from bot.store.db import Database
 from bot.store.models import DeskRole, DeskUser
+from tests.integration.test_surveys_http import dissatisfied
 
 XH = "西湖分公司"
 LINE = "057187650008"  # demo world: TT-W0003 open on it, overdue
 # Words allowed in a Mandarin page: names of things, not labels (the zone, the switch back
 # to English, a command line, units and standards).
 ALLOWED = {"Asia", "Shanghai", "English", "python", "bot", "users", "add", "list", "disable", "IVR", "TMF",
-           "CSV", "Excel", "XLSX", "PDF", "xlsx", "json", "SIP", "API", "URL", "CPU"}
+           "CSV", "Excel", "XLSX", "PDF", "xlsx", "json", "SIP", "API", "URL", "CPU",
+           "senior", "centre"}  # (the last two: usernames in tests/unit/test_surveys.py's seeded survey)
 CODE = re.compile(r"\b[a-z]+_[a-z_]+\b|\b[a-z]+[A-Z][A-Za-z]+\b")  # repeat_over_limit, inProgress
 WORD = re.compile(r"[A-Za-z]{3,}")
 
@@ -155,6 +157,7 @@ async def desk(app_client: Any, demo_db: Database, password_hash: str) -> tuple[
             "u07", "datamanager", submit=submit)
         if approve:
             demo_db.call(knowledge.approve_article, article.id, "u01", "senior")
+    dissatisfied(demo_db, "修得太慢了")  # a finished, dissatisfied survey (U3–U5): the survey pages
     # A weekly statistics report (T1–T5), so the report pages are read too.
     demo_db.call(stats_reports.generate, "weekly", date(2026, 11, 2),
                  stats_reports.Options(tz=ZoneInfo("Asia/Shanghai")))
