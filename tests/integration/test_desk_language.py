@@ -145,6 +145,10 @@ async def desk(app_client: Any, demo_db: Database, password_hash: str) -> tuple[
         fault_number=LINE, line_test={"result": "short_circuit", "summary": "线路短路"},
         transcript=[{"role": "bot", "text": "请输入故障号码", "at": 1717200000.0},
                     {"role": "user", "text": "057187650008", "at": 1717200005.5}])).handoff_id
+    more = [demo_db.call(service.queue_handoff, service.HandoffData(
+        conversation_id=f"lang-{number}", channel="voice", language="en", reason="caller_request",
+        fault_number=number, transcript=[])).handoff_id
+        for number in ("057188880001", "057187650005")]  # a big customer (J3); a line under engineering works
     tid = demo_db.call(service.create_report, service.ReportData(
         conversation_id="lang-2", channel="voice", language="zh", kind="new", fault_number="057187650001",
         symptom_category="no_dial_tone")).ticket_id
@@ -161,14 +165,21 @@ async def desk(app_client: Any, demo_db: Database, password_hash: str) -> tuple[
     # A weekly statistics report (T1–T5), so the report pages are read too.
     demo_db.call(stats_reports.generate, "weekly", date(2026, 11, 2),
                  stats_reports.Options(tz=ZoneInfo("Asia/Shanghai")))
-    return app_client, tokens, {"handoff": hid, "ticket": tid, "notice": notice}
+    junior = demo_db.call(auth.session_identity, tokens["junior"])
+    assert junior is not None  # the junior takes the first caller: the seat's forms (J2–J6) are read too
+    taken = await app_client.post(f"/desk/handoffs/{hid}/take", data={"csrf": junior.csrf_token},
+                                  headers={"Cookie": f"{auth.SESSION_COOKIE}={tokens['junior']}"},
+                                  allow_redirects=False)
+    assert taken.status == 303
+    return app_client, tokens, {"handoff": hid, "ticket": tid, "notice": notice, "more_handoffs": more}
 
 
 def _pages(app_client: Any, ids: dict[str, Any]) -> list[str]:
     fixed = sorted({r.canonical for r in app_client.app.router.resources()
                     if r.canonical.startswith("/desk") and "{" not in r.canonical and "GET" in _methods(r)})
     return [*fixed, f"/desk/handoffs/{ids['handoff']}", f"/desk/tickets/{ids['ticket']}",
-            "/desk/tickets/TT-W0003", f"/desk/tasks/{ids['notice']}", "/desk/tickets/TT-0000"]
+            "/desk/tickets/TT-W0003", f"/desk/tasks/{ids['notice']}", "/desk/tickets/TT-0000",
+            *(f"/desk/handoffs/{h}" for h in ids["more_handoffs"])]
 
 
 def _methods(resource: Any) -> set[str]:
