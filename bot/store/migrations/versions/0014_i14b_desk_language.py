@@ -1,7 +1,7 @@
 """desk language: each desk account's language, Mandarin unless the account chose English (issue 14 item 5)
 
-Revision ID: 0013_i14b_desk_language
-Revises: 0012_i14a_chat_delivery
+Revision ID: 0014_i14b_desk_language
+Revises: 0013_i12t4_stats_survey_indexes
 Create Date: 2026-12-07
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0013_i14b_desk_language"
-down_revision: str | None = "0012_i14a_chat_delivery"
+revision: str = "0014_i14b_desk_language"
+down_revision: str | None = "0013_i12t4_stats_survey_indexes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
