@@ -17,6 +17,7 @@ import pytest
 from sqlmodel import Session, select
 
 from bot.desk import auth, i18n
+from bot.desk.work import TASK_KIND_NAMES
 from bot.settings import SETTINGS_KEY
 from bot.stats import reports as stats_reports
 from bot.store import knowledge, service, workflow
@@ -104,6 +105,9 @@ def test_codes_people_see_have_words_in_both_languages() -> None:
                       "cpe_fault", "cannot_test"],
         "channel": ["voice", "webchat"],
         "role": [r.value for r in DeskRole],
+        "task_kind": list(TASK_KIND_NAMES),
+        "handoff_state": ["queued", "taken", "abandoned", "returned", "done"],
+        "customer_type": ["residential", "business", "government"],
     }.items():
         for value in values:
             zh, en = i18n.code_text(kind, value, "zh"), i18n.code_text(kind, value, "en")
