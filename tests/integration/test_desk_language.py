@@ -205,6 +205,18 @@ def _pattern(path: str) -> str:
 async def test_every_page_for_every_post_in_mandarin(desk: tuple[Any, dict[str, str], dict[str, Any]]) -> None:
     """Every registered desk page without an id, the seeded ticket, handoff and task pages,
     and every desk page linked from those (one of each kind), for every post."""
+    await _walk(desk, "zh")
+
+
+@SQLITE_ONLY
+async def test_no_raw_code_in_english_either(desk: tuple[Any, dict[str, str], dict[str, Any]],
+                                             demo_db: Database) -> None:
+    """Accounts switched to English: the same pages, with codes as English words."""
+    demo_db.call(lambda s: [setattr(u, "language", "en") or s.add(u) for u in s.exec(select(DeskUser))])
+    await _walk(desk, "en")
+
+
+async def _walk(desk: tuple[Any, dict[str, str], dict[str, Any]], lang: str) -> None:
     client, tokens, ids = desk
     pages = _pages(client, ids)
     assert {"/desk/", "/desk/centre", "/desk/review"} <= set(pages)
@@ -221,8 +233,8 @@ async def test_every_page_for_every_post_in_mandarin(desk: tuple[Any, dict[str, 
                 continue
             html = await resp.text()
             shown += 1
-            assert '<html lang="zh-CN">' in html, (role, path)
-            bad = untranslated(html)
+            assert f'<html lang="{"zh-CN" if lang == "zh" else "en"}">' in html, (role, path)
+            bad = untranslated(html) if lang == "zh" else [x for x in visible_text(html) if CODE.search(x)]
             if bad:
                 problems[f"{role} {path} ({resp.status})"] = bad[:8]
             for link in LINK.findall(html):
