@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     current_world_file: Path = REPO_ROOT / "var" / "world.yml"
 
     # --- the operator desk (bot/desk/) ---
+    desk_language: str = Field(default="zh", pattern="^(zh|en)$")  # an account that has not chosen
     desk_session_hours: float = Field(default=12, gt=0)  # a sign-in lasts this long at most
     desk_secure_cookies: bool = False  # True behind HTTPS; False lets the cookie work on http://127.0.0.1
     # M3: compensation for our own overdue faults; the branch pays. Overdue by more than

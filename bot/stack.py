@@ -63,6 +63,7 @@ class Stack:
             "HOTLINE_CURRENT_WORLD_FILE": str(s.current_world_file),
             "HOTLINE_LOCAL_AREA_CODE": s.local_area_code,
             "HOTLINE_CENTRE_OPEN_HOURS": s.centre_open_hours,
+            "HOTLINE_DESK_LANGUAGE": s.desk_language,
             "HOTLINE_INTERNAL_API_TOKEN": internal_token,
             **_voice_env(s),
         }

@@ -109,6 +109,9 @@ def settings(tmp_path: Path) -> Settings:
         call_recordings_dir=tmp_path / "call-recordings",  # the retention sweep deletes there
         staff_api_token="staff-secret",
         internal_api_token=INTERNAL_TOKEN,
+        # The desk speaks Mandarin by default (issue 14 item 5); tests about something else read
+        # it in English. tests/integration/test_desk_language.py renders every page in Mandarin.
+        desk_language="en",
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from bot import scope as scopes
 from bot.api.errors import ApiError
 from bot.desk import auth
 from bot.settings import SETTINGS_KEY
@@ -63,3 +64,21 @@ async def require_reader(request: web.Request) -> None:
     """Personal data is read by the bot's services, staff systems or signed-in staff."""
     if not _service_token(request, _bearer(request)):
         await actor_of(request)
+
+
+async def reader_scope(request: web.Request) -> scopes.Scope:
+    """What the caller may read (bot/scope.py): the bot's services and the staff token see
+    everything; a desk account's token what its post may."""
+    if _service_token(request, _bearer(request)):
+        return scopes.SERVICE_SCOPE
+    return scopes.of(await actor_of(request))
+
+
+async def require_personal_reader(request: web.Request) -> scopes.Scope:
+    """Hotline-wide personal records (handoffs, outcomes, surveys, outbound calls, line
+    owners): the services, the staff token, and the posts whose scope includes them."""
+    scope = await reader_scope(request)
+    if not scopes.reads_personal(scope):
+        raise ApiError(403, "forbidden", f"a {scope.role} does not read these records; "
+                                         "a centre reads its own branch's tickets")
+    return scope

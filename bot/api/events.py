@@ -23,7 +23,8 @@ from aiohttp import web
 from pydantic import Field
 from sqlmodel import Session, col, select
 
-from bot.api.auth import actor_of, require_reader
+from bot import scope as scopes
+from bot.api.auth import actor_of, reader_scope
 from bot.api.errors import ApiError, parse_body
 from bot.api.tickets import BASE, _Tmf
 from bot.jobs import JobContext
@@ -31,7 +32,7 @@ from bot.settings import SETTINGS_KEY
 from bot.sla.models import EventHub, TicketEvent
 from bot.store import workflow
 from bot.store.db import DB_KEY
-from bot.store.models import utc
+from bot.store.models import Ticket, utc
 
 log = structlog.get_logger(__name__)
 
@@ -122,11 +123,17 @@ async def delete_hub(request: web.Request) -> web.Response:
 
 
 async def list_ticket_events(request: web.Request) -> web.Response:
-    await require_reader(request)
+    scope = await reader_scope(request)
     ticket_id = request.match_info["id"]
-    rows = await request.app[DB_KEY].run(
-        lambda s: list(s.exec(select(TicketEvent).where(TicketEvent.ticket_id == ticket_id)
-                              .order_by(col(TicketEvent.event_time), col(TicketEvent.id)))))
+
+    def read(s: Session) -> list[TicketEvent]:
+        ticket = s.get(Ticket, ticket_id)
+        if ticket is not None and not scopes.sees_ticket(scope, ticket.branch):
+            raise ApiError(404, "not_found", f"no ticket {ticket_id}")  # another branch's: not there
+        return list(s.exec(select(TicketEvent).where(TicketEvent.ticket_id == ticket_id)
+                           .order_by(col(TicketEvent.event_time), col(TicketEvent.id))))
+
+    rows = await request.app[DB_KEY].run(read)
     base = _base(request)
     return web.json_response([render_event(e, base) for e in rows])
 

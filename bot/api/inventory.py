@@ -10,7 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from actions.numbers import check_number
-from bot.api.auth import require_reader
+from bot.api.auth import require_personal_reader
 from bot.api.errors import canonical_number, number_digits
 from bot.settings import SETTINGS_KEY
 from bot.store import service
@@ -18,7 +18,7 @@ from bot.store.db import DB_KEY
 
 
 async def line(request: web.Request) -> web.Response:
-    await require_reader(request)  # the line's owner is personal data
+    await require_personal_reader(request)  # the line's owner is personal data
     number, kind = canonical_number(request.match_info["digits"], request.app[SETTINGS_KEY].local_area_code)
     return web.json_response(await request.app[DB_KEY].run(service.lookup_number, number, kind))
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.api.auth import require_reader, require_service
+from bot.api.auth import require_personal_reader, require_service
 from bot.api.errors import ApiError, canonical_number, parse_body, path_id
 from bot.settings import SETTINGS_KEY
 from bot.store import outbound_calls as store
@@ -55,7 +55,7 @@ async def post_outbound_call(request: web.Request) -> web.Response:
 
 
 async def get_outbound_call(request: web.Request) -> web.Response:
-    await require_reader(request)
+    await require_personal_reader(request)
     call_id = path_id(request, "outbound call", "call_id")
     return web.json_response(await request.app[DB_KEY].run(store.get, call_id))
 

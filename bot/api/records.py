@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bot.api.auth import require_reader, require_service
+from bot.api.auth import require_personal_reader, require_service
 from bot.api.errors import ApiError, canonical_number, parse_body, query_params
 from bot.settings import SETTINGS_KEY, Settings
 from bot.store import service
@@ -184,7 +184,7 @@ class OutcomesQuery(_In):
 
 async def get_outcomes(request: web.Request) -> web.Response:
     """Oldest first; the last entry is the conversation's latest outcome."""
-    await require_reader(request)
+    await require_personal_reader(request)
     query = query_params(request, OutcomesQuery)
     return web.json_response(await request.app[DB_KEY].run(service.list_outcomes, query.conversation_id))
 
@@ -214,7 +214,7 @@ class HandoffsQuery(_In):
 
 
 async def get_handoffs(request: web.Request) -> web.Response:
-    await require_reader(request)
+    await require_personal_reader(request)
     query = query_params(request, HandoffsQuery)
     state = query.state.value if query.state is not None else None
     return web.json_response(await request.app[DB_KEY].run(service.list_handoffs, state, query.queue))

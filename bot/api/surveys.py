@@ -24,7 +24,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
-from bot.api.auth import require_reader, require_service
+from bot.api.auth import require_personal_reader, require_service
 from bot.api.errors import ApiError, parse_body
 from bot.api.records import recording_file
 from bot.settings import SETTINGS_KEY
@@ -111,12 +111,12 @@ async def post_opt_out(request: web.Request) -> web.Response:
 
 
 async def get_survey(request: web.Request) -> web.Response:
-    await require_reader(request)
+    await require_personal_reader(request)
     return await _answer(request, surveys.get, _survey_id(request))
 
 
 async def list_surveys(request: web.Request) -> web.Response:
-    await require_reader(request)
+    await require_personal_reader(request)
     q = request.query
     unknown = set(q) - {"state", "result", "since", "limit"}
     if unknown:

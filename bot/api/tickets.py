@@ -17,8 +17,9 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from actions.numbers import group_digits
+from bot import scope as scopes
 from bot.api import recordings as api_recordings
-from bot.api.auth import actor_of, require_reader
+from bot.api.auth import actor_of, reader_scope
 from bot.api.errors import (
     ApiError,
     AsciiInt,
@@ -187,7 +188,7 @@ async def attachment_content(request: web.Request) -> web.StreamResponse:
     actor = await actor_of(request)
     settings = request.app[SETTINGS_KEY]
     attachment_id = path_id(request, "attachment")
-    row = await request.app[DB_KEY].run(service.get_attachment, attachment_id)
+    row = await request.app[DB_KEY].run(service.get_attachment, attachment_id, scopes.of(actor))
     if row.kind == call_recordings.ATTACHMENT_KIND:
         await api_recordings.require_listener(request)
         recording = await request.app[DB_KEY].run(call_recordings.recording_for_attachment, attachment_id)
@@ -288,7 +289,7 @@ class TicketListQuery(BaseModel):
 
 
 async def list_tickets(request: web.Request) -> web.Response:
-    await require_reader(request)
+    scope = await reader_scope(request)
     query = query_params(request, TicketListQuery)
     settings = request.app[SETTINGS_KEY]
     fault_number = None
@@ -308,7 +309,7 @@ async def list_tickets(request: web.Request) -> web.Response:
     offset, limit = query.offset, query.limit
     views, total = await request.app[DB_KEY].run(
         service.list_tickets, fault_number=fault_number, status=statuses, channel=channels,
-        offset=offset, limit=limit,
+        offset=offset, limit=limit, scope=scope,
     )
     base = _base_url(request)
     return web.json_response(
@@ -333,8 +334,8 @@ def _if_match(request: web.Request) -> int | None:
 
 
 async def get_ticket(request: web.Request) -> web.Response:
-    await require_reader(request)
-    view = await request.app[DB_KEY].run(service.get_ticket, request.match_info["id"])
+    scope = await reader_scope(request)
+    view = await request.app[DB_KEY].run(service.get_ticket, request.match_info["id"], scope)
     return web.json_response(render_ticket(view, _base_url(request)), headers={"ETag": etag(view.ticket.version)})
 
 
@@ -383,7 +384,7 @@ async def patch_ticket(request: web.Request) -> web.Response:
             status_change_reason=body.statusChangeReason,
             notes=[(n.author or actor.username, n.text) for n in body.note],
             severity=body.severity, priority=body.priority, expected_version=_if_match(request),
-            author=actor.username,
+            author=actor.username, scope=scopes.of(actor),
         )
     except service.Conflict as exc:
         if exc.code == "stale":  # the If-Match precondition failed

@@ -54,6 +54,7 @@ class Identity:
     role: str
     branch: str | None
     csrf_token: str
+    language: str | None = None  # zh | en as the account chose; None: the desk's default
 
 
 DeskHandler = Callable[[web.Request, Identity], Awaitable[web.StreamResponse]]
@@ -98,7 +99,8 @@ def session_identity(s: Session, token: str, *, now: datetime | None = None) -> 
         s.delete(session)
         return None
     assert user.id is not None
-    return Identity(user.id, user.username, user.display_name, user.role, user.branch, session.csrf_token)
+    return Identity(user.id, user.username, user.display_name, user.role, user.branch, session.csrf_token,
+                    user.language)
 
 
 def close_session(s: Session, token: str) -> None:

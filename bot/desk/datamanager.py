@@ -164,7 +164,8 @@ async def archive_record(request: web.Request, who: Identity) -> web.StreamRespo
     record_id = int(request.match_info["id"])
     row = await request.app[DB_KEY].run(archive.get_record, record_id)
     if row is None:
-        return pages.error_page(request, 404, "No such record", f"There is no archive record {record_id}.", who=who)
+        return pages.error_page(request, 404, "No such record", "There is no archive record {id}.", who=who,
+                                fields={"id": record_id})
     return pages.render(request, "archive_record.html", who=who, r=row, late=row.run_day > row.day,
                         data_text=json.dumps(row.data, ensure_ascii=False, indent=2, sort_keys=True))
 
@@ -353,7 +354,7 @@ async def _article_page(request: web.Request, who: Identity, article_id: int, *,
         return pages.error_page(request, 404, "No such article", exc.reason, who=who)
     if ctx is None:  # not approved (yet), or retired: not for this post
         return pages.error_page(request, 404, "No such article",
-                                f"Article {article_id} is not in use in the knowledge base.", who=who)
+                                "Article {id} is not in use in the knowledge base.", who=who, fields={"id": article_id})
     q = request.query.get("q", "")[:200]
     terms = (await asyncio.to_thread(lambda: default_segmenter().query(q).terms)) if q.strip() else []
     a = ctx["a"]

@@ -73,7 +73,7 @@ async def _run(request: web.Request, who: Identity, fn: Any, *args: Any) -> web.
         return pages.error_page(request, r.status, r.title, r.message, who=who)
     except service.ServiceError as e:
         status = 403 if e.code == "forbidden_action" else e.status
-        return pages.error_page(request, status, "Refused", e.reason, who=who)
+        return pages.error_page(request, status, "Refused", pages.refusal(request, who, e.code, e.reason), who=who)
     return pages.redirect(location)
 
 

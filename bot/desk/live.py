@@ -36,7 +36,7 @@ def _refuse(request: web.Request, who: Identity, status: int, code: str, reason:
     if _wants_json(request) or request.path.endswith(".json"):
         return web.json_response({"error": code, "reason": reason}, status=status,
                                  headers={"Cache-Control": "no-store"})
-    return pages.error_page(request, status, "Refused", reason, who=who)
+    return pages.error_page(request, status, "Refused", pages.refusal(request, who, code, reason), who=who)
 
 
 async def _taker_status(

@@ -3,10 +3,8 @@ and chat users' words (symptoms, transcripts, reasons) are shown inert (issue 4 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -39,37 +37,39 @@ _HEADERS = {
 }
 
 
-def local_time(value: Any, tz: str) -> str:
-    """A stored time (aware datetime, ISO string or Rasa's epoch seconds) in the
-    centre's local time."""
-    if value is None or value == "":
-        return ""
-    if isinstance(value, int | float):
-        moment = datetime.fromtimestamp(float(value), UTC)
-    elif isinstance(value, datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
-    else:
-        try:
-            moment = datetime.fromisoformat(str(value))
-        except ValueError:
-            return str(value)
-        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return moment.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M:%S")
-
-
-_env.filters["when"] = local_time
+local_time = i18n.local_time  # (value, tz, lang="en"): the centre's local time, in words of ``lang``
 i18n.install(_env)
 
 
+def language(request: web.Request, who: Any = None) -> str:
+    """The page's language: the account's choice, else the desk's default (HOTLINE_DESK_LANGUAGE)."""
+    chosen = getattr(who, "language", None)
+    return i18n.language_of(chosen or request.app[SETTINGS_KEY].desk_language)
+
+
+def refusal(request: web.Request, who: Any, code: str | None, reason: str) -> str:
+    """Why the store refused, for the person: the words for its code (``error:<code>`` in
+    the catalogue) in Mandarin, the store's own reason in English or for an unknown code."""
+    lang = language(request, who)
+    if lang != "en" and code:
+        words = i18n.catalogue().get(f"error:{code}")
+        if words is not None:
+            return words
+    return reason
+
+
 def render(request: web.Request, template: str, *, status: int = 200, **context: Any) -> web.Response:
-    # The operators' language: English until the desk's catalogue covers every page (issue 14).
-    context.setdefault("lang", "en")
+    # The operators' language (issue 14 item 5): Mandarin unless the account chose English.
+    context.setdefault("lang", language(request, context.get("who")))
     html = _env.get_template(template).render(tz=request.app[SETTINGS_KEY].timezone, **context)
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8", headers=_HEADERS)
 
 
 def error_page(request: web.Request, status: int, title: str, message: str, **context: Any) -> web.Response:
+    """``title`` and ``message`` are catalogue keys (English); ``message`` may hold
+    ``{name}`` fields, filled from ``fields`` after translation (ids, names: never translated)."""
     context.setdefault("who", None)
+    context.setdefault("fields", {})
     return render(request, "error.html", status=status, title=title, message=message, **context)
 
 

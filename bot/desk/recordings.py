@@ -69,7 +69,8 @@ async def recording_audio(request: web.Request, who: Identity) -> web.StreamResp
     try:
         row = await request.app[DB_KEY].run(recordings.get_recording, recording_id)
     except NotFound:
-        return pages.error_page(request, 404, "No such recording", f"There is no recording {recording_id}.", who=who)
+        return pages.error_page(request, 404, "No such recording", "There is no recording {id}.", who=who,
+                                fields={"id": recording_id})
     path = settings_of(request).call_recordings_dir / row.file_name
     if row.deleted_at is not None or not path.is_file():
         return pages.error_page(request, 410, "Recording deleted",

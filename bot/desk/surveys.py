@@ -146,7 +146,7 @@ def _survey_context(s: Session, survey_id: int, who: Identity) -> dict[str, Any]
         "attempts": [{"n": a.n, "channel": a.channel, "asked_by": a.asked_by, "started_at": _when(a.started_at),
                       "ended_at": _when(a.ended_at), "outcome": a.outcome, "hangup_cause": a.hangup_cause,
                       "outbound_call_id": a.outbound_call_id} for a in surveys.attempts_of(s, survey_id)],
-        "ticket": ticket_ctx.get("t"), "history": ticket_ctx.get("history", []), "notes": ticket_ctx.get("notes", []),
+        "ticket": ticket_ctx.get("tk"), "history": ticket_ctx.get("history", []), "notes": ticket_ctx.get("notes", []),
         "tasks": ticket_ctx.get("tasks", []),
         "staff": surveys.staff_names(s),
         "pref": None if pref is None else {"do_not_call": pref.do_not_call,
@@ -161,7 +161,8 @@ async def _survey_page(request: web.Request, who: Identity, survey_id: int, *, s
                        typed: dict[str, str] | None = None) -> web.Response:
     ctx = await request.app[DB_KEY].run(_survey_context, survey_id, who)
     if ctx is None:
-        return pages.error_page(request, 404, "No such survey", f"There is no survey {survey_id}.", who=who)
+        return pages.error_page(request, 404, "No such survey", "There is no survey {id}.", who=who,
+                                fields={"id": survey_id})
     return pages.render(request, "survey.html", status=status, who=who, error=error, link=link, typed=typed or {},
                         weekdays=WEEKDAYS, explained_how=surveys.EXPLAINED_HOW, works=who.role in SURVEY_POSTS,
                         may_listen=who.role in LISTENERS, **ctx)

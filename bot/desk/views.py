@@ -5,12 +5,13 @@ the caller says; J3: the big-customer flag; J4: open and past tickets on the lin
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 from aiohttp import web
 from sqlmodel import Session, col, select
 
-from bot.desk import auth, datamanager, junior, live, pages, surveyor, users, work
+from bot.desk import auth, datamanager, i18n, junior, live, pages, surveyor, users, work
 from bot.desk import jobs as desk_jobs
 from bot.desk import quality as desk_quality
 from bot.desk import recordings as desk_recordings
@@ -19,7 +20,7 @@ from bot.desk import surveys as desk_surveys
 from bot.desk.auth import Identity, require_role
 from bot.store import service, workflow
 from bot.store.db import DB_KEY
-from bot.store.models import OPEN_STATUSES, Handoff, HandoffState, utc, utcnow
+from bot.store.models import OPEN_STATUSES, DeskUser, Handoff, HandoffState, utc, utcnow
 
 log = structlog.get_logger(__name__)
 
@@ -41,12 +42,12 @@ async def login_page(request: web.Request) -> web.StreamResponse:
 
 
 def _login_form(request: web.Request, *, status: int = 200, error: str | None = None,
-                username: str = "") -> web.Response:
+                username: str = "", locked_until: Any = None) -> web.Response:
     token = request.cookies.get(auth.LOGIN_COOKIE) or ""
     if not 20 <= len(token) <= 100:
         token = auth.new_token()
     response = pages.render(request, "login.html", status=status, error=error, username=username, csrf=token,
-                            who=None)
+                            who=None, locked_until=locked_until)
     auth.set_login_cookie(response, auth.settings_of(request), token)
     return response
 
@@ -63,11 +64,8 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     shown = raw_username.strip()[:64]
     result = await auth.sign_in(request, raw_username, password)
     if result.token is None:
-        error = result.error
-        if result.locked_until is not None:
-            error = (f"{error} Try again after "
-                     f"{pages.local_time(result.locked_until, auth.settings_of(request).timezone)}.")
-        return _login_form(request, status=result.status, error=error, username=shown)
+        return _login_form(request, status=result.status, error=result.error, username=shown,
+                           locked_until=result.locked_until)
     settings = auth.settings_of(request)
     token = result.token
     response = pages.redirect("/desk/")
@@ -84,6 +82,28 @@ async def logout(request: web.Request, who: Identity) -> web.StreamResponse:
     response = pages.redirect(auth.LOGIN_PATH)
     auth.clear_session_cookie(response, auth.settings_of(request))
     return response
+
+
+@require_role()
+async def switch_language(request: web.Request, who: Identity) -> web.StreamResponse:
+    """The account's desk language (issue 14 item 5): Mandarin by default, English by choice.
+    Back to the page the switch was pressed on (the Referer, when it is a desk page)."""
+    form = await request.post()
+    chosen = str(form.get("language") or "")
+    if chosen not in i18n.LANGUAGES:
+        return pages.error_page(request, 400, "Bad request", "Choose 中文 or English.", who=who)
+
+    def store(s: Session) -> None:
+        user = s.get(DeskUser, who.user_id)
+        if user is not None:
+            user.language = chosen
+            s.add(user)
+
+    await request.app[DB_KEY].run(store)
+    log.info("desk.language", username=who.username, language=chosen)
+    back = urlsplit(request.headers.get("Referer", ""))
+    path = back.path if back.path.startswith("/desk/") and not back.path.startswith("/desk/login") else "/desk/"
+    return pages.redirect(path + (f"?{back.query}" if back.query and path == back.path else ""))
 
 
 # ------------------------------------------------------------------ the queue
@@ -158,13 +178,14 @@ async def _load(request: web.Request, who: Identity) -> tuple[Handoff | None, we
     handoff_id = int(request.match_info["id"])
     row = await request.app[DB_KEY].run(_get_handoff, handoff_id)
     if row is None:
-        return None, pages.error_page(request, 404, "No such caller", f"There is no handoff {handoff_id}.",
-                                      who=who)
+        return None, pages.error_page(request, 404, "No such caller", "There is no handoff {id}.",
+                                      who=who, fields={"id": handoff_id})
     if row.queue not in QUEUES_FOR_ROLE[who.role]:
         log.warning("desk.queue_refused", username=who.username, role=who.role, handoff_id=handoff_id)
         return None, pages.error_page(request, 403, "Not your queue",
-                                      f"Handoff {handoff_id} waits in the {row.queue} queue, which your post "
-                                      "does not serve.", who=who)
+                                      "Handoff {id} waits in the {queue}, which your post does not serve.",
+                                      who=who, fields={"id": handoff_id, "queue": i18n.code_text(
+                                          "queue", row.queue, pages.language(request, who))})
     return row, None
 
 
@@ -197,7 +218,8 @@ def _context(s: Session, fault_number: str | None) -> dict[str, Any]:
     now = utcnow()
     tickets = [{
         "id": v.ticket.id, "status": v.ticket.status, "created": utc(v.ticket.creation_date),
-        "channel": v.ticket.channel, "symptom": v.ticket.symptom_text or v.ticket.symptom_category or "",
+        "channel": v.ticket.channel, "symptom": v.ticket.symptom_text or service.SYMPTOM_NAMES.get(
+            v.ticket.symptom_category or "", v.ticket.symptom_category or ""),
         "description": v.ticket.description, "report_count": v.report_count,
         "last_test": v.last_test.result if v.last_test else None,
         "sub_step": workflow.sub_step_of(v.ticket), "version": v.ticket.version,
@@ -238,6 +260,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/desk/login", login_page)
     app.router.add_post("/desk/login", login_submit)
     app.router.add_post("/desk/logout", logout)
+    app.router.add_post("/desk/language", switch_language)
     # At most 9 digits: the id fits PostgreSQL's integer, a longer one is simply not found.
     app.router.add_post(r"/desk/handoffs/{id:[0-9]{1,9}}/take", take)
     app.router.add_get(r"/desk/handoffs/{id:[0-9]{1,9}}", handoff_page)

@@ -29,7 +29,8 @@ import structlog
 from aiohttp import web
 from sqlmodel import Session, col, func, select
 
-from bot.desk import pages, users
+from bot import scope as scopes
+from bot.desk import i18n, pages
 from bot.desk import recordings as desk_recordings
 from bot.desk.auth import Identity, require_role, settings_of
 from bot.jobs import store as jobs_store
@@ -89,20 +90,19 @@ def time_left(deadline: datetime | None, now: datetime) -> dict[str, Any] | None
     minutes = int(abs(seconds) // 60)
     days, rest = divmod(minutes, 24 * 60)
     hours, mins = divmod(rest, 60)
-    span = (f"{days} d " if days else "") + f"{hours} h {mins:02d} min"
-    return {"overdue": overdue, "text": f"overdue by {span}" if overdue else f"{span} left"}
+    left = {"overdue": overdue, "days": days, "hours": hours, "minutes": mins}
+    return {**left, "text": i18n.span_text(left, "en")}  # pages write span(left), in their language
 
 
 def _sees_branch(who: Identity, branch: str | None) -> bool:
-    """Centre staff see their own branch's tickets only; every other post sees all."""
-    return who.role != "centre" or (who.branch is not None and branch == who.branch)
+    """What the post may read (bot/scope.py): a centre its own branch's tickets only."""
+    return scopes.sees_ticket(scopes.of(who), branch)
 
 
-def _not_your_branch(request: web.Request, who: Identity, ticket_id: str) -> web.Response:
-    log.warning("desk.branch_refused", username=who.username, branch=who.branch, ticket_id=ticket_id)
-    return pages.error_page(request, 403, "Not your branch",
-                            f"Ticket {ticket_id} belongs to another branch; your centre ({who.branch}) "
-                            "sees and acts on its own branch's tickets only.", who=who)
+def _no_such_ticket(request: web.Request, who: Identity, ticket_id: str) -> web.Response:
+    """Missing and out of scope look the same (404), so ids of another branch cannot be probed."""
+    return pages.error_page(request, 404, "No such ticket", "There is no ticket {id}.", who=who,
+                            fields={"id": ticket_id})
 
 
 # ------------------------------------------------------------------ one ticket
@@ -111,7 +111,8 @@ def _not_your_branch(request: web.Request, who: Identity, ticket_id: str) -> web
 def _history_row(h: TicketStatusChange) -> dict[str, Any]:
     action = workflow.ACTIONS.get(h.action or "")
     return {"at": utc(h.at), "author": h.author, "action": h.action or "—",
-            "label": f"{action.label_zh} / {action.label_en}" if action else (h.action or "—"),
+            "label": f"{action.label_zh} / {action.label_en}" if action else None,
+            "label_zh": action.label_zh if action else None,
             "from_step": h.from_sub_step, "to_step": h.to_sub_step,
             "from_status": h.from_status, "to_status": h.to_status, "reason": h.reason}
 
@@ -133,7 +134,7 @@ def _ticket_context(s: Session, ticket_id: str, actor: Actor) -> dict[str, Any] 
                for a in workflow.available_actions(t, actor)]
     tasks = s.exec(select(DeskTask).where(DeskTask.ticket_id == ticket_id).order_by(col(DeskTask.id))).all()
     return {
-        "t": {
+        "tk": {  # not "t": that is the templates' translation function
             "id": t.id, "name": t.name, "description": t.description, "fault_number": t.fault_number,
             "contact_number": t.contact_number, "symptom_category": t.symptom_category,
             "symptom": service.SYMPTOM_NAMES.get(t.symptom_category or "", t.symptom_category or ""),
@@ -177,9 +178,10 @@ async def _ticket_page(request: web.Request, who: Identity, ticket_id: str, *, s
                        typed: dict[str, str] | None = None) -> web.Response:
     ctx = await request.app[DB_KEY].run(_ticket_context, ticket_id, actor_of(who))
     if ctx is None:
-        return pages.error_page(request, 404, "No such ticket", f"There is no ticket {ticket_id}.", who=who)
-    if not _sees_branch(who, ctx["t"]["branch"]):
-        return _not_your_branch(request, who, ticket_id)
+        return _no_such_ticket(request, who, ticket_id)
+    if not _sees_branch(who, ctx["tk"]["branch"]):
+        log.warning("desk.branch_refused", username=who.username, branch=who.branch, ticket_id=ticket_id)
+        return _no_such_ticket(request, who, ticket_id)
     calls = await desk_recordings.for_page(request, who, ticket_id=ticket_id)  # Q2: None unless allowed
     return pages.render(request, "ticket.html", status=status, who=who, error=error, hint=hint,
                         typed=typed or {}, recordings=calls, **ctx)
@@ -221,7 +223,8 @@ async def ticket_action(request: web.Request, who: Identity) -> web.StreamRespon
         status, hint = _refusal(exc)
         log.info("desk.action_refused", username=who.username, ticket_id=ticket_id, action=name,
                  code=exc.code, status=status)
-        return await _ticket_page(request, who, ticket_id, status=status, error=exc.reason, hint=hint,
+        return await _ticket_page(request, who, ticket_id, status=status, hint=hint,
+                                  error=pages.refusal(request, who, exc.code, exc.reason),
                                   typed=typed)
     log.info("desk.action", username=who.username, role=who.role, ticket_id=ticket_id, action=name)
     return pages.redirect(f"/desk/tickets/{ticket_id}")
@@ -307,7 +310,8 @@ async def grade(request: web.Request, who: Identity) -> web.StreamResponse:
                                       timezone=settings_of(request).timezone)
     except ServiceError as exc:
         status, _hint = _refusal(exc)
-        return await _review_page(request, who, status=status, error=f"Transfer {task_id}: {exc.reason}",
+        return await _review_page(request, who, status=status, error=f"{i18n.translate('Transfer', pages.language(request, who))} {task_id}: "
+                                  f"{pages.refusal(request, who, exc.code, exc.reason)}",
                                   typed={"task": str(task_id), "note": note})
     log.info("desk.graded", username=who.username, task_id=task_id, grade=value)
     return pages.redirect("/desk/review")
@@ -371,7 +375,9 @@ async def acknowledge(request: web.Request, who: Identity) -> web.StreamResponse
         await request.app[DB_KEY].run(workflow.acknowledge_notice, task_id, actor_of(who))
     except ServiceError as exc:
         status, _hint = _refusal(exc)
-        return await _centre_page(request, who, status=status, error=f"Notice {task_id}: {exc.reason}")
+        return await _centre_page(request, who, status=status,
+                                  error=f"{i18n.translate('Notice', pages.language(request, who))} {task_id}: "
+                                        f"{pages.refusal(request, who, exc.code, exc.reason)}")
     return pages.redirect("/desk/centre")
 
 
@@ -417,11 +423,7 @@ async def escalations_page(request: web.Request, who: Identity) -> web.StreamRes
 
 
 def _may_see_task(who: Identity, task: dict[str, Any]) -> bool:
-    if who.role == "admin":
-        return True
-    if who.role != task["role"]:
-        return False
-    return who.role != "centre" or task["branch"] == who.branch
+    return scopes.sees_task(scopes.of(who), task["role"], task["branch"])
 
 
 def _task_context(s: Session, task_id: int, rules: workflow.CompensationRules,
@@ -447,12 +449,16 @@ async def _task_page(request: web.Request, who: Identity, task_id: int, *, statu
     rules = workflow.CompensationRules.from_settings(settings_of(request))
     ctx = await request.app[DB_KEY].run(_task_context, task_id, rules, actor_of(who))
     if ctx is None:
-        return pages.error_page(request, 404, "No such task", f"There is no task {task_id}.", who=who)
+        return pages.error_page(request, 404, "No such task", "There is no task {id}.", who=who,
+                                fields={"id": task_id})
     if not _may_see_task(who, ctx["task"]):
         log.warning("desk.task_refused", username=who.username, role=who.role, task_id=task_id)
-        return pages.error_page(request, 403, "Not for your post",
-                                f"Task {task_id} is for the {users.ROLE_NAMES.get(ctx['task']['role'], '?')}"
-                                f"{' of another branch' if who.role == 'centre' else ''}.", who=who)
+        if who.role == "centre" and ctx["task"]["role"] == "centre":  # another branch's: not there
+            return pages.error_page(request, 404, "No such task", "There is no task {id}.", who=who,
+                                fields={"id": task_id})
+        return pages.error_page(request, 403, "Not for your post", "Task {id} is for the {post}.", who=who,
+                                fields={"id": task_id, "post": i18n.code_text(
+                                    "role", ctx["task"]["role"], pages.language(request, who))})
     return pages.render(request, "task.html", status=status, who=who, error=error, typed=typed or {}, **ctx)
 
 
@@ -477,7 +483,8 @@ async def decide(request: web.Request, who: Identity) -> web.StreamResponse:
                                       explanation=explanation, rules=rules, grant_compensation=grant)
     except ServiceError as exc:
         status, _hint = _refusal(exc)
-        return await _task_page(request, who, task_id, status=status, error=exc.reason, typed=typed)
+        return await _task_page(request, who, task_id, status=status, typed=typed,
+                                error=pages.refusal(request, who, exc.code, exc.reason))
     log.info("desk.escalation_decided", username=who.username, task_id=task_id, finding=finding, granted=grant)
     return pages.redirect(f"/desk/tasks/{task_id}")
 

@@ -495,6 +495,7 @@ class DeskUser(SQLModel, table=True):
     password_hash: str = Field(max_length=255)  # argon2id, PHC string
     active: bool = True
     extension: str | None = Field(default=None, max_length=20)  # J1: the SIP phone a call is bridged to
+    language: str | None = Field(default=None, max_length=8)  # the desk's language: zh | en; None: the default
     created: datetime = _when()
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from actions.numbers import mask_number
+from bot import scope as scopes
 from bot.linetest.results import summary_for
 from bot.store.errors import Conflict as Conflict  # re-exported: callers catch these from here
 from bot.store.errors import IllegalTransition as IllegalTransition
@@ -340,9 +341,10 @@ def record_line_test(s: Session, fault_number: str, test: LineTestData, *, ticke
     return row.id
 
 
-def get_ticket_row(s: Session, ticket_id: str) -> Ticket:
+def get_ticket_row(s: Session, ticket_id: str, scope: scopes.Scope | None = None) -> Ticket:
+    """The ticket; one out of ``scope`` (bot/scope.py) is not there for that reader."""
     ticket = s.get(Ticket, ticket_id)
-    if ticket is None:
+    if ticket is None or (scope is not None and not scopes.sees_ticket(scope, ticket.branch)):
         raise NotFound(f"no ticket with id {ticket_id!r}", code="ticket_not_found")
     return ticket
 
@@ -674,8 +676,8 @@ def _views(s: Session, tickets: Sequence[Ticket]) -> list[TicketView]:
     return [views[t.id] for t in tickets]
 
 
-def get_ticket(s: Session, ticket_id: str) -> TicketView:
-    return _views(s, [get_ticket_row(s, ticket_id)])[0]
+def get_ticket(s: Session, ticket_id: str, scope: scopes.Scope | None = None) -> TicketView:
+    return _views(s, [get_ticket_row(s, ticket_id, scope)])[0]
 
 
 def list_tickets(
@@ -686,9 +688,11 @@ def list_tickets(
     channel: Iterable[str] | None = None,
     offset: int = 0,
     limit: int = 100,
+    scope: scopes.Scope | None = None,
 ) -> tuple[list[TicketView], int]:
-    """Newest first, with the total count before paging (for X-Total-Count)."""
-    conditions: list[Any] = []
+    """Newest first, with the total count before paging (for X-Total-Count); only what
+    ``scope`` (bot/scope.py) may see."""
+    conditions: list[Any] = scopes.ticket_conditions(scope) if scope is not None else []
     if fault_number is not None:
         conditions.append(Ticket.fault_number == fault_number)
     if status is not None:
@@ -745,12 +749,13 @@ def patch_ticket(
     priority: str | None = None,
     author: str = "api",
     expected_version: int | None = None,
+    scope: scopes.Scope | None = None,
 ) -> TicketView:
     """PATCH /troubleTicket/{id}: status (through the workflow's table), notes, severity,
     priority. ``expected_version`` (If-Match) refuses the patch if the ticket changed."""
     from bot.store import workflow  # the workflow builds on this module's errors and rows
 
-    ticket = get_ticket_row(s, ticket_id)
+    ticket = get_ticket_row(s, ticket_id, scope)
     if expected_version is not None and expected_version != ticket.version:
         raise workflow.stale_conflict(s, ticket, expected_version)
     now = utcnow()
@@ -832,8 +837,12 @@ def delete_all_conversation_data(s: Session) -> None:
     s.execute(delete(Handoff))
 
 
-def get_attachment(s: Session, attachment_id: int) -> Attachment:
+def get_attachment(s: Session, attachment_id: int, scope: scopes.Scope | None = None) -> Attachment:
     row = s.get(Attachment, attachment_id)
+    if row is not None and scope is not None:
+        ticket = s.get(Ticket, row.ticket_id)
+        if not scopes.sees_ticket(scope, ticket.branch if ticket is not None else None):
+            row = None
     if row is None:
         raise NotFound(f"no attachment with id {attachment_id}", code="attachment_not_found")
     s.expunge(row)

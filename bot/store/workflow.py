@@ -42,6 +42,7 @@ import structlog
 from sqlalchemy import CursorResult, update
 from sqlmodel import Session, col, select
 
+from bot import scope as scopes
 from bot.sla.clock import WorkCalendar, moment_reaching
 from bot.store import knowledge
 from bot.store.errors import Conflict, IllegalTransition, NotFound, ServiceError
@@ -265,10 +266,9 @@ def available_actions(ticket: Ticket, actor: Actor) -> list[Action]:
 
 
 def _scope_ok(ticket: Ticket, actor: Actor) -> bool:
-    """Centre staff act only on what was dispatched to their own branch's centre."""
-    if actor.role != C:
-        return True
-    return actor.branch is not None and ticket.branch == actor.branch
+    """An actor acts only on what it may see (bot/scope.py): centre staff on what was
+    dispatched to their own branch's centre."""
+    return scopes.sees_ticket(scopes.of(actor), ticket.branch)
 
 
 def centre_for(s: Session, ticket: Ticket) -> MeasurementCentreRow | None:
@@ -338,13 +338,11 @@ def perform(
         if not str(params.get(p) or "").strip():
             raise ServiceError(f"{action.name} needs {p}", code="param_required")
     ticket = s.get(Ticket, ticket_id, populate_existing=True)
-    if ticket is None:
+    if ticket is None or not _scope_ok(ticket, actor):  # out of scope: not there (no probing ids)
         raise NotFound(f"no ticket {ticket_id}")
     if not action.allowed_for(actor.role):
         raise ServiceError(f"a {actor.role} may not {action.name} (who may: {', '.join(sorted(action.roles))})",
                            code="forbidden_action")
-    if not _scope_ok(ticket, actor):
-        raise ServiceError(f"ticket {ticket_id} is not dispatched to your branch", code="forbidden_action")
     read_version = ticket.version
     if expected_version is not None and expected_version != read_version:
         raise stale_conflict(s, ticket, expected_version)
@@ -634,10 +632,11 @@ def decide_escalation(s: Session, task_id: int, manager: Actor, *, finding: str,
 def acknowledge_notice(s: Session, task_id: int, actor: Actor, *, now: datetime | None = None) -> DeskTask:
     """The centre has read a notice (a chase, a manager's finding)."""
     task = s.get(DeskTask, task_id, populate_existing=True)
-    if task is None or task.kind != DeskTaskKind.branch_notice.value:
+    if task is None or task.kind != DeskTaskKind.branch_notice.value \
+            or not scopes.sees_task(scopes.of(actor), task.role, task.branch):  # another branch's: not there
         raise NotFound(f"no notice {task_id}")
-    if actor.role not in (C, A) or (actor.role == C and task.branch != actor.branch):
-        raise ServiceError("this notice is for another branch", code="forbidden_action")
+    if actor.role not in (C, A):
+        raise ServiceError("notices are for the branch's centre", code="forbidden_action")
     if task.state == DeskTaskState.open.value:
         task.state, task.done_by, task.done_at = DeskTaskState.done.value, actor.username, now or utcnow()
         s.add(task)

@@ -9,6 +9,7 @@ fault and work served by a known exchange; canonical numbers) are made here too.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +29,17 @@ class WorldFileError(Exception):
         super().__init__("\n".join(errors))
 
 
-def parse_world_file(path: str | Path) -> World:
+def parse_world_file(path: str | Path, *, now: datetime | None = None) -> World:
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise WorldFileError(p.name, [f"{p.name}: cannot read the file: {e}"]) from e
-    return parse_world_text(text, p.name)
+    return parse_world_text(text, p.name, now=now)
 
 
-def parse_world_text(text: str, source_name: str = "world.yml") -> World:
+def parse_world_text(text: str, source_name: str = "world.yml", *, now: datetime | None = None) -> World:
+    """``now`` anchors the file's relative times (``opened: -5h``); default: this moment."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -56,7 +58,7 @@ def parse_world_text(text: str, source_name: str = "world.yml") -> World:
                                            "(exchanges:, lines:, …)"])
     errors = [f"{source_name}:{line}: {path}: duplicate key" for line, path in _duplicate_keys(root, ())]
     try:
-        world = World.model_validate(data)
+        world = World.model_validate(data, context={"now": now or datetime.now(UTC)})
     except ValidationError as e:
         # The model's own whole-file checks (duplicates) carry no location; say where.
         dupes = _raw_duplicates(data)

@@ -5,12 +5,56 @@ digits (``13800138000``)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime, timedelta
 from enum import Enum
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from bot.world.calendar import WorkingHours
+
+_UNITS = {"w": timedelta(weeks=1), "d": timedelta(days=1), "h": timedelta(hours=1),
+          "m": timedelta(minutes=1), "s": timedelta(seconds=1)}
+_RELATIVE = re.compile(r"([+-])\s*((?:\d+(?:\.\d+)?\s*[wdhms]\s*)+)")
+_TERM = re.compile(r"(\d+(?:\.\d+)?)\s*([wdhms])")
+
+
+def relative_time(value: Any, now: datetime) -> Any:
+    """``-5h``, ``+30d``, ``-1d2h30m`` (w d h m s) → ``now`` moved by that much; ``now`` → now.
+    Anything else is left for pydantic's own datetime parsing (absolute times keep working)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text == "now":
+        return now
+    if not text or text[0] not in "+-":
+        return value
+    m = _RELATIVE.fullmatch(text)
+    if m is None:
+        raise ValueError(f"{value!r} is not a time relative to loading: write e.g. -5h, +30d, -1d2h30m "
+                         "(w, d, h, m = minutes, s), or an absolute time like 2026-06-03T09:12:00+08:00")
+    delta = sum((float(n) * _UNITS[u] for n, u in _TERM.findall(m.group(2))), timedelta())
+    return now + delta if m.group(1) == "+" else now - delta
+
+
+def _world_time(value: Any, info: ValidationInfo) -> Any:
+    context = info.context if isinstance(info.context, dict) else {}
+    now = context.get("now")
+    return relative_time(value, now if isinstance(now, datetime) else datetime.now(UTC))
+
+
+# A time in the world file: absolute (ISO 8601 with zone) or relative to when the file is
+# loaded (``opened: -5h``), so a demo world stays fresh (issue 14 item 6).
+WorldTime = Annotated[datetime, BeforeValidator(_world_time)]
 
 
 class _Strict(BaseModel):
@@ -86,7 +130,7 @@ class EngineeringWork(_Strict):
     description: Bilingual
     prefixes: list[str] = []
     lines: list[str] = []
-    until: datetime | None = None
+    until: WorldTime | None = None
 
     @model_validator(mode="after")
     def _targets(self) -> EngineeringWork:
@@ -99,7 +143,7 @@ class EngineeringWork(_Strict):
 
 class LastTest(_Strict):
     result: LineTestResultCode
-    at: datetime
+    at: WorldTime
 
 
 class OpenFault(_Strict):
@@ -108,12 +152,12 @@ class OpenFault(_Strict):
     id: str
     line: str
     reports: int = Field(default=1, ge=1)
-    opened: datetime
+    opened: WorldTime
     symptom: str = "other"
     description: str = ""
     repairman_message: Bilingual | None = None
     last_test: LastTest | None = None
-    deadline: datetime | None = None
+    deadline: WorldTime | None = None
 
     _check_line = field_validator("line")(_digits)
 

@@ -46,7 +46,8 @@ def desk_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, D
         s.add(DeskUser(username="jun", display_name="王小明", role="junior", password_hash=hashed))
 
     db.call(accounts)
-    settings = Settings(database_url=f"sqlite:///{tmp / 'unused.db'}", timezone="Asia/Shanghai")
+    settings = Settings(database_url=f"sqlite:///{tmp / 'unused.db'}", timezone="Asia/Shanghai",
+                        desk_language="en")  # a test about something else reads the desk in English
     app = make_test_app(db, settings)
     desk.setup_routes(app)
     app.router.add_static("/static/", STATIC_DIR)

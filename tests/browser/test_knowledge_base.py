@@ -38,6 +38,7 @@ LINE = "057187650001"
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Database]]:
     tmp: Path = tmp_path_factory.mktemp("kb-browser")
     settings = Settings(database_url=f"sqlite:///{tmp / 'hotline.db'}", current_world_file=tmp / "world.yml",
+                        desk_language="en",  # a test about something else reads the desk in English
                         voice_enabled=False, jobs_enabled=False, recordings_dir=tmp / "rec",
                         call_recordings_dir=tmp / "call-rec", timezone="Asia/Shanghai")
     db = Database(settings.database_url)

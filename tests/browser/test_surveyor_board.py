@@ -67,7 +67,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Databa
     db.call(accounts)
     tickets = {"running": dispatched(db, "b-run", 3), "warned": dispatched(db, "b-warn", 21),
                "overdue": dispatched(db, "b-late", 26)}
-    settings = Settings(database_url=f"sqlite:///{tmp / 'unused.db'}", timezone="Asia/Shanghai")
+    settings = Settings(database_url=f"sqlite:///{tmp / 'unused.db'}", timezone="Asia/Shanghai",
+                        desk_language="en")  # a test about something else reads the desk in English
     cfg = watch.WatchConfig.from_settings(settings)
     for tid in db.call(watch.tickets_to_watch):
         db.call(watch.watch_ticket, tid, cfg)

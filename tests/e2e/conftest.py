@@ -121,6 +121,7 @@ def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         database_url=f"sqlite:///{tmp / 'hotline.db'}", tracker_db=tmp / "tracker.db",
         current_world_file=tmp / "world.yml", world_file=WORLD,
         linetest_duration_s=1.0, line_test_max_wait_s=4.0, local_area_code="0571",
+        desk_language="en",  # these tests are about the flows; tests/integration/test_desk_language.py reads Mandarin
     )
 
 

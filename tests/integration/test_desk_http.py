@@ -322,7 +322,8 @@ async def test_junior_takes_a_caller_and_sees_the_full_context(desk_client: Clie
 
     status, body = await jun.get(location)
     assert status == 200
-    for expected in ("repeat_limit", "webchat", "057187650008", "short_circuit", "线路短路",
+    # Codes as words (issue 14 item 5; this account reads English): repeat_limit, webchat, short_circuit.
+    for expected in ("repeat reports over the limit", "web chat", "057187650008", "short circuit", "线路短路",
                      "请输入故障号码", "[keys 057187650008#]", "2024-06-01 08:00:05",  # Asia/Shanghai
                      "周杰", "residential", "TT-W0003", "打不出去", "by jun at"):
         assert expected in body, expected

@@ -27,7 +27,7 @@ ACCOUNTS = {  # username: (role, branch)
 }
 LINE = "057187650001"  # residential, 西湖分公司
 BJ_LINE = "057188880001"  # big customer (business), 滨江分公司
-OVERDUE = "TT-W0003"  # demo world: dispatched to MC-XH, deadline 2024-06-02T08:05+08:00
+OVERDUE = "TT-W0003"  # demo world: dispatched to MC-XH, deadline -1d1h (relative to loading)
 DISPATCHED = "TT-W0001"  # demo world: dispatched to MC-XH, no deadline
 Desk = Operator
 
@@ -114,32 +114,42 @@ async def test_ticket_page_shows_fields_reports_test_and_whole_history(
     status, body = await who["sen"].get(f"/desk/tickets/{tid}")
     assert status == 200
     t = ticket(accounts, tid)
-    for shown in (tid, LINE, "13800138000", "没有拨号音", XH, "inProgress", "dispatched", "用户线路故障",
+    # Codes are shown as words (issue 14 item 5; this account reads English): inProgress → in progress.
+    for shown in (tid, LINE, "13800138000", "没有拨号音", XH, "in progress", "dispatched", "用户线路故障",
                   "西湖测量管理中心 (MC-XH)", "王建国", f"<dt>Chases</dt><dd>{t.chase_count}</dd>",
-                  f"<dt>Version</dt><dd>{t.version}</dd>", "open_circuit", "left"):
+                  f"<dt>Version</dt><dd>{t.version}</dd>", "open circuit (broken line)", "left"):
         assert shown in body, shown
     assert t.chase_count == 1
     rows = re.findall(r"<tr><td>[^<]*</td><td>([^<]*)</td><td>[^<]*<span class=\"muted\">\((\w+)\)</span>",
                       body.split('id="history"')[1])
     assert [r[1] for r in rows] == ["report", "approve_dispatch", "chase"]
     assert [r[0] for r in rows][1:] == ["sen", "jun"]
-    assert "awaiting_review → dispatched" in body and "acknowledged → inProgress" in body
+    assert "awaiting review → dispatched" in body and "acknowledged → in progress" in body
+    assert "inProgress" not in body.split('id="history"')[1] and "awaiting_review" not in body
     assert "线路断开" in body and "客户催促" in body
     assert "审核通过并派单 / Approve and dispatch" in body
 
 
-@pytest.mark.parametrize("tz,shown", [("Asia/Shanghai", "2024-06-02 08:05:00"),
-                                      ("Europe/London", "2024-06-02 01:05:00")])
+@pytest.mark.parametrize("tz", ["Asia/Shanghai", "Europe/London"])
 async def test_times_are_shown_in_the_configured_time_zone(
-        aiohttp_client: AClient, accounts: Database, settings: Settings, tz: str, shown: str) -> None:
+        aiohttp_client: AClient, accounts: Database, settings: Settings, tz: str) -> None:
+    from zoneinfo import ZoneInfo
+
     settings.timezone = tz
     app = make_test_app(accounts, settings)
     desk.setup_routes(app)
     sen = await sign_in(await aiohttp_client(app), "sen")
+    [ticket] = accounts.call(lambda s: list(s.exec(select(Ticket).where(Ticket.id == OVERDUE))))
+    deadline = ticket.expected_resolution_date  # the demo world's -1d1h, relative to loading
+    assert deadline is not None
+    stored = deadline.replace(tzinfo=deadline.tzinfo or UTC)
+    local = stored.astimezone(ZoneInfo(tz))
+    shown = local.strftime("%Y-%m-%d %H:%M:%S")
     status, body = await sen.get(f"/desk/tickets/{OVERDUE}")
     assert status == 200
     assert f"<dt>Deadline</dt><dd>{shown} ({tz})" in body
-    assert "2024-06-02 00:05:00" not in body  # never the stored UTC
+    if local.utcoffset():
+        assert stored.strftime("%Y-%m-%d %H:%M:%S") not in body  # never the stored UTC
     assert re.search(r'class="flag">overdue by \d+ d \d+ h \d\d min<', body)
 
 
@@ -153,10 +163,10 @@ async def test_a_centre_of_another_branch_cannot_open_or_act_on_a_ticket(
         who: dict[str, Desk], accounts: Database) -> None:
     before = ticket(accounts, OVERDUE)
     status, body = await who["bj"].get(f"/desk/tickets/{OVERDUE}")
-    assert status == 403 and "another branch" in body and "打不出去" not in body
+    assert status == 404 and "打不出去" not in body  # not there for them (bot/scope.py): no probing ids
     for action in ("receipt", "note", "return_to_review"):
         status, body, _ = await who["bj"].act(OVERDUE, action, before.version, reason="不是我们的")
-        assert status == 403 and "打不出去" not in body, action
+        assert status == 404 and "打不出去" not in body, action
     after = ticket(accounts, OVERDUE)
     assert (after.version, after.sub_step) == (before.version, before.sub_step)
 
@@ -313,7 +323,7 @@ async def test_review_queue_oldest_first_with_the_centres_return_reason(
     assert queue.index(f'id="review-{older}"') < queue.index(f'id="review-{newer}"')
     row = queue.split(f'id="review-{older}"')[1].split("</tr>")[0]
     assert "returned" in row and "不是线路问题，是终端" in row and "cen" in row
-    assert "open_circuit" in queue and "没有拨号音" in queue and XH in queue
+    assert "open circuit (broken line)" in queue and "没有拨号音" in queue and XH in queue
     assert OVERDUE not in queue  # dispatched: not to review
 
 
@@ -440,8 +450,8 @@ async def test_a_chase_is_a_notice_for_that_branch_only(who: dict[str, Desk], ac
     _, body = await who["bj"].get("/desk/centre")
     assert f'id="notice-{notice.id}"' not in body
     status, _, _ = await who["bj"].post(f"/desk/tasks/{notice.id}/ack")
-    assert status == 403
-    assert (await who["bj"].get(f"/desk/tasks/{notice.id}"))[0] == 403
+    assert status == 404  # another branch's notice is not there for them
+    assert (await who["bj"].get(f"/desk/tasks/{notice.id}"))[0] == 404
     status, _, _ = await who["cen"].post(f"/desk/tasks/{notice.id}/ack", csrf=None)
     assert status == 403 and tasks(accounts, "branch_notice")[0].state == "open"
     status, _, location = await who["cen"].post(f"/desk/tasks/{notice.id}/ack")

@@ -113,3 +113,46 @@ def test_empty_and_unreadable() -> None:
         parse_world_text("", "w.yml")
     with pytest.raises(WorldFileError, match="cannot read the file"):
         parse_world_file(WORLDS / "does-not-exist.yml")
+
+
+# Issue 14 item 6: times relative to loading keep the demo world fresh.
+
+def test_relative_times_are_anchored_at_loading() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
+    world = parse_world_file(DEMO, now=now)
+    faults = {f.id: f for f in world.open_faults}
+    assert faults["TT-W0001"].opened == now - timedelta(hours=5)
+    assert faults["TT-W0001"].last_test is not None
+    assert faults["TT-W0001"].last_test.at == now - timedelta(hours=4, minutes=59)
+    overdue = faults["TT-W0003"]
+    assert overdue.deadline is not None and timedelta(hours=20) < now - overdue.deadline < timedelta(hours=30)
+    assert overdue.opened < overdue.deadline
+    assert world.engineering_works[0].until == now + timedelta(days=30)
+
+
+def test_relative_and_absolute_times_side_by_side() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    text = (WORLDS / "small.yml").read_text(encoding="utf-8")
+    world = parse_world_text(text, now=now)
+    absolute = world.open_faults[0].opened  # small.yml keeps an absolute time
+    assert absolute.tzinfo is not None and absolute != now
+    for spec, expected in (("-1w2d3h4m5s", -timedelta(weeks=1, days=2, hours=3, minutes=4, seconds=5)),
+                           ("+30d", timedelta(days=30)), ("+1.5h", timedelta(minutes=90)), ("now", timedelta())):
+        fault = world.open_faults[0].model_validate(
+            {**world.open_faults[0].model_dump(), "opened": spec}, context={"now": now})
+        assert fault.opened == now + expected, spec
+
+
+@pytest.mark.parametrize("bad", ["-5x", "+", "-h", "5h", "-5h ago", "--5h"])
+def test_a_bad_relative_time_names_its_line(bad: str) -> None:
+    text = (WORLDS / "small.yml").read_text(encoding="utf-8")
+    line_no, old = next((i + 1, line) for i, line in enumerate(text.splitlines()) if "opened:" in line)
+    broken = text.replace(old, old.split("opened:")[0] + f"opened: {bad!r}")
+    with pytest.raises(WorldFileError) as info:
+        parse_world_text(broken, "w.yml")
+    [error] = info.value.errors
+    assert error.startswith(f"w.yml:{line_no}: open_faults[0].opened:"), error

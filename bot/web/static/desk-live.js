@@ -10,7 +10,9 @@
   const status = document.getElementById("live-status");
   const form = document.getElementById("live-form");
   const input = document.getElementById("live-text");
-  const WHO = { caller: "Caller", operator: "You", system: "—" };
+  // The words come from the page, in the operator's language (bot/desk/texts).
+  const WHO = { caller: box.dataset.caller || "Caller", operator: box.dataset.you || "You", system: "—" };
+  const ENDED = box.dataset.ended || "This conversation has ended.";
   let since = 0;
   let timer = null;
 
@@ -29,7 +31,7 @@
   function ended() {
     if (timer !== null) clearInterval(timer);
     timer = null;
-    status.textContent = "This conversation has ended.";
+    status.textContent = ENDED;
     if (form) form.hidden = true;
     const finish = document.getElementById("live-finish");
     if (finish) finish.hidden = true;
