@@ -14,8 +14,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.forms import language
-from actions.numbers import mask_number
 from actions.services import ServiceError, Services
+from telnum import mask_number
 
 logger = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from actions.interpret import (
     read_input,
     symptom_from,
 )
-from actions.numbers import check_number, group_digits
+from telnum import BAD_PREFIX, EMPTY, TOO_LONG, TOO_SHORT, check_number, group_digits, parse_number
 
 SlotDict = dict[str, Any]
 
@@ -162,17 +162,27 @@ class ValidateFaultNumberForm(HotlineForm):
         return self.accept({"fault_number_confirmed": True}, result="done")
 
 
+NUMBER_REFUSALS = {  # A2 / A4 V3: why a number cannot be, said before asking again
+    TOO_LONG: "utter_number_too_long",
+    TOO_SHORT: "utter_number_too_short",
+    BAD_PREFIX: "utter_number_bad_prefix",
+}
+
+
 def _number_or_rejection(user_input: UserInput) -> Any:
     """A canonical number, or the reason it is not one (spoken to the caller)."""
-    digits = user_input.digits
-    if not digits:
+    area = ActionConfig.from_env().local_area_code
+    if user_input.keys:
+        digits = user_input.digits
+        checked = check_number(digits, area) if digits else None
+    else:
+        checked = parse_number(user_input.text, area)
+    if checked is None or checked.error == EMPTY:
         return Rejection(NOT_UNDERSTOOD)
-    checked = check_number(digits, ActionConfig.from_env().local_area_code)
     if checked.canonical:
         return checked.canonical
-    if checked.error == "too_long":
-        return Rejection("utter_number_too_long", "too_long")
-    return Rejection("utter_number_too_short", checked.error or "invalid")
+    error = checked.error or TOO_SHORT
+    return Rejection(NUMBER_REFUSALS.get(error, "utter_number_too_short"), error)
 
 
 class ValidateOfferHumanForm(HotlineForm):

@@ -25,12 +25,12 @@ import re
 from collections.abc import Container, Iterable, Mapping
 from typing import Any
 
-from actions.numbers import extract_digits
 from bot.chat.prompts import Language
+from telnum import extract_digits
 from voice.asr.model import UNK
 
 # Spoken digit words by key. Chinese: 幺 is 1 and 两 is 2 in phone numbers (what
-# actions.numbers reads too); English "oh" is 0 in numbers.
+# telnum reads too); English "oh" is 0 in numbers.
 KEY_WORDS: dict[Language, dict[str, tuple[str, ...]]] = {
     "zh": {
         "0": ("零", "〇"),
@@ -151,7 +151,7 @@ _TERMINATORS: dict[Language, frozenset[str]] = {
 
 def _zh_digits(token: str) -> str | None:
     """The digits a token spells when it is nothing but digit characters (幺三八, 两,
-    零五七一, 138): actions.numbers reads the characters, so both channels agree."""
+    零五七一, 138): telnum reads the characters, so both channels agree."""
     digits = extract_digits(token)
     return digits if digits and len(digits) == len(token) else None
 
@@ -160,7 +160,7 @@ def _en_digit(token: str) -> str | None:
     low = token.lower()
     if low.isdigit():
         return low
-    digits = extract_digits(low)  # zero … nine, as actions.numbers reads them
+    digits = extract_digits(low)  # zero … nine, as telnum reads them
     return digits if len(digits) == 1 and low.isalpha() else None
 
 

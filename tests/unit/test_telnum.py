@@ -1,0 +1,59 @@
+"""telnum (issue 13 item 6): numbers as people say and type them, table-driven from
+tests/fixtures/numbers/spoken.yml. A2 (fixed lines with or without area code, mobiles),
+A4/V3 (a number that cannot be is refused, with the reason)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from telnum import check_number, extract_digits, find_numbers, keys_in, normalise, parse_number
+
+TABLE = yaml.safe_load((Path(__file__).parents[1] / "fixtures" / "numbers" / "spoken.yml").read_text("utf-8"))
+
+
+def _as_expected(check_canonical: str | None, error: str | None) -> str:
+    return check_canonical if check_canonical else f"!{error}"
+
+
+@pytest.mark.parametrize("case", TABLE["cases"], ids=lambda c: c["text"][:40])
+def test_numbers_in_text(case: dict[str, object]) -> None:
+    found = find_numbers(str(case["text"]))
+    assert [_as_expected(n.canonical, n.check.error) for n in found] == case["numbers"]
+    for number in found:  # each number's span is where it was said
+        said = str(case["text"])[number.start:number.end]
+        assert said and said == said.strip()
+
+
+@pytest.mark.parametrize(("digits", "expected"), list(TABLE["checks"].items()))
+def test_check_number(digits: str, expected: str) -> None:
+    check = check_number(digits)
+    assert _as_expected(check.canonical, check.error) == expected
+    assert (check.kind is not None) == check.ok
+
+
+def test_spans_point_at_the_words_said() -> None:
+    text = "我家电话零五七幺 八七六五 零零零幺坏了，联系电话139 1234 5678"
+    fault, contact = find_numbers(text)
+    assert text[fault.start:fault.end] == "零五七幺 八七六五 零零零幺"
+    assert text[contact.start:contact.end] == "139 1234 5678"
+
+
+def test_normalise_keeps_other_words() -> None:
+    assert normalise("oh, I said double eight")[0] == "oh, I said 88"
+    assert normalise("三个八")[0] == "888"
+
+
+def test_parse_number_takes_the_valid_one_or_the_reason() -> None:
+    assert parse_number("是 0571 8765 0001 吧").canonical == "057187650001"
+    assert parse_number("1234").error == "too_short"
+    assert parse_number("你好").error == "empty"
+    assert parse_number("1" * 30).error == "too_long"
+
+
+def test_old_helpers_still_read_as_before() -> None:
+    assert extract_digits("帮我查一下，电话是0571 8765 4321") == "057187654321"
+    assert keys_in("按一") == "1" and keys_in("0571 8765 4321#") == "057187654321#"
+    assert keys_in("我要报障") == ""
