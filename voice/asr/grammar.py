@@ -212,3 +212,19 @@ def normalise_digits(text: str, language: Language) -> str:
         i += 1
     close_run()
     return " ".join(out)
+
+
+def needs_more_digits(text: str, expect: Mapping[str, Any], language: Language) -> bool:
+    """Issue 13 item 2: a digits prompt heard part of a number ("0571" … pause … "8765
+    0001"): the text is digits only, fewer than a whole number — the prompt's
+    ``min_digits``, and at least 11 for what starts like an area code (0…) or a mobile (1…).
+    A terminator ("井号", "hash") or any other word means the caller is done."""
+    if expect.get("kind") != "digits":
+        return False
+    digits = normalise_digits(text, language).replace(" ", "")
+    if not digits.isdigit():
+        return False
+    minimum = int(expect.get("min_digits") or 0)
+    if digits[0] in "01":
+        minimum = max(minimum, 11)
+    return len(digits) < minimum
