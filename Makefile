@@ -66,7 +66,7 @@ test-dialogue: setup train
 	$(PY) -m bot test-dialogue
 
 nlu-report: setup
-	$(RASA) test nlu --config nlu/config.yml --nlu nlu/data/nlu --cross-validation --folds 5 --out var/nlu-report
+	PYTHONPATH=nlu:. $(RASA) test nlu --config nlu/config.yml --nlu nlu/data/nlu --cross-validation --folds 5 --out var/nlu-report
 	$(PY) -m bot nlu-report var/nlu-report/intent_report.json
 
 bench: setup train

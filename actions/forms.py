@@ -16,6 +16,16 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
 
+from actions.answers import (
+    already_valid,
+    is_hesitation,
+    number_slots,
+    numbers_said,
+    roles_question,
+    sort_out,
+    symptom_said,
+    which_of,
+)
 from actions.config import ActionConfig
 from actions.interpret import (
     NOT_UNDERSTOOD,
@@ -29,7 +39,17 @@ from actions.interpret import (
     read_input,
     symptom_from,
 )
-from telnum import BAD_PREFIX, EMPTY, TOO_LONG, TOO_SHORT, check_number, group_digits, parse_number
+from telnum import (
+    BAD_PREFIX,
+    CONTACT,
+    EMPTY,
+    FAULT,
+    TOO_LONG,
+    TOO_SHORT,
+    check_number,
+    group_digits,
+    parse_number,
+)
 
 SlotDict = dict[str, Any]
 
@@ -69,6 +89,10 @@ class HotlineForm(FormValidationAction):
     def reject(
         self, slot: str, rejection: Rejection, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> SlotDict:
+        if is_hesitation(self.user_input(tracker)):
+            # Issue 13 item 2: "喂？", "等一下", "嗯" — the prompt again, no failure (A3).
+            dispatcher.utter_message(response="utter_hesitation")
+            return {slot: None}
         count = int(tracker.get_slot("failure_count") or 0) + 1
         limit = int(tracker.get_slot("max_failures") or 3)
         if count >= limit:
@@ -105,8 +129,17 @@ class ValidateMainMenuForm(HotlineForm):
     def validate_menu_choice(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> SlotDict:
+        user_input = self.user_input(tracker)
+        area = ActionConfig.from_env().local_area_code
+        said = numbers_said(tracker.latest_message, user_input, area)
+        if said.any_valid(area):
+            # "我家电话0571 8765 0001坏了": a fault report with its number (issue 13 item 1).
+            return self.accept(
+                {"menu_choice": "fault", **fault_step_answers(said, user_input, language(tracker), area, tracker)},
+                result="fault",
+            )
         choice = choose(
-            self.user_input(tracker),
+            user_input,
             {"1": "fault", "2": "other", "9": "en", "8": "zh"},
             {
                 "report_fault": "fault",
@@ -126,7 +159,26 @@ class ValidateMainMenuForm(HotlineForm):
         if choice in ("en", "zh"):
             # The menu is said again in the chosen language; no failure counted.
             return {"menu_choice": None, "language": choice}
-        return self.accept({"menu_choice": choice}, result=str(choice))
+        ahead = symptom_said(user_input, language(tracker)) if choice == "fault" else {}
+        return self.accept({"menu_choice": choice, **ahead}, result=str(choice))
+
+
+def fault_step_answers(said: Any, user_input: UserInput, lang: str, area: str, tracker: Tracker) -> SlotDict:
+    """What an input at the main menu or the fault-number prompt says ahead: the fault
+    number, the contact number, the symptom; two numbers without cues → which is which
+    (asked once: after that, the first one said is the faulty line)."""
+    fault, contact, unclear = sort_out(said, FAULT)
+    values: SlotDict = {}
+    if unclear and tracker.get_slot("number_roles") in (None, "none"):
+        values.update(roles_question(unclear, lang))
+    elif unclear:
+        fault, contact = unclear
+    if fault:
+        values.update(number_slots("fault_number", fault, area) or {})
+    if contact:
+        values.update(number_slots("contact_number", contact, area) or {})
+    values.update(symptom_said(user_input, lang))
+    return values
 
 
 class ValidateFaultNumberForm(HotlineForm):
@@ -136,12 +188,47 @@ class ValidateFaultNumberForm(HotlineForm):
     reset_count_on_completion = False
 
     @on_input
+    def validate_number_roles(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> SlotDict:
+        pair = str(tracker.get_slot("unclear_numbers") or "").split()
+        if len(pair) != 2:
+            return {"number_roles": "none", "unclear_numbers": None}
+        user_input = self.user_input(tracker)
+        area = ActionConfig.from_env().local_area_code
+        index = which_of(user_input, pair, numbers_said(tracker.latest_message, user_input, area))
+        if index is None:
+            rejection = choose(user_input, {})
+            return self.reject("number_roles", rejection if isinstance(rejection, Rejection) else Rejection(NOT_UNDERSTOOD), dispatcher, tracker)
+        return {
+            "number_roles": "first" if index == 0 else "second",
+            "unclear_numbers": None,
+            "unclear_numbers_display": None,
+            **(number_slots("fault_number", pair[index], area) or {}),
+            **(number_slots("contact_number", pair[1 - index], area) or {}),
+        }
+
+    @on_input
     def validate_fault_number(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> SlotDict:
+        if already_valid(tracker.slots, "fault_number", value):
+            return {}  # said ahead (at the main menu) and checked then; V2 reads it back
         user_input = self.user_input(tracker)
         if user_input.silent:
             return self.reject("fault_number", Rejection("utter_no_input"), dispatcher, tracker)
+        area = ActionConfig.from_env().local_area_code
+        said = numbers_said(tracker.latest_message, user_input, area)
+        if said.any:
+            ahead = fault_step_answers(said, user_input, language(tracker), area, tracker)
+            if "fault_number" in ahead or "unclear_numbers" in ahead:
+                return self.accept({"fault_number": None, **ahead})
+            fault = sort_out(said, FAULT)[0]
+            if fault is None:  # only the contact number: kept, and V1 asked again
+                return {"fault_number": None, **ahead}
+            rejection = _number_or_rejection(UserInput(user_input.intent, fault, "", False))
+            if isinstance(rejection, Rejection):
+                return {**ahead, **self.reject("fault_number", rejection, dispatcher, tracker)}
         rejected = _number_or_rejection(user_input)
         if isinstance(rejected, Rejection):
             return self.reject("fault_number", rejected, dispatcher, tracker)
@@ -153,7 +240,26 @@ class ValidateFaultNumberForm(HotlineForm):
     def validate_fault_number_confirmed(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> SlotDict:
-        choice = choose(self.user_input(tracker), YES_NO_KEYS, YES_NO_INTENTS)
+        user_input = self.user_input(tracker)
+        area = ActionConfig.from_env().local_area_code
+        said = numbers_said(tracker.latest_message, user_input, area)
+        fault = sort_out(said, FAULT)[0] if said.any else None
+        if fault is None and said.unclear:
+            fault = said.unclear[0]
+        if fault is not None:
+            # Issue 13 item 2: "不对，是0571 8765 0002" replaces the number; V2 reads it again.
+            corrected = number_slots("fault_number", fault, area)
+            if corrected is None:
+                rejection = _number_or_rejection(UserInput(user_input.intent, fault, "", False))
+                if isinstance(rejection, Rejection):
+                    return {"fault_number_confirmed": None, **self.reject("fault_number", rejection, dispatcher, tracker)}
+            elif corrected["fault_number"] != tracker.get_slot("fault_number") or user_input.intent in ("deny", "retry"):
+                contact = sort_out(said, FAULT)[1]
+                extra = number_slots("contact_number", contact, area) if contact else None
+                return {**corrected, **(extra or {}), "fault_number_confirmed": None}
+            else:
+                return self.accept({"fault_number_confirmed": True}, result="done")  # the same number: yes
+        choice = choose(user_input, YES_NO_KEYS, YES_NO_INTENTS)
         if isinstance(choice, Rejection):
             return self.reject("fault_number_confirmed", choice, dispatcher, tracker)
         if choice is False:
@@ -206,10 +312,18 @@ class ValidateReportDetailsForm(HotlineForm):
     def validate_contact_number(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> SlotDict:
+        if already_valid(tracker.slots, "contact_number", value):
+            return {}  # said ahead; V6 reads it back
         user_input = self.user_input(tracker)
         if user_input.silent:
             return self.reject("contact_number", Rejection("utter_no_input"), dispatcher, tracker)
-        number = _number_or_rejection(user_input)
+        said = numbers_said(tracker.latest_message, user_input, ActionConfig.from_env().local_area_code)
+        if said.any:
+            fault, contact, unclear = sort_out(said, CONTACT)
+            chosen = contact or (unclear[0] if unclear else None) or fault
+            number = _number_or_rejection(UserInput(user_input.intent, chosen or "", "", False))
+        else:
+            number = _number_or_rejection(user_input)
         if isinstance(number, Rejection):
             return self.reject("contact_number", number, dispatcher, tracker)
         values: SlotDict = {"contact_number": number, "contact_number_display": group_digits(number)}
@@ -235,7 +349,28 @@ class ValidateReportDetailsForm(HotlineForm):
     def validate_details_confirmed(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> SlotDict:
-        choice = choose(self.user_input(tracker), YES_NO_KEYS, YES_NO_INTENTS)
+        user_input = self.user_input(tracker)
+        lang = language(tracker)
+        area = ActionConfig.from_env().local_area_code
+        said = numbers_said(tracker.latest_message, user_input, area)
+        corrected: SlotDict = {}
+        if said.any:
+            # Issue 13 item 2: "不对，联系电话是…" replaces the contact number; V6 again.
+            fault, contact, unclear = sort_out(said, CONTACT)
+            chosen = contact or (unclear[0] if unclear else None) or fault
+            slots = number_slots("contact_number", chosen or "", area)
+            if slots is None:
+                rejection = _number_or_rejection(UserInput(user_input.intent, chosen or "", "", False))
+                if isinstance(rejection, Rejection):
+                    return {"details_confirmed": None, **self.reject("contact_number", rejection, dispatcher, tracker)}
+            elif slots["contact_number"] != tracker.get_slot("contact_number"):
+                corrected.update(slots)
+        symptom = symptom_said(user_input, lang)
+        if symptom and symptom["symptom_category"] != tracker.get_slot("symptom_category"):
+            corrected.update(symptom)  # "不对，是有杂音": the symptom replaced, V6 again
+        if corrected:
+            return {**corrected, "details_confirmed": None}
+        choice = choose(user_input, YES_NO_KEYS, YES_NO_INTENTS)
         if isinstance(choice, Rejection):
             return self.reject("details_confirmed", choice, dispatcher, tracker)
         if choice is False:

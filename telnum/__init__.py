@@ -5,6 +5,7 @@ action server (actions/, Rasa's Python 3.10 venv) and the NLU pipeline
 (nlu/components/) use. Pure standard library; Python 3.10 and 3.11.
 """
 
+from telnum.roles import CONTACT, FAULT, NumberRole, numbers_with_roles
 from telnum.rules import (
     BAD_PREFIX,
     EMPTY,
@@ -27,7 +28,7 @@ from telnum.spoken import (
 )
 
 __all__ = [
-    "BAD_PREFIX", "DIGIT_CHARS", "EMPTY", "ENGLISH_DIGITS", "TOO_LONG", "TOO_SHORT",
+    "BAD_PREFIX", "CONTACT", "FAULT", "NumberRole", "numbers_with_roles", "DIGIT_CHARS", "EMPTY", "ENGLISH_DIGITS", "TOO_LONG", "TOO_SHORT",
     "FoundNumber", "NumberCheck", "check_number", "extract_digits", "find_numbers",
     "group_digits", "keys_in", "mask_number", "normalise", "parse_number",
 ]

@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from telnum import check_number, extract_digits, find_numbers, keys_in, normalise, parse_number
+from telnum import (
+    check_number,
+    extract_digits,
+    find_numbers,
+    keys_in,
+    normalise,
+    numbers_with_roles,
+    parse_number,
+)
 
 TABLE = yaml.safe_load((Path(__file__).parents[1] / "fixtures" / "numbers" / "spoken.yml").read_text("utf-8"))
 
@@ -57,3 +65,23 @@ def test_old_helpers_still_read_as_before() -> None:
     assert extract_digits("帮我查一下，电话是0571 8765 4321") == "057187654321"
     assert keys_in("按一") == "1" and keys_in("0571 8765 4321#") == "057187654321#"
     assert keys_in("我要报障") == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "roles"),
+    [
+        ("0571 8765 0001 没有拨号音，联系电话 139 1234 5678", [("057187650001", "fault"), ("13912345678", "contact")]),
+        ("我家电话0571 8765 0001坏了", [("057187650001", "fault")]),
+        ("联系电话13912345678，故障电话057187650001", [("13912345678", "contact"), ("057187650001", "fault")]),
+        ("my line 0571 8765 0001 is dead, call me on 139 1234 5678", [("057187650001", "fault"), ("13912345678", "contact")]),
+        ("0571 8765 0001，139 1234 5678 是我的联系电话", [("057187650001", "fault"), ("13912345678", "contact")]),
+        ("139 1234 5678 打这个，坏的是0571 8765 0001", [("13912345678", "contact"), ("057187650001", "fault")]),
+        ("0571 8765 0001 139 1234 5678", [("057187650001", None), ("13912345678", None)]),
+        ("故障电话0571 8765 0001，故障电话139 1234 5678", [("057187650001", None), ("13912345678", None)]),
+        ("my number is 139 1234 5678", [("13912345678", None)]),
+        ("13912345678 13912345678", [("13912345678", None)]),
+    ],
+)
+def test_roles_by_cue_words(text: str, roles: list[tuple[str, str | None]]) -> None:
+    # Issue 13 item 1: the words around a number say which it is; unclear stays None.
+    assert [(r.number.canonical, r.role) for r in numbers_with_roles(text)] == roles
