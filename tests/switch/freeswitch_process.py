@@ -10,6 +10,7 @@ ones, loopback addresses, passwords) and its own log/db/recordings folders.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -68,13 +69,17 @@ def _unpacked(tarball: Path) -> FreeswitchBuild:
     dest = CACHE_DIR / f"{tarball.name.removesuffix('.tar.xz')}-{digest}"
     binary = dest / "freeswitch" / "bin" / "freeswitch"
     if not binary.exists():
-        partial = dest.with_name(dest.name + ".partial")
+        # One partial folder per process: two test processes may unpack at once.
+        partial = dest.with_name(f"{dest.name}.partial-{os.getpid()}")
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         with tarfile.open(tarball) as tar:
             tar.extractall(partial, filter="tar")
-        shutil.rmtree(dest, ignore_errors=True)
-        partial.rename(dest)  # whole or not at all: a cut unpack is never taken for a build
+        if not binary.exists():
+            shutil.rmtree(dest, ignore_errors=True)
+            with contextlib.suppress(OSError):  # another process put its whole unpack there first
+                partial.rename(dest)  # whole or not at all: a cut unpack is never taken for a build
+        shutil.rmtree(partial, ignore_errors=True)
     return _build_around(binary)
 
 
