@@ -138,6 +138,13 @@ class ValidateMainMenuForm(HotlineForm):
                 {"menu_choice": "fault", **fault_step_answers(said, user_input, language(tracker), area, tracker)},
                 result="fault",
             )
+        if said.any and not user_input.keys:
+            # "我家电话12345678901坏了": a fault report; why the number cannot be (V3), then V1.
+            number = said.fault or said.contact or said.unclear[0]
+            refusal = _number_or_rejection(UserInput(user_input.intent, number, "", False))
+            if isinstance(refusal, Rejection):
+                dispatcher.utter_message(response=refusal.response)
+            return self.accept({"menu_choice": "fault", **symptom_said(user_input, language(tracker))}, result="fault")
         choice = choose(
             user_input,
             {"1": "fault", "2": "other", "9": "en", "8": "zh"},

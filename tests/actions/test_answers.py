@@ -184,3 +184,10 @@ def test_the_pipeline_component_adds_number_entities_to_parsed_messages():
     event = Message(data={"text": '/dtmf{"digits":"057187650001"}'})
     EXTRACTOR.process([event])
     assert not event.get("entities")
+
+
+def test_a1_a_number_that_cannot_be_starts_the_report_and_says_why(dispatcher):
+    t = said("我家电话12345678901坏了", "report_fault", slots={"failure_count": 0})
+    out = ValidateMainMenuForm().validate_menu_choice("x", dispatcher, t, {})
+    assert out["form_result"] == "fault" and "fault_number" not in out
+    assert dispatcher.messages[-1]["response"] == "utter_number_bad_prefix"  # V3, then V1 asks
