@@ -141,6 +141,7 @@ class FoundNumber:
 
 # An area code said apart from the number: "区号0571，号码8765 0001", "(0571)电话87650001".
 _AREA_GAP = re.compile(r"^[^\d]{0,8}$")
+MAX_NUMBER_DIGITS = 16  # 0086 + a 12-digit fixed line
 MIN_DIGITS = 5  # shorter runs are words (一下, 一直, 两个人), not numbers
 
 
@@ -204,8 +205,17 @@ def _segment(groups: list[str], plus: bool, area: str) -> list[tuple[int, int]]:
         digits = ("+" if plus and a == 0 else "") + "".join(groups[a:b])
         return check_number(digits, area).ok
 
+    def ends(a: int) -> range:
+        """The group ends worth trying from ``a``: no number has more than 16 digits
+        (0086 + 12), so long runs (30 digits, "1 2 3 …" typed 1,000 times) stay linear."""
+        b, count = a, 0
+        while b < n and count + len(groups[b]) <= MAX_NUMBER_DIGITS:
+            count += len(groups[b])
+            b += 1
+        return range(max(b, a + 1), a, -1)
+
     while i < n:
-        best = next((j for j in range(n, i, -1) if valid(i, j)), None)
+        best = next((j for j in ends(i) if valid(i, j)), None)
         if best is not None:
             out.append((i, best))
             i = best
@@ -214,7 +224,7 @@ def _segment(groups: list[str], plus: bool, area: str) -> list[tuple[int, int]]:
         # before a whole number further on (a too-short number, then a mobile); else all of
         # it is one number that cannot be ("0111 2345 6789" is no 0571 2345 6789).
         later = next(
-            (k for k in range(i + 1, n) for j in range(k + 1, n + 1)
+            (k for k in range(i + 1, n) for j in ends(k)
              if valid(k, j) and (sum(map(len, groups[i:k])) < 3 or sum(map(len, groups[k:j])) >= 10)),
             None,
         )

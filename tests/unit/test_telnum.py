@@ -85,3 +85,11 @@ def test_old_helpers_still_read_as_before() -> None:
 def test_roles_by_cue_words(text: str, roles: list[tuple[str, str | None]]) -> None:
     # Issue 13 item 1: the words around a number say which it is; unclear stays None.
     assert [(r.number.canonical, r.role) for r in numbers_with_roles(text)] == roles
+
+
+@pytest.mark.parametrize("text", ["1 " * 1000, "1" * 2000, "三个八" * 600, "one " * 500])
+def test_very_long_input_is_one_number_that_cannot_be(text: str) -> None:
+    # Bad input: 2,000 characters of digits are read in one pass (the number rules look at
+    # no more than 16 digits from any start) and refused as too long.
+    found = find_numbers(text)
+    assert [n.check.error for n in found] == ["too_long"]
