@@ -111,7 +111,7 @@ def answers_ahead(said: Said, user_input: UserInput, lang: str, area: str, *, sk
 # said again (clarified); it is no failure toward A3's limit. Silence still is.
 _HESITATIONS = {
     "喂", "喂喂", "喂喂喂", "你好", "您好", "喂你好", "喂您好", "在吗", "有人吗", "等一下", "等等",
-    "等一等", "稍等", "稍等一下", "等一会", "等会", "等一会儿", "嗯", "嗯嗯", "呃", "额", "啊", "哦", "这个",
+    "等一等", "稍等", "稍等一下", "等一会", "等会", "等一会儿", "嗯", "恩", "呃", "额", "啊", "哦", "这个",
     "那个", "让我想想", "我想想", "我找一下", "我查一下", "什么", "啥",
     "hello", "hi", "hey", "wait", "hold on", "one moment", "just a moment", "a moment",
     "one second", "just a second", "hang on", "um", "uh", "er", "erm", "hmm", "what", "sorry",

@@ -8,6 +8,7 @@ dialogue's limit (slot ``max_failures``, A3); at the limit the form ends with
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from functools import wraps
 from typing import Any
 
@@ -84,7 +85,12 @@ class HotlineForm(FormValidationAction):
         return f"validate_{self.FORM}"
 
     def user_input(self, tracker: Tracker) -> UserInput:
-        return read_input(tracker.latest_message)
+        user_input = read_input(tracker.latest_message)
+        if is_hesitation(user_input):
+            # "嗯", "等一下" are no answer, whatever intent the NLU saw in them (affirm,
+            # a survey rating …): the prompt is said again, no failure (issue 13 item 2).
+            return replace(user_input, intent="hesitate")
+        return user_input
 
     def reject(
         self, slot: str, rejection: Rejection, dispatcher: CollectingDispatcher, tracker: Tracker

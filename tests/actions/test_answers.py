@@ -191,3 +191,11 @@ def test_a1_a_number_that_cannot_be_starts_the_report_and_says_why(dispatcher):
     out = ValidateMainMenuForm().validate_menu_choice("x", dispatcher, t, {})
     assert out["form_result"] == "fault" and "fault_number" not in out
     assert dispatcher.messages[-1]["response"] == "utter_number_bad_prefix"  # V3, then V1 asks
+
+
+@pytest.mark.parametrize(("text", "intent"), [("嗯", "affirm"), ("等一下", "rate_neutral"), ("hmm", "affirm")])
+def test_v2_hesitation_is_no_yes_whatever_the_nlu_saw(dispatcher, text, intent):
+    current = {"fault_number": "057187650001", "fault_number_display": "0571 8765 0001", "failure_count": 0}
+    out = ValidateFaultNumberForm().validate_fault_number_confirmed("x", dispatcher, said(text, intent, slots=current), {})
+    assert out == {"fault_number_confirmed": None}
+    assert dispatcher.messages[-1]["response"] == "utter_hesitation"
