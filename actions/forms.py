@@ -144,6 +144,11 @@ class ValidateMainMenuForm(HotlineForm):
                 {"menu_choice": "fault", **fault_step_answers(said, user_input, language(tracker), area, tracker)},
                 result="fault",
             )
+        whole = check_number(user_input.digits, area) if len(user_input.digits) >= 7 else None
+        if whole is not None and whole.canonical:
+            # A whole number keyed or typed at the menu: the fault number (issue 13 item 1).
+            values = number_slots("fault_number", whole.canonical, area) or {}
+            return self.accept({"menu_choice": "fault", **values}, result="fault")
         if said.any and not user_input.keys:
             # "我家电话12345678901坏了": a fault report; why the number cannot be (V3), then V1.
             number = said.fault or said.contact or said.unclear[0]

@@ -199,3 +199,9 @@ def test_v2_hesitation_is_no_yes_whatever_the_nlu_saw(dispatcher, text, intent):
     out = ValidateFaultNumberForm().validate_fault_number_confirmed("x", dispatcher, said(text, intent, slots=current), {})
     assert out == {"fault_number_confirmed": None}
     assert dispatcher.messages[-1]["response"] == "utter_hesitation"
+
+
+def test_a1_a_whole_number_keyed_at_the_menu_is_the_fault_number(dispatcher):
+    out = ValidateMainMenuForm().validate_menu_choice("x", dispatcher, keys("057187650001#"), {})
+    assert out["form_result"] == "fault" and out["fault_number"] == "057187650001"
+    assert ValidateMainMenuForm().validate_menu_choice("x", dispatcher, keys("7"), {})["menu_choice"] is None
