@@ -12,6 +12,8 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 RASA_ARGS := --config nlu/config.yml --domain nlu/domain
+# make test runs the suite in this many processes (tests/conftest.py keeps the stack and browser tests on one).
+TEST_WORKERS ?= 2
 
 .PHONY: help setup run test test-unit test-stack test-dialogue validate nlu-report bench lint typecheck train world clean
 
@@ -48,7 +50,7 @@ run: setup train
 # ---- tests ----
 test: setup lint train validate test-dialogue
 	$(RASA_VENV)/bin/python -m pytest -q -p no:cacheprovider -W ignore::pytest.PytestConfigWarning --confcutdir=tests/actions tests/actions
-	$(PY) -m pytest -q -p no:cacheprovider tests --ignore=tests/actions
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup --durations=30 tests --ignore=tests/actions
 
 test-unit: setup
 	$(RASA_VENV)/bin/python -m pytest -q -p no:cacheprovider -W ignore::pytest.PytestConfigWarning --confcutdir=tests/actions tests/actions

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import random
 import socket
 import urllib.error
 import urllib.request
@@ -20,6 +19,7 @@ import pytest
 from bot.settings import REPO_ROOT, Settings
 from bot.stack import Stack, running
 from tests.fakes.voice_doubles import ScriptedSpeechIn, ToneSpeech
+from tests.ports import random_block
 from tests.switch.fixtures import (  # noqa: F401 - the real-switch tier's fixtures
     StartSwitch,
     SwitchEvents,
@@ -111,7 +111,7 @@ class Conversation:
 def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     tmp = tmp_path_factory.mktemp("stack")
     bot, rasa, actions, linetest, esl = (free_port() for _ in range(5))
-    media = random.randrange(30000, 38000, 200)
+    media = random_block(30000, 38000, 200)
     return Settings(
         esl_port=esl, media_port_min=media, media_port_max=media + 49,
         fs_media_port_min=media + 50, fs_media_port_max=media + 99,

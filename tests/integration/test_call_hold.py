@@ -11,7 +11,6 @@ hanging up ends the handoff."""
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -31,6 +30,7 @@ from tests.fakes.freeswitch import FIXTURES, CallScript, is_sendmsg
 from tests.fakes.fs_media import FakePhoneCall
 from tests.fakes.voice_doubles import Reply, ScriptedDialogue, ToneSpeech, until
 from tests.integration.test_call_session import catalogue, dtmf
+from tests.ports import random_block
 from voice.call import HOLD_OFFER, CallDeps, CallSession, CallSettings, HandoffEnding, HoldStatus
 from voice.esl import EslCallConnection, EslOutboundServer
 from voice.esl.protocol import ContentType, EslParser, parse_event
@@ -140,7 +140,7 @@ class Hold:
 async def make_hold(store: Database, tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     made: list[Hold] = []
     session = aiohttp.ClientSession()
-    base = random.randrange(42000, 47000, 1000)
+    base = random_block(42000, 47000, 1000)
 
     async def make(*, offer_s: float = 30.0, line: Any = None, extra: list[tuple[Any, Reply]] | None = None,
                    dead_after_s: float = 2.0, ring_s: float = 5) -> Hold:

@@ -10,7 +10,6 @@ wrote or a missing notice leave nothing stored and the call goes on."""
 from __future__ import annotations
 
 import asyncio
-import random
 import uuid
 import wave
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -31,6 +30,7 @@ from tests.fakes.fs_media import FakePhoneCall
 from tests.fakes.voice_doubles import ScriptedDialogue, ToneSpeech, until
 from tests.integration.test_call_hold import HANDOFF_SAID, EndingStoreLine, Hold, to_senior
 from tests.integration.test_call_session import catalogue
+from tests.ports import random_block
 from voice.call import CallDeps, CallSession, CallSettings
 from voice.call.call_recording import RECORDING_NOTICE_PROMPT, CallRecordingSettings
 from voice.esl import EslCallConnection, EslOutboundServer
@@ -69,7 +69,7 @@ class RecordingStoreLine(EndingStoreLine):
 async def make_call(store: Database, tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     made: list[Hold] = []
     session = aiohttp.ClientSession()
-    base = random.randrange(42000, 47000, 1000)
+    base = random_block(42000, 47000, 1000)
 
     async def make(*, notice: dict[str, str] | None = None, bot_reads: Path | None = None,
                    min_seconds: int = 1) -> Hold:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import random
 import time
 import wave
 from collections.abc import AsyncIterator, Callable
@@ -32,6 +31,7 @@ from tests.fakes.voice_doubles import (
     until,
     voiced_pcm,
 )
+from tests.ports import random_block
 from voice.call import CallDeps, CallSession, CallSettings
 from voice.esl import EslCallConnection, EslOutboundServer
 from voice.media import PortPool, UnicastConfig
@@ -97,7 +97,7 @@ def dtmf(digits: str) -> str:
 async def make_harness(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     made: list[Harness] = []
     session = aiohttp.ClientSession()
-    base = random.randrange(42000, 47000, 1000)
+    base = random_block(42000, 47000, 1000)
 
     async def make(routes: list[tuple[Any, Reply]], *, speech_in: ScriptedSpeechIn | None = None,
                    tone_ms: int = 300, lengths: dict[str, int] | None = None) -> Harness:

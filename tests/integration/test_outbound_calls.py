@@ -7,7 +7,6 @@ which the voice service routes to the test-call session (voice/call/outbound.py)
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from tests.fakes.freeswitch import CallScript, FakeCall, FakeEslServer
 from tests.fakes.fs_media import FakePhoneCall
 from tests.fakes.voice_doubles import ScriptedDialogue, ToneSpeech, until
 from tests.integration.test_call_session import catalogue
+from tests.ports import random_block
 from voice.call.outbound import TEST_CALL_MESSAGE, TEST_CALL_THANKS
 from voice.control import FreeswitchControl
 from voice.outbound import OutboundCalls, OutboundRefused, OutboundSettings
@@ -90,7 +90,7 @@ async def world(tmp_path: Path, settings: Settings) -> AsyncIterator[World]:
                                                         None, None, number))
     fs = FakeEslServer(PASSWORD)
     await fs.start()
-    base = random.randrange(42000, 47000, 100)
+    base = random_block(42000, 47000, 100)
     settings = settings.model_copy(update={
         "esl_password": SecretStr(PASSWORD), "fs_esl_listen_port": fs.port, "esl_port": 0,
         "media_port_min": base, "media_port_max": base + 49, "fs_media_port_min": base + 50,

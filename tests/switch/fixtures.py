@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.ports import random_block
 from tests.switch.freeswitch_process import (
     HOW_TO_GET_ONE,
     FreeswitchBuild,
@@ -57,7 +57,7 @@ def start_switch(freeswitch_build: FreeswitchBuild, tmp_path: Path) -> Iterator[
     started: list[FreeswitchProcess] = []
 
     def start(bot_esl_port: int, **extra_env: str) -> FreeswitchProcess:
-        rtp = random.randrange(20000, 29000, 100)
+        rtp = random_block(20000, 29000, 100)
         fs = FreeswitchProcess(freeswitch_build, tmp_path / f"freeswitch{len(started)}", bot_esl_port=bot_esl_port,
                                rtp_range=(rtp, rtp + 99), extra_env=extra_env)
         started.append(fs)
