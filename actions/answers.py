@@ -52,9 +52,10 @@ def numbers_said(latest_message: Mapping[str, Any], user_input: UserInput, area:
         pairs = [(ENTITY_ROLES[str(e["entity"])], str(e.get("value") or "")) for e in entities]
     else:
         pairs = [(r.role, r.number.canonical or r.number.digits) for r in numbers_with_roles(user_input.text, area)]
-    for role, value in pairs:
-        if not value:
+    for role, said_digits in pairs:
+        if not said_digits:
             continue
+        value = check_number(said_digits, area).canonical or said_digits
         if role == FAULT and said.fault is None:
             said.fault = value
         elif role == CONTACT and said.contact is None:

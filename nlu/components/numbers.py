@@ -3,8 +3,9 @@
 DIET does not extract entities here (nlu/config.yml); this component runs telnum over the
 text and adds ``fault_number`` and ``contact_number`` entities where the words around a
 number say which it is (故障电话 … / 联系电话 …, "my line is …" / "call me on …"), and
-``phone_number`` where they do not. The value is the canonical number, or the digits as
-said when the number cannot be valid (the forms refuse it with the reason, V3). The forms
+``phone_number`` where they do not. The value is the digits as said ("+" kept): the
+actions make them canonical with their own local area code, or refuse them with the
+reason (V3). The forms
 (actions/forms.py, actions/answers.py) fill their slots from these entities at any step.
 """
 
@@ -68,7 +69,7 @@ class PhoneNumberExtractor(GraphComponent, EntityExtractorMixin):
         return [
             {
                 "entity": ENTITY_FOR_ROLE[r.role],
-                "value": r.number.canonical or r.number.digits,
+                "value": r.number.digits,  # as said; the actions canonicalise with their area code
                 "start": r.number.start,
                 "end": r.number.end,
                 "confidence": 1.0,

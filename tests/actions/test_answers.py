@@ -205,3 +205,12 @@ def test_a1_a_whole_number_keyed_at_the_menu_is_the_fault_number(dispatcher):
     out = ValidateMainMenuForm().validate_menu_choice("x", dispatcher, keys("057187650001#"), {})
     assert out["form_result"] == "fault" and out["fault_number"] == "057187650001"
     assert ValidateMainMenuForm().validate_menu_choice("x", dispatcher, keys("7"), {})["menu_choice"] is None
+
+
+def test_a_local_number_gets_the_action_servers_area_code(dispatcher, monkeypatch):
+    # The entity carries the digits as said; the actions add their own area code (A2).
+    monkeypatch.setenv("HOTLINE_LOCAL_AREA_CODE", "010")
+    t = said("我家电话87650001坏了", "report_fault")
+    assert t.latest_message["entities"][0]["value"] == "87650001"
+    out = ValidateMainMenuForm().validate_menu_choice("x", dispatcher, t, {})
+    assert out["fault_number"] == "01087650001"
