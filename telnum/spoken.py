@@ -39,8 +39,8 @@ _EN_WORDS = "|".join(ENGLISH_DIGITS)
 _REPEAT_COUNT = {"两": 2, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _EN_REPEAT = {"double": 2, "triple": 3}
 # Separators people put inside numbers: spaces, dashes, dots, brackets, commas.
-SEPARATORS = r"\s\-‐—–.,，、()（）"
-_SEPARATOR_CHARS = " \t\n-‐—–.,，、()（）"
+SEPARATORS = r"\s\-‐—–－.,，、()（）"
+_SEPARATOR_CHARS = " \t\n-‐—–－.,，、()（）"
 
 # One pass over the text: the longest alternatives first.
 _TOKEN = re.compile(
@@ -93,6 +93,7 @@ def normalise(text: str) -> tuple[str, list[tuple[int, int]]]:
 
 
 _RUN = re.compile(rf"\d+(?:[{SEPARATORS}]*\d+)*")
+_DATE = re.compile(r"(?:19|20)\d\d[-.－](?:0?[1-9]|1[0-2])[-.－](?:0?[1-9]|[12]\d|3[01])")
 _GROUP = re.compile(r"\d+")
 
 
@@ -155,6 +156,8 @@ def find_numbers(text: str, local_area_code: str = "0571", min_digits: int = MIN
     norm, origin = normalise(text)
     found: list[FoundNumber] = []
     for run in _RUN.finditer(norm):
+        if _DATE.fullmatch(run.group(0)):
+            continue  # 2026-12-07 is a day, not 2026 1207
         groups = [(g.start() + run.start(), g.end() + run.start(), g.group(0)) for g in _GROUP.finditer(run.group(0))]
         plus = norm[: run.start()].rstrip(" ").endswith("+")
         for first, last in _segment_run(run.group(0), [g[2] for g in groups], plus, local_area_code):
