@@ -437,7 +437,8 @@ class ValidateVoiceMessageForm(HotlineForm):
             for entity in tracker.latest_message.get("entities") or []:
                 if entity.get("entity") == "recording_id":
                     return self.accept({"voice_message": f"recording:{entity.get('value')}"})
-        if user_input.silent or user_input.keys or not user_input.text.strip():
+        if user_input.silent or user_input.keys or not user_input.text.strip() or user_input.intent == "hesitate":
+            # "等一下" is no message for the repairman: the prompt again (issue 13 item 2).
             return self.reject("voice_message", Rejection("utter_no_input"), dispatcher, tracker)
         return self.accept({"voice_message": user_input.text.strip()[:1000]})
 

@@ -214,3 +214,12 @@ def test_a_local_number_gets_the_action_servers_area_code(dispatcher, monkeypatc
     assert t.latest_message["entities"][0]["value"] == "87650001"
     out = ValidateMainMenuForm().validate_menu_choice("x", dispatcher, t, {})
     assert out["fault_number"] == "01087650001"
+
+
+def test_a11_hesitation_is_no_message_for_the_repairman(dispatcher):
+    from actions.forms import ValidateVoiceMessageForm
+
+    out = ValidateVoiceMessageForm().validate_voice_message("x", dispatcher, said("等一下", "rate_neutral"), {})
+    assert out == {"voice_message": None} and dispatcher.messages[-1]["response"] == "utter_hesitation"
+    out = ValidateVoiceMessageForm().validate_voice_message("x", dispatcher, said("请下午来", "nlu_fallback"), {})
+    assert out["voice_message"] == "请下午来"
