@@ -12,7 +12,7 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 RASA_ARGS := --config nlu/config.yml --domain nlu/domain
-# make test runs the suite in this many processes (tests/conftest.py keeps the stack and browser tests on one).
+# make test runs the suite in this many processes (tests/conftest.py keeps the stack tests on one).
 TEST_WORKERS ?= 2
 
 .PHONY: help setup run test test-unit test-stack test-dialogue validate nlu-report bench lint typecheck train world clean

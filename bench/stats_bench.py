@@ -97,6 +97,8 @@ def run_backend(name: str, url: str, conversations: int, seed: int, reuse: bool,
     _, out["dashboard_warm_s"] = _timed(db.call, dashboard, TZ, fresh_within_s=30, now=DASHBOARD_NOW)
     out["monthly_contacts"] = report.figures["handling"]["contacts"]
     out["monthly_reports"] = report.figures["volume"]["total"]
+    out["monthly_surveys_due"] = report.figures["satisfaction"]["totals"]["surveys_due"]
+    out["monthly_second_dispatches"] = report.figures["satisfaction"]["totals"]["second_dispatches"]
     db.dispose()
     return out
 
@@ -123,7 +125,7 @@ def main() -> None:
                                        year_rollup=not args.no_year_rollup))
         except Exception as exc:  # noqa: BLE001 - PostgreSQL may be missing; say so and go on
             results.append({"backend": name, "error": f"{type(exc).__name__}: {exc}"[:300]})
-    keys = ("conversations", "generate_s", "rollup_year_s", "monthly_generate_s", "monthly_render_s",
+    keys = ("conversations", "monthly_surveys_due", "generate_s", "rollup_year_s", "monthly_generate_s", "monthly_render_s",
             "monthly_report_s", "monthly_pdf_s", "monthly_xlsx_s", "monthly_recount_s", "dashboard_cold_s",
             "dashboard_warm_s")
     print(f"{'':22}" + "".join(f"{r['backend']:>14}" for r in results))

@@ -164,15 +164,16 @@ def password_hash() -> str:
 
 
 # ---- the suite on two worker processes (pytest-xdist, `make test` runs -n 2 --dist loadgroup)
-# The end-to-end and browser tests share one worker, in order, as they ran before: one Rasa
-# stack for all of them and never two browsers or stacks competing for the two cores. Every
-# other module is one unit too, so a module's fixtures are built once.
-HEAVY_DIRS = ("e2e", "browser")
+# The end-to-end tests share one worker, in order, as they ran before: one Rasa stack for all
+# of them (and test_zz_outages last, which leaves Rasa stopped). The browser tests are one
+# unit too (one Chromium at a time), and every other module is one, so a module's fixtures
+# are built once.
+WHOLE_DIRS = ("e2e", "browser")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     tests_dir = Path(__file__).parent
     for item in items:
         relative = item.path.relative_to(tests_dir) if item.path.is_relative_to(tests_dir) else item.path
-        group = "heavy" if relative.parts[0] in HEAVY_DIRS else str(relative)
+        group = relative.parts[0] if relative.parts[0] in WHOLE_DIRS else str(relative)
         item.add_marker(pytest.mark.xdist_group(group))

@@ -23,6 +23,7 @@ from bot.store.models import (
     Ticket,
     TicketStatusChange,
 )
+from bot.store.survey_records import SecondDispatch, Survey
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "stats"
 STEP_AFTER = {"approve_dispatch": "dispatched", "chase": "dispatched", "receipt": "receipt_received",
@@ -80,6 +81,16 @@ def load(db: Database, data: dict[str, Any]) -> None:
             s.add(DeadlineViolation(watch_id=0, ticket_id=v["ticket"], dispatch_no=v["dispatch_no"],
                                     centre_id=v["centre"], centre_name=v["centre"], deadline_at=when(v["deadline"]),
                                     detected_at=when(v["detected"]), late_by_s=v.get("late_by_s")))
+        s.flush()
+        for v in data.get("surveys", []):  # U3–U5, as the survey left them
+            s.add(Survey(ticket_id=v["ticket"], channel=v.get("channel", "phone"), number=v.get("number"),
+                         state=v["state"], created=when(v["created"]), finished_at=when(v.get("finished")),
+                         attempts_made=v.get("attempts", 0), fixed=v.get("fixed"), attitude=v.get("attitude"),
+                         quality=v.get("quality"), result=v.get("result"), cause=v.get("cause"),
+                         second_ticket_id=v.get("second_ticket")))
+        for d in data.get("second_dispatches", []):
+            s.add(SecondDispatch(first_ticket_id=d["first"], ticket_id=d["ticket"], why=d["why"],
+                                 created_by=d.get("by", "survey"), created=when(d["created"])))
         for e in data.get("escalations", []):
             s.add(DeskTask(kind="escalation", role="manager", ticket_id=e["ticket"], reason="overdue",
                            created_by=e["by"], created=when(e["created"])))

@@ -77,7 +77,8 @@ async def figures(request: web.Request) -> web.Response:
     if end - start > timedelta(days=MAX_DAYS):
         raise ApiError(400, "invalid_parameter", f"a period is at most {MAX_DAYS} days")
     opts = desk_stats.options(request.app[SETTINGS_KEY])
-    body = await request.app[DB_KEY].run(compute, Period(start, end), opts.tz, settle_days=opts.settle_days)
+    body = await request.app[DB_KEY].run(compute, Period(start, end), opts.tz, settle_days=opts.settle_days,
+                                         satisfied_from=opts.satisfied_from)
     return web.json_response(body)
 
 
@@ -87,7 +88,8 @@ async def dashboard_json(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS_KEY]
     opts = desk_stats.options(settings)
     body = await request.app[DB_KEY].run(dashboard, opts.tz,
-                                         fresh_within_s=settings.stats_dashboard_fresh_s)
+                                         fresh_within_s=settings.stats_dashboard_fresh_s,
+                                         satisfied_from=opts.satisfied_from)
     return web.json_response(body)
 
 

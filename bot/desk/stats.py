@@ -50,7 +50,7 @@ CHART_CACHE_SIZE = 16
 def options(settings: Settings) -> Options:
     from zoneinfo import ZoneInfo
 
-    return Options(ZoneInfo(settings.timezone), settings.stats_settle_days)
+    return Options(ZoneInfo(settings.timezone), settings.stats_settle_days, settings.survey_satisfied_from)
 
 
 def font(settings: Settings) -> str | None:
@@ -89,7 +89,8 @@ async def dashboard_page(request: web.Request, who: Identity) -> web.StreamRespo
     settings = settings_of(request)
     opts = options(settings)
     data = await request.app[DB_KEY].run(dashboard, opts.tz,
-                                         fresh_within_s=settings.stats_dashboard_fresh_s)
+                                         fresh_within_s=settings.stats_dashboard_fresh_s,
+                                         satisfied_from=opts.satisfied_from)
     return pages.render(request, "stats_dashboard.html", who=who, d=data)
 
 
@@ -141,7 +142,8 @@ async def report_page(request: web.Request, who: Identity) -> web.StreamResponse
                         versions=versions, svgs=svgs, chart_lang=lang,
                         may_write=who.role in WRITERS, may_approve=who.role in APPROVERS,
                         volume_tables=exports.VOLUME_TABLES, handling_tables=exports.HANDLING_TABLES,
-                        handling_numbers=exports.HANDLING_NUMBERS, centre_columns=exports.CENTRE_COLUMNS)
+                        handling_numbers=exports.HANDLING_NUMBERS, centre_columns=exports.CENTRE_COLUMNS,
+                        survey_columns=exports.SURVEY_COLUMNS, survey_tables=exports.SURVEY_TABLES)
 
 
 ACTIONS = {

@@ -29,7 +29,7 @@ FONT_CANDIDATES = (
     "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
     "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",
 )
-COLOURS = ("#1d3b5a", "#4f81bd", "#9bbb59", "#c0504d", "#8064a2", "#f79646", "#4bacc6")
+COLOURS = ("#1d3b5a", "#4f81bd", "#9bbb59", "#c0504d", "#8064a2", "#f79646", "#4bacc6", "#7f6000")
 
 
 @cache
@@ -164,17 +164,47 @@ def handling_wait(f: dict[str, Any], lang: str, font: str | None) -> Figure:
 def centres(f: dict[str, Any], lang: str, font: str | None) -> Figure:
     rows = f["satisfaction"]["by_centre"]
     names = [row["name"] or row["centre"] for row in rows] or ["—"]
-    keys = ("dispatches", "receipts_on_time", "receipts_late", "returns", "chases", "warnings", "violations")
-    series = {k: [float(row[k]) for row in rows] or [0.0] for k in keys}
+    keys = ("dispatches", "receipts_on_time", "receipts_late", "returns", "chases", "warnings", "violations",
+            "second_dispatches")
+    series = {k: [float(row.get(k, 0)) for row in rows] or [0.0] for k in keys
+              if k != "second_dispatches" or "surveys" in f["satisfaction"]}  # a version-1 snapshot has none
     return _grouped("Measurement centres", names, series, "stats_figure", lang, font)
+
+
+def satisfaction_ratings(f: dict[str, Any], lang: str, font: str | None) -> Figure:
+    """U4: how the reporters rated the attitude and the quality of the service, 1 … 5."""
+    surveys = f["satisfaction"]["surveys"]
+    series = {"Service attitude": [float(n) for _k, n in surveys["attitude"]],
+              "Service quality": [float(n) for _k, n in surveys["quality"]]}
+    groups = [code_text("stats_rating", k, lang) for k, _n in surveys["attitude"]]
+    return _grouped("Survey ratings (1 very dissatisfied … 5 very satisfied)", groups, series, None, lang, font)
+
+
+def surveys_by_centre(f: dict[str, Any], lang: str, font: str | None) -> Figure:
+    """U3: the surveys each centre's repairs had, by how they ended."""
+    rows = f["satisfaction"]["by_centre"]
+    names = [row["name"] or row["centre"] for row in rows] or ["—"]
+    keys = ("surveys_answered", "surveys_refused", "surveys_unreachable", "surveys_no_contact")
+    series = {k: [float(row.get(k, 0)) for row in rows] or [0.0] for k in keys}
+    return _grouped("Surveys by measurement centre", names, series, "stats_figure", lang, font, stacked=True)
 
 
 CHARTS: dict[str, Chart] = {
     "volume_by_day": volume_by_day, "volume_by_symptom": volume_by_symptom, "volume_by_hour": volume_by_hour,
     "volume_by_weekday": volume_by_weekday, "volume_by_branch": volume_by_branch,
     "handling_by_channel": handling_by_channel, "handling_funnel": handling_funnel,
-    "handling_wait": handling_wait, "centres": centres,
+    "handling_wait": handling_wait, "centres": centres, "satisfaction_ratings": satisfaction_ratings,
+    "surveys_by_centre": surveys_by_centre,
 }
+# Charts of figures a version-1 snapshot (a report frozen before the surveys were counted) lacks.
+SURVEY_CHARTS = ("satisfaction_ratings", "surveys_by_centre")
+
+
+def charts_of(figures: dict[str, Any]) -> dict[str, Chart]:
+    """The charts a snapshot has the figures for (an old one: without the surveys')."""
+    if "surveys" in figures.get("satisfaction", {}):
+        return CHARTS
+    return {name: chart for name, chart in CHARTS.items() if name not in SURVEY_CHARTS}
 
 
 def svg(fig: Figure) -> str:
@@ -187,4 +217,4 @@ def svg(fig: Figure) -> str:
 
 
 def all_svgs(figures: dict[str, Any], lang: str, font: str | None = None) -> dict[str, str]:
-    return {name: svg(chart(figures, lang, font)) for name, chart in CHARTS.items()}
+    return {name: svg(chart(figures, lang, font)) for name, chart in charts_of(figures).items()}

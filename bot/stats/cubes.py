@@ -15,9 +15,11 @@ from typing import Any
 
 from sqlalchemy import (
     Select,
+    String,
     Table,
     and_,
     case,
+    cast,
     exists,
     func,
     literal,
@@ -42,6 +44,7 @@ from bot.store.models import (
     Ticket,
     TicketStatusChange,
 )
+from bot.store.survey_records import SecondDispatch, Survey
 
 
 def _table(model: Any) -> Table:
@@ -53,6 +56,7 @@ OUTCOME, HANDOFF, REPORT, TICKET = (_table(m) for m in (ConversationOutcome, Han
 CHANGE, TASK, LINE, EXCHANGE = (_table(m) for m in (TicketStatusChange, DeskTask, LineRow, ExchangeRow))
 CENTRE_ROW = _table(MeasurementCentreRow)
 WATCH, VIOLATION = _table(DeadlineWatch), _table(DeadlineViolation)
+SURVEY, SECOND = _table(Survey), _table(SecondDispatch)
 
 # Outcomes with which the bot settled a contact itself (A5, A6–A7, A10–A11, a normal end).
 SETTLED_BY_BOT = ("accepted", "informed_repaired", "informed_engineering", "repeat_informed", "ended")
@@ -68,6 +72,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "rep_time": ("kind", "hour", "weekday"),
     "centre": ("centre", "action", "timeliness"),
     "deadline": ("centre", "event"),
+    "survey": ("centre", "event", "detail", "result", "attitude", "quality"),
 }
 
 
@@ -179,15 +184,20 @@ def handoff(s: Session, lt: LocalTime) -> Select[Any]:
 # ------------------------------------------------------------------ reports (T2)
 
 
+# Tickets that are no caller's report: world-file fixtures, and second dispatches (U5: the
+# survey's new ticket for a fault already reported, counted in T4).
+NOT_REPORTS = ("world", "second_dispatch")
+
+
 def _reports(lt: LocalTime) -> Any:
     """Every fault report of the stretch: each ticket made by a caller, an operator or
-    another system is a new report (world-file fixtures are not); repeat (A6) and
-    supplementary (J5) reports are rows of ``report``."""
+    another system is a new report (world-file fixtures and second dispatches are not);
+    repeat (A6) and supplementary (J5) reports are rows of ``report``."""
     tk, r, t2 = TICKET.alias("tk"), REPORT.alias("r"), TICKET.alias("t2")
     new = select(
         tk.c.creation_date.label("when"), literal("new").label("kind"), tk.c.symptom_category.label("symptom"),
         tk.c.fault_class, tk.c.channel, tk.c.branch, tk.c.fault_number,
-    ).where(tk.c.origin != "world", tk.c.creation_date >= lt.start, tk.c.creation_date < lt.end)
+    ).where(tk.c.origin.not_in(NOT_REPORTS), tk.c.creation_date >= lt.start, tk.c.creation_date < lt.end)
     more = select(
         r.c.at.label("when"), r.c.kind, func.coalesce(r.c.symptom_category, t2.c.symptom_category).label("symptom"),
         t2.c.fault_class, r.c.channel, t2.c.branch, t2.c.fault_number,
@@ -275,9 +285,56 @@ def deadline(s: Session, lt: LocalTime) -> Select[Any]:
     return _grouped("deadline", lt, per, v="late")
 
 
+# ------------------------------------------------------------------ surveys (T4, U3–U5)
+
+# A finished survey's outcome, one each (FIGURES.md): the reporter answered (completed, or
+# stopped after at least one answer, or said "don't call me again" after answering), refused
+# (the do-not-call list, or "don't call me again" before any answer), was unreachable after
+# every attempt, or had no number we could call.
+SURVEY_OUTCOMES = ("answered", "refused", "unreachable", "no_contact")
+
+
+def survey(s: Session, lt: LocalTime) -> Select[Any]:
+    """U3–U5 per measurement centre (the surveyed ticket's: the centre that repaired):
+    surveys falling due (dated by the receipt that opened them), surveys finished (dated
+    when they ended) by outcome, final state, result and the two ratings (1–5, as the
+    reporter gave them), and second dispatches (dated when made) by why, counted against
+    the first ticket's centre."""
+    sv, tk, sd, t1 = SURVEY.alias("sv"), TICKET.alias("tk"), SECOND.alias("sd"), TICKET.alias("t1")
+    centre_of = func.coalesce(tk.c.centre_id, literal("none"))
+    answered_any = or_(sv.c.fixed.is_not(None), sv.c.attitude.is_not(None), sv.c.quality.is_not(None))
+    outcome = case(
+        (sv.c.state.in_(("completed", "stopped")), literal("answered")),
+        (and_(sv.c.state == "opted_out", answered_any), literal("answered")),
+        (sv.c.state.in_(("opted_out", "do_not_call")), literal("refused")),
+        (sv.c.state == "unreachable", literal("unreachable")),
+        else_=literal("no_contact"))
+
+    def rating(column: Any) -> ColumnElement[str]:
+        return func.coalesce(cast(column, String), literal(""))
+
+    blank = literal("")
+    due = select(sv.c.created.label("when"), centre_of.label("centre"), literal("due").label("event"),
+                 blank.label("detail"), blank.label("result"), blank.label("attitude"), blank.label("quality"),
+                 ).select_from(sv.outerjoin(tk, tk.c.id == sv.c.ticket_id)).where(
+        sv.c.created >= lt.start, sv.c.created < lt.end)
+    finished = select(sv.c.finished_at.label("when"), centre_of.label("centre"), outcome.label("event"),
+                      sv.c.state.label("detail"), func.coalesce(sv.c.result, blank).label("result"),
+                      rating(sv.c.attitude).label("attitude"), rating(sv.c.quality).label("quality"),
+                      ).select_from(sv.outerjoin(tk, tk.c.id == sv.c.ticket_id)).where(
+        sv.c.state.not_in(("due", "in_progress")), sv.c.finished_at >= lt.start, sv.c.finished_at < lt.end)
+    second = select(sd.c.created.label("when"), func.coalesce(t1.c.centre_id, literal("none")).label("centre"),
+                    literal("second_dispatch").label("event"), sd.c.why.label("detail"), blank.label("result"),
+                    blank.label("attitude"), blank.label("quality"),
+                    ).select_from(sd.outerjoin(t1, t1.c.id == sd.c.first_ticket_id)).where(
+        sd.c.created >= lt.start, sd.c.created < lt.end)
+    per = union_all(due, finished, second).subquery("per")
+    return _grouped("survey", lt, per)
+
+
 CUBES: dict[str, Callable[[Session, LocalTime], Select[Any]]] = {
     "contact": contact, "handoff": handoff, "rep_kind": rep_kind, "rep_place": rep_place,
-    "rep_time": rep_time, "centre": centre, "deadline": deadline,
+    "rep_time": rep_time, "centre": centre, "deadline": deadline, "survey": survey,
 }
 assert set(CUBES) == set(KEYS)
 

@@ -14,7 +14,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 
 from bot.desk.i18n import code_text, translate
-from bot.stats.charts import CHARTS, _style
+from bot.stats.charts import _style, charts_of
 from bot.store.stats import StatsReport
 
 # (figure key in "volume"/"handling", code kind of its keys, English title)
@@ -38,6 +38,18 @@ HANDLING_NUMBERS = ("contacts", "machine_rate", "contained", "containment_rate",
 CENTRE_COLUMNS = ("dispatches", "receipts", "receipts_on_time", "receipts_late", "on_time_rate", "returns",
                   "chases", "reopened", "average_repair_hours", "warnings", "alarms", "violations",
                   "violation_late_hours")
+# U3–U5 per centre (a version-2 snapshot on: see bot/stats/figures.py FIGURES_VERSION).
+SURVEY_COLUMNS = ("second_dispatches", "surveys_due", "surveys_answered", "surveys_refused", "surveys_unreachable",
+                  "surveys_no_contact", "survey_response_rate", "satisfaction_attitude", "satisfaction_quality")
+# (key in satisfaction.surveys, code kind of its keys, English title)
+SURVEY_TABLES = (("attitude", "stats_rating", "Satisfaction with attitude: ratings"),
+                 ("quality", "stats_rating", "Satisfaction with quality: ratings"),
+                 ("by_result", "survey_result", "Answered surveys by result"),
+                 ("by_state", "survey_state", "Finished surveys by how they ended"),
+                 ("second_dispatches_by_why", "second_dispatch_why", "Second dispatches by why"))
+# On the PDF's title page and in the summary: the main survey figures (totals).
+SURVEY_NUMBERS = ("second_dispatches", "surveys_due", "surveys_answered", "survey_response_rate",
+                  "satisfaction_attitude", "satisfaction_quality")
 
 
 def title(report: StatsReport, lang: str) -> str:
@@ -79,6 +91,9 @@ def xlsx(report: StatsReport, lang: str = "zh") -> bytes:
     summary.append([translate("Fault reports", lang), f["volume"]["total"]])
     for key in HANDLING_NUMBERS:
         summary.append([code_text("stats_figure", key, lang), f["handling"][key]])
+    if "surveys" in f["satisfaction"]:
+        for key in SURVEY_NUMBERS:
+            summary.append([code_text("stats_figure", key, lang), f["satisfaction"]["totals"][key]])
 
     volume = wb.create_sheet(translate("Volume (T2)", lang)[:31])
     for key, kind, heading in VOLUME_TABLES:
@@ -108,8 +123,25 @@ def xlsx(report: StatsReport, lang: str = "zh") -> bytes:
     totals = f["satisfaction"]["totals"]
     satisfaction.append([translate("Total", lang)] + [totals.get(c) for c in CENTRE_COLUMNS])
     satisfaction.append([])
-    satisfaction.append([translate("Not recorded yet", lang)]
-                        + [code_text("stats_figure", k, lang) for k in f["satisfaction"]["not_yet_recorded"]])
+    surveys = f["satisfaction"].get("surveys")
+    if surveys is None:  # a version-1 snapshot: frozen before the surveys were counted
+        satisfaction.append([translate("Not recorded yet", lang)]
+                            + [code_text("stats_figure", k, lang) for k in f["satisfaction"]["not_yet_recorded"]])
+    else:
+        satisfaction.append([translate("Surveys (U3–U5)", lang)])
+        satisfaction.cell(satisfaction.max_row, 1).font = bold
+        satisfaction.append([translate("Measurement centre", lang)]
+                            + [code_text("stats_figure", c, lang) for c in SURVEY_COLUMNS])
+        for row in f["satisfaction"]["by_centre"]:
+            satisfaction.append([row["name"] or row["centre"]] + [row[c] for c in SURVEY_COLUMNS])
+        satisfaction.append([translate("Total", lang)] + [totals.get(c) for c in SURVEY_COLUMNS])
+        satisfaction.append([f"{translate('Satisfied from rating', lang)}", surveys["satisfied_from"]])
+        for key, kind, heading in SURVEY_TABLES:
+            satisfaction.append([])
+            satisfaction.append([translate(heading, lang)])
+            satisfaction.cell(satisfaction.max_row, 1).font = bold
+            for k, n in surveys[key]:
+                satisfaction.append([code_text(kind, k, lang), n])
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
@@ -128,15 +160,15 @@ def pdf(report: StatsReport, lang: str = "zh", font: str | None = None) -> bytes
         lines = [f"{translate('Fault reports', lang)}: {f['volume']['total']}"]
         lines += [f"{code_text('stats_figure', k, lang)}: {_fmt(f['handling'][k])}" for k in HANDLING_NUMBERS]
         totals = f["satisfaction"]["totals"]
-        lines += [f"{code_text('stats_figure', k, lang)}: {_fmt(totals.get(k))}" for k in CENTRE_COLUMNS
-                  if k in totals]
+        lines += [f"{code_text('stats_figure', k, lang)}: {_fmt(totals.get(k))}"
+                  for k in (*CENTRE_COLUMNS, *SURVEY_NUMBERS) if k in totals]
         for i, line in enumerate(lines):
             cover.text(0.06 + 0.45 * (i // 16), 0.80 - 0.045 * (i % 16), line, fontsize=11, **text)
         if report.comment:
             cover.text(0.06, 0.05, f"{translate('Statistician comment', lang)}: {report.comment[:300]}",
                        fontsize=10, wrap=True, **text)
         pages.savefig(cover)
-        for chart in CHARTS.values():
+        for chart in charts_of(f).values():
             fig = chart(f, lang, font)
             fig.set_size_inches(11.69, 8.27)
             FigureCanvasPdf(fig)

@@ -17,24 +17,30 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from bot.stats import rollup
-from bot.stats.cubes import KEYS, WAIT_BUCKETS
+from bot.stats.cubes import KEYS, SURVEY_OUTCOMES, WAIT_BUCKETS
 from bot.stats.sqltime import local_day
 from bot.store.models import ExchangeRow, MeasurementCentreRow, utc, utcnow
 from bot.store.stats import StatsDaily
 
-FIGURES_VERSION = 1
+# 2: T4 gained the surveys and second dispatches (U3–U5); a version-1 snapshot (a report
+# frozen before) has none of them and lists them under ``not_yet_recorded``: it is shown as it is.
+FIGURES_VERSION = 2
 DAILY = StatsDaily.__table__  # type: ignore[attr-defined]
 
 CHANNELS = ("phone", "webchat", "other")
 HANDLED_BY = ("machine", "indirect", "person", "none")
 STEP_ORDER = ("A1", "A2", "A3", "A4", "A5", "A6", "A7", "A8", "A9", "A10", "A11", "J1", "J", "S", "M")
 KINDS = ("new", "repeat", "supplement")
-# T4 figures whose rows come with the deadline watch and the surveys (U1–U5); until their
-# tables exist here they are reported as not recorded, never as zero.
-NOT_YET_RECORDED = ("second_dispatches", "surveys", "satisfaction_attitude", "satisfaction_quality",
-                    "survey_response_rate")
+SATISFIED_FROM = 4  # U4: a rating of 4 (satisfied) or 5 (very satisfied); HOTLINE_SURVEY_SATISFIED_FROM
+RATINGS = ("1", "2", "3", "4", "5")
+SURVEY_RESULTS = ("satisfied", "dissatisfied", "not_fixed")
+SURVEY_STATES = ("completed", "stopped", "opted_out", "do_not_call", "unreachable", "no_contact")
+SECOND_DISPATCH_WHY = ("not_fixed", "telecom")
+# The counts of a centre's row (summed into the totals); its rates are computed from them.
+SURVEY_COUNTS = ("second_dispatches", "surveys_due", *(f"surveys_{k}" for k in SURVEY_OUTCOMES),
+                 "attitude_rated", "attitude_satisfied", "quality_rated", "quality_satisfied")
 _EMPTY_CENTRE = ("dispatches", "receipts", "receipts_on_time", "receipts_late", "returns", "chases", "reopened",
-                 "warnings", "alarms", "violations")
+                 "warnings", "alarms", "violations", *SURVEY_COUNTS)
 
 
 @dataclass(frozen=True)
@@ -179,10 +185,13 @@ def handling(r: _Rollup) -> dict[str, Any]:
     }
 
 
-def satisfaction(r: _Rollup, s: Session) -> dict[str, Any]:
+def satisfaction(r: _Rollup, s: Session, satisfied_from: int = SATISFIED_FROM) -> dict[str, Any]:
     """T4: per measurement centre, dispatches, completion receipts (on time / late),
     returns, chases and reopenings, the average time from dispatch to receipt; the
-    deadline watch's warnings, alarms and violations (U1–U2) with their lateness."""
+    deadline watch's warnings, alarms and violations (U1–U2) with their lateness; the
+    surveys (U3–U5): due, answered, refused, unreachable, the response rate, satisfaction
+    with attitude and with quality (ratings of ``satisfied_from`` or more), and second
+    dispatches."""
     centres = {row[0]: row[1] for row in s.execute(select(
         MeasurementCentreRow.__table__.c.id, MeasurementCentreRow.__table__.c.name))}  # type: ignore[attr-defined]
     rows: dict[str, dict[str, Any]] = {}
@@ -207,22 +216,65 @@ def satisfaction(r: _Rollup, s: Session) -> dict[str, Any]:
                 row["receipts_on_time"] += int(n or 0)
             elif timeliness == "late":
                 row["receipts_late"] += int(n or 0)
+    attitude: dict[str, int] = {}
+    quality: dict[str, int] = {}
+    by_result: dict[str, int] = {}
+    by_state: dict[str, int] = {}
+    by_why: dict[str, int] = {}
+    for centre, event, detail, result, att, qual, n, _v in r.sums(
+            "survey", ("centre", "event", "detail", "result", "attitude", "quality")):
+        row, count = row_of(centre), int(n or 0)
+        if event == "due":
+            row["surveys_due"] += count
+        elif event == "second_dispatch":
+            row["second_dispatches"] += count
+            by_why[str(detail)] = by_why.get(str(detail), 0) + count
+        else:
+            row[f"surveys_{event}"] += count
+            by_state[str(detail)] = by_state.get(str(detail), 0) + count
+            if event == "answered":
+                key = str(result) or "none"
+                by_result[key] = by_result.get(key, 0) + count
+            for given, name, dist in ((att, "attitude", attitude), (qual, "quality", quality)):
+                if given:
+                    dist[str(given)] = dist.get(str(given), 0) + count
+                    row[f"{name}_rated"] += count
+                    if int(given) >= satisfied_from:
+                        row[f"{name}_satisfied"] += count
     by_centre = []
     for centre in sorted(rows):
         row = rows[centre]
         repair, late = row.pop("_repair_s"), row.pop("_late_s")
         row["average_repair_hours"] = round(repair / row["receipts"] / 3600, 2) if row["receipts"] else None
         row["violation_late_hours"] = round(late / 3600, 2)
-        row["on_time_rate"] = _rate(row["receipts_on_time"], row["receipts_on_time"] + row["receipts_late"])
+        _rates(row)
         by_centre.append(row)
-    totals = {k: sum(row[k] for row in by_centre) for k in _EMPTY_CENTRE}
-    totals["on_time_rate"] = _rate(totals["receipts_on_time"], totals["receipts_on_time"] + totals["receipts_late"])
-    return {"by_centre": by_centre, "totals": totals,
-            "not_yet_recorded": list(NOT_YET_RECORDED)}
+    totals: dict[str, Any] = {k: sum(row[k] for row in by_centre) for k in _EMPTY_CENTRE}
+    _rates(totals)
+    return {"by_centre": by_centre, "totals": totals, "surveys": {
+        "satisfied_from": satisfied_from,
+        "attitude": _ordered(attitude, RATINGS), "quality": _ordered(quality, RATINGS),
+        "by_result": _ordered(by_result, SURVEY_RESULTS), "by_state": _ordered(by_state, SURVEY_STATES),
+        "second_dispatches_by_why": _ordered(by_why, SECOND_DISPATCH_WHY),
+    }}
+
+
+def _rates(row: dict[str, Any]) -> None:
+    row["on_time_rate"] = _rate(row["receipts_on_time"], row["receipts_on_time"] + row["receipts_late"])
+    finished = sum(row[f"surveys_{k}"] for k in SURVEY_OUTCOMES)
+    row["survey_response_rate"] = _rate(row["surveys_answered"], finished)
+    row["satisfaction_attitude"] = _rate(row["attitude_satisfied"], row["attitude_rated"])
+    row["satisfaction_quality"] = _rate(row["quality_satisfied"], row["quality_rated"])
+
+
+def _ordered(counts: dict[str, int], order: tuple[str, ...]) -> list[list[Any]]:
+    """[[key, n]]: every key of ``order`` (zeros included), then any other."""
+    return [[k, counts.get(k, 0)] for k in (*order, *sorted(k for k in counts if k not in order))]
 
 
 def compute(s: Session, period: Period, tz: ZoneInfo, *, settle_days: float = 7.0,
-            now: datetime | None = None, fresh_within_s: float = 0.0) -> dict[str, Any]:
+            now: datetime | None = None, fresh_within_s: float = 0.0,
+            satisfied_from: int = SATISFIED_FROM) -> dict[str, Any]:
     """Every figure of the period, as JSON. The rollup's unsettled days up to today are
     recomputed first (in this transaction)."""
     now = now or utcnow()
@@ -238,5 +290,5 @@ def compute(s: Session, period: Period, tz: ZoneInfo, *, settle_days: float = 7.
         "refreshed_days": len(refreshed),
         "volume": volume(r, s),
         "handling": handling(r),
-        "satisfaction": satisfaction(r, s),
+        "satisfaction": satisfaction(r, s, satisfied_from),
     }

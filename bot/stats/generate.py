@@ -1,7 +1,8 @@
 """A seeded year of data for the statistics' benchmark (``python -m bot stats generate
 --conversations 1000000 --seed 1``): conversations with their outcomes, tickets, reports,
-line tests, handoffs, history and escalations, shaped like the service's (most calls
-settled by the bot, a quarter handed off, a few abandoned), inserted in bulk.
+line tests, handoffs, history and escalations, each resolved ticket's survey (U3–U5) and
+the second dispatches it led to, shaped like the service's (most calls settled by the bot,
+a quarter handed off, a few abandoned; most reporters satisfied), inserted in bulk.
 
 SQLite: executemany in large transactions; PostgreSQL: COPY. The same seed gives the
 same rows on both. Returns the totals it wrote, so a check can compare a report's
@@ -34,6 +35,7 @@ from bot.store.models import (
     Ticket,
     TicketStatusChange,
 )
+from bot.store.survey_records import SecondDispatch, Survey
 
 log = structlog.get_logger(__name__)
 
@@ -54,6 +56,9 @@ class Totals:
     violations: int = 0
     by_outcome: Counter[str] = field(default_factory=Counter)
     rows: Counter[str] = field(default_factory=Counter)
+    # U3–U5, as FIGURES.md counts them: due, answered, refused, unreachable, no_contact,
+    # second_dispatches, attitude_rated / _satisfied, quality_rated / _satisfied (from 4)
+    surveys: Counter[str] = field(default_factory=Counter)
 
 
 def _table(model: Any) -> Table:
@@ -139,6 +144,72 @@ def _watch(w: _Writer, totals: Totals, tid: str, centre: str, branch: str, dispa
     return receipt
 
 
+# How a generated survey ends (U3–U5): (share, state, answers given, refused).
+SURVEY_ENDS = ((0.70, "completed"), (0.05, "stopped"), (0.14, "unreachable"), (0.04, "do_not_call"),
+               (0.03, "opted_out"), (0.02, "opted_out_answered"), (0.02, "no_contact"))
+RATING_WEIGHTS = (2, 3, 8, 37, 50)  # 1 … 5: most reporters are satisfied
+
+
+def _survey(w: _Writer, totals: Totals, rng: random.Random, tid: str, ticket: dict[str, Any],
+            receipt: datetime) -> None:
+    """U3: the survey the centre's receipt opened, ended as the bot and the surveyor would
+    have left it; a "not fixed" answer or a dissatisfied one found the telecom side's
+    fault makes a second dispatch (U5)."""
+    roll, end = rng.random(), "completed"
+    for share, name in SURVEY_ENDS:
+        if roll < share:
+            end = name
+            break
+        roll -= share
+    state = "opted_out" if end == "opted_out_answered" else end
+    channel = "webchat" if ticket["channel"] == "webchat" else "phone"
+    row: dict[str, Any] = {"ticket_id": tid, "channel": channel, "number": ticket["contact_number"],
+                           "language": "zh", "state": state, "created": receipt, "attempts_made": 1,
+                           "fixed": None, "attitude": None, "quality": None, "result": None, "cause": None,
+                           "second_ticket_id": None, "finished_at": receipt + timedelta(hours=rng.uniform(0.5, 30))}
+    totals.surveys["due"] += 1
+    if end in ("completed", "stopped", "opted_out_answered"):
+        totals.surveys["answered"] += 1
+        row["fixed"] = rng.random() > 0.05
+        if row["fixed"] and end == "completed":
+            row["attitude"], row["quality"] = (rng.choices(range(1, 6), RATING_WEIGHTS)[0] for _ in range(2))
+        elif row["fixed"]:  # stopped or opted out after the first rating
+            row["attitude"] = rng.choices(range(1, 6), RATING_WEIGHTS)[0]
+        for name in ("attitude", "quality"):
+            if row[name] is not None:
+                totals.surveys[f"{name}_rated"] += 1
+                totals.surveys[f"{name}_satisfied"] += row[name] >= 4
+        ratings = [r for r in (row["attitude"], row["quality"]) if r is not None]
+        row["result"] = ("not_fixed" if not row["fixed"] else "dissatisfied" if any(r < 4 for r in ratings)
+                         else "satisfied" if len(ratings) == 2 else None)
+    elif end in ("do_not_call", "opted_out"):
+        totals.surveys["refused"] += 1
+        row["attempts_made"] = 0 if end == "do_not_call" else 1
+        if end == "do_not_call":
+            row["finished_at"] = receipt
+    elif end == "unreachable":
+        totals.surveys["unreachable"] += 1
+        row["attempts_made"], row["finished_at"] = 3, receipt + timedelta(hours=rng.uniform(4, 30))
+    else:
+        totals.surveys["no_contact"] += 1
+        row.update(attempts_made=0, number=None, finished_at=receipt)
+    second = row["result"] == "not_fixed" or (row["result"] == "dissatisfied" and rng.random() < 0.3)
+    if second:
+        row["cause"], row["second_ticket_id"] = "telecom", f"{tid}-2"
+    w.add(_table(Survey), row)
+    if second:
+        made = row["finished_at"] + (timedelta(0) if row["result"] == "not_fixed"
+                                     else timedelta(hours=rng.uniform(1, 20)))
+        w.add(_table(Ticket), {**ticket, "id": f"{tid}-2", "channel": "survey", "origin": "second_dispatch",
+                               "status": "acknowledged", "sub_step": "awaiting_review", "creation_date": made,
+                               "last_update": made, "status_change_date": made, "centre_id": None,
+                               "dispatched_at": None, "version": 1, "conversation_id": None})
+        w.add(_table(SecondDispatch), {"first_ticket_id": tid, "ticket_id": f"{tid}-2",
+                                       "why": "not_fixed" if row["result"] == "not_fixed" else "telecom",
+                                       "created_by": "gen", "created": made})
+        totals.surveys["second_dispatches"] += 1
+
+
 def world(db: Database, rng: random.Random, lines_per_exchange: int = 400) -> list[tuple[str, str, bool]]:
     """Exchanges, lines and centres; returns the lines (number, branch, big)."""
     lines: list[tuple[str, str, bool]] = []
@@ -165,6 +236,7 @@ def generate(db: Database, *, conversations: int, seed: int, start: datetime,
              days: int = 365, lines_per_exchange: int = 400) -> Totals:
     """Write ``conversations`` conversations spread over ``days`` days from ``start`` (UTC)."""
     rng = random.Random(seed)
+    survey_rng = random.Random(seed * 1_000_003 + 11)  # its own: the other rows stay as a seed made them
     totals = Totals()
     lines = world(db, rng, lines_per_exchange)
     w = _Writer(db, totals)
@@ -208,14 +280,15 @@ def generate(db: Database, *, conversations: int, seed: int, start: datetime,
             klass = rng.choice(FAULT_CLASSES)
             centre = f"MC-{BRANCHES.index(branch)}"
             dispatched = at + timedelta(minutes=rng.randint(10, 240))
-            w.add(t_t, {"id": tid, "name": symptom, "description": symptom, "severity": "Major", "priority": "Medium",
+            ticket = {"id": tid, "name": symptom, "description": symptom, "severity": "Major", "priority": "Medium",
                         "ticket_type": "fault", "channel": channel, "fault_number": number, "contact_number": number,
                         "symptom_category": symptom, "symptom_text": None, "branch": branch, "language": "zh",
                         "status": "resolved", "status_change_reason": None, "status_change_date": at,
                         "creation_date": at, "last_update": at, "expected_resolution_date":
                         dispatched + timedelta(hours=24), "resolution_date": None, "origin": "conversation",
                         "world_fault_id": None, "conversation_id": cid, "sub_step": "receipt_received", "version": 3,
-                        "fault_class": klass, "centre_id": centre, "dispatched_at": dispatched, "chase_count": 0})
+                      "fault_class": klass, "centre_id": centre, "dispatched_at": dispatched, "chase_count": 0}
+            w.add(t_t, ticket)
             w.add(r_t, {"ticket_id": tid, "kind": "new", "at": at, "channel": channel, "language": "zh",
                         "conversation_id": cid, "contact_number": number, "symptom_category": symptom,
                         "symptom_text": None})
@@ -229,6 +302,7 @@ def generate(db: Database, *, conversations: int, seed: int, start: datetime,
                 w.add(c_t, {"ticket_id": tid, "from_status": None, "to_status": "inProgress", "reason": None,
                             "author": "gen", "at": when, "action": action, "from_sub_step": None,
                             "to_sub_step": step})
+            _survey(w, totals, survey_rng, tid, ticket, receipt)
             outcome("accepted", "A10", at + timedelta(seconds=90), tid=tid)
             totals.tickets += 1
             open_tickets.append(tid)

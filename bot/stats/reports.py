@@ -60,6 +60,7 @@ class Options:
 
     tz: ZoneInfo
     settle_days: float = 7.0
+    satisfied_from: int = 4  # HOTLINE_SURVEY_SATISFIED_FROM: the survey's satisfied ratings (U4)
 
 
 def _may(who: Who, roles: frozenset[str], what: str) -> None:
@@ -115,7 +116,8 @@ def _figures(s: Session, kind: str, period: Period, options: Options, now: datet
     (a refresh or a correction asks for the numbers as they are now, settled days too)."""
     if recount:
         rollup.refresh(s, period.start, min(period.last, local_day(now, options.tz)), options.tz, now=now)
-    figures = compute(s, period, options.tz, settle_days=options.settle_days, now=now)
+    figures = compute(s, period, options.tz, settle_days=options.settle_days, now=now,
+                      satisfied_from=options.satisfied_from)
     figures["kind"] = kind
     return figures
 

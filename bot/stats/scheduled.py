@@ -34,7 +34,7 @@ log = structlog.get_logger(__name__)
 
 
 def options_of(settings: Settings) -> Options:
-    return Options(ZoneInfo(settings.timezone), settings.stats_settle_days)
+    return Options(ZoneInfo(settings.timezone), settings.stats_settle_days, settings.survey_satisfied_from)
 
 
 def recount_recent(s: Session, options: Options, *, now: datetime | None = None) -> int:

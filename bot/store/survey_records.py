@@ -83,7 +83,7 @@ class Survey(SQLModel, table=True):
     conversation_id: str | None = Field(default=None, max_length=128, index=True)  # the dialogue that asked
     asked_by: str | None = Field(default=None, max_length=64)  # who/what asked: bot (phone), bot (web chat) …
     started_at: datetime | None = _maybe_when()
-    finished_at: datetime | None = _maybe_when()
+    finished_at: datetime | None = _maybe_when(index=True)  # T4 counts surveys by when they ended
     # U4–U5: the surveyor's finding on a dissatisfied survey.
     cause: str | None = Field(default=None, max_length=20)  # not_ours | centre | telecom
     cause_note: str | None = Field(default=None, max_length=2000)
@@ -160,7 +160,7 @@ class SecondDispatch(SQLModel, table=True):
     survey_id: int | None = Field(default=None, index=True)
     why: str = Field(max_length=20)  # not_fixed (the survey's answer) | telecom (the surveyor's finding)
     created_by: str = Field(max_length=64)
-    created: datetime = _when()
+    created: datetime = _when(index=True)  # T4 counts them by when they were made
 
 
 class InstallSecret(SQLModel, table=True):

@@ -80,7 +80,7 @@ def test_weekly_report_generated_reviewed_approved_and_exported(chromium: Any, s
     stat.select_option("#generate select[name=kind]", "weekly")
     stat.locator("#generate button").click()
     expect(stat.locator("#report-state")).to_have_attribute("data-state", "draft")
-    assert stat.locator("[data-chart] svg").count() == 9
+    assert stat.locator("[data-chart] svg").count() == 11  # T2 5, T3 3, T4 3 (centres, ratings, surveys)
     expect(stat.locator("#key-figures tr[data-figure=contacts] td").last).to_have_text("10")
     stat.fill("#action-comment textarea", "数字已核对，请审核")
     stat.locator("#action-comment button").click()

@@ -6,6 +6,7 @@ a 4xx with a reason. SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from bot.stats import reports
 from bot.stats.reports import Who
 from bot.store.db import Database
 from bot.store.models import DeskUser
+from bot.store.stats import StatsReport
 from tests import stats_world
 from tests.conftest import AClient, make_test_app
 from tests.integration.desk_client import Client, sign_in
@@ -48,7 +50,7 @@ async def test_review_in_the_desk_and_who_may_see_it(stats_client: Client, db: D
     assert (await jun.get("/desk/reports"))[0] == 403
     assert (await jun.get("/desk/dashboard"))[0] == 403
     status, body = await stat.get("/desk/dashboard")
-    assert status == 200 and 'data-figure="contacts"' in body
+    assert status == 200 and 'data-figure="contacts"' in body and 'data-figure="satisfaction_quality"' in body
     status, _text, location = await stat.post("/desk/reports/generate", kind="weekly", start="2026-11-02")
     assert status == 303 and location is not None
     report_id = int(location.rsplit("/", 1)[1])
@@ -56,6 +58,7 @@ async def test_review_in_the_desk_and_who_may_see_it(stats_client: Client, db: D
     assert (await dep.post("/desk/reports/generate", kind="weekly", start="2026-11-02"))[0] == 403
     status, page = await stat.get(location)
     assert status == 200 and 'data-chart="volume_by_day"' in page and "<svg" in page
+    assert 'id="surveys"' in page and 'data-chart="satisfaction_ratings"' in page  # T4: U3–U5
     assert (await dep.post(f"{location}/approve"))[0] == 409  # a draft is not approved
     assert (await stat.post(f"{location}/comment", text="<b>核对</b>"))[0] == 303
     assert (await stat.post(f"{location}/submit"))[0] == 303
@@ -68,6 +71,30 @@ async def test_review_in_the_desk_and_who_may_see_it(stats_client: Client, db: D
     assert (await jun.get(f"{location}/export.pdf"))[0] == 403
     row = db.call(reports.get, report_id)
     assert (row.state, row.decided_by) == ("approved", "dep")
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+async def test_a_report_frozen_before_the_surveys_still_shows(stats_client: Client, db: Database) -> None:
+    """A report approved before the surveys were counted keeps its version-1 numbers: its
+    page says which figures were not recorded yet (never zeros) and it still exports."""
+    frozen = json.loads((stats_world.FIXTURES / "snapshot_v1.json").read_text(encoding="utf-8"))
+
+    def approved(s: Any) -> int:
+        row = StatsReport(kind="weekly", period_start="2026-11-02", period_end="2026-11-09", state="approved",
+                          timezone="Asia/Shanghai", figures=frozen, generated_by="stat", decided_by="dep")
+        s.add(row)
+        s.flush()
+        return int(row.id or 0)
+
+    report_id = db.call(approved)
+    dep = await sign_in(stats_client, "dep")
+    status, page = await dep.get(f"/desk/reports/{report_id}")
+    assert status == 200 and 'id="not-recorded"' in page and "Satisfaction with attitude" in page
+    assert 'id="surveys"' not in page and 'data-chart="satisfaction_ratings"' not in page
+    for fmt in ("xlsx", "pdf"):
+        r = await stats_client.get(f"/desk/reports/{report_id}/export.{fmt}", headers=dep.cookie)
+        assert r.status == 200 and len(await r.read()) > 1000, fmt
+    assert db.call(reports.get, report_id).figures == frozen
 
 
 async def test_the_api(stats_client: Client, db: Database) -> None:

@@ -31,6 +31,12 @@ def test_generated_totals_are_what_the_figures_count(db: Database) -> None:
     assert (longer["warnings"], longer["violations"]) == (totals.warnings, totals.violations)
     assert totals.violations > 0 and longer["receipts_late"] == totals.violations  # the same deadline, two records
     assert f["handling"]["abandoned"] == totals.by_outcome["abandoned"]  # the generator's abandon is final
+    # U3–U5: one survey per receipt, each ended; the second dispatches are no caller's report (T2).
+    assert totals.surveys["due"] == totals.tickets and totals.surveys["second_dispatches"] > 0
+    figures = {k: longer[f"surveys_{k}"] for k in ("due", "answered", "refused", "unreachable", "no_contact")}
+    figures |= {k: longer[k] for k in ("second_dispatches", "attitude_rated", "attitude_satisfied",
+                                       "quality_rated", "quality_satisfied")}
+    assert figures == {k: totals.surveys[k] for k in figures}
 
 
 def test_the_same_seed_writes_the_same_rows(tmp_path: object) -> None:

@@ -16,7 +16,7 @@ from openpyxl import load_workbook
 from PIL import Image
 from sqlalchemy import update
 
-from bot.stats import exports, periods, reports
+from bot.stats import charts, exports, periods, reports
 from bot.stats.reports import Options, Who
 from bot.store.db import Database
 from bot.store.errors import Conflict, ServiceError
@@ -163,7 +163,7 @@ def test_pdf_pages_render_with_content(approved: StatsReport, tmp_path: Path) ->
     (tmp_path / "r.pdf").write_bytes(exports.pdf(approved, "zh"))
     subprocess.run(["pdftoppm", "-r", "30", "-png", str(tmp_path / "r.pdf"), str(tmp_path / "p")], check=True)
     pngs = sorted(tmp_path.glob("p-*.png"))
-    assert len(pngs) == 1 + len(exports.CHARTS)
+    assert len(pngs) == 1 + len(charts.charts_of(approved.figures)) == 1 + len(charts.CHARTS)
     for png in pngs:
         assert _ink(png) > 0.005, png.name  # every page has something drawn on it
     text = subprocess.run(["pdftotext", str(tmp_path / "r.pdf"), "-"], capture_output=True, text=True)
@@ -172,8 +172,6 @@ def test_pdf_pages_render_with_content(approved: StatsReport, tmp_path: Path) ->
 
 
 def test_charts_have_chinese_labels_and_a_font(approved: StatsReport) -> None:
-    from bot.stats import charts
-
     assert charts.cjk_font() is not None, "install fonts-wqy-microhei (.ci/run does)"
     svgs = charts.all_svgs(approved.figures, "zh")
     assert set(svgs) == set(charts.CHARTS)
