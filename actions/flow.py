@@ -13,6 +13,7 @@ from rasa_sdk.events import ActiveLoop, AllSlotsReset, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions.caller import caller_number_from, caller_slots
 from actions.forms import language
 from actions.services import ServiceError, Services
 from telnum import mask_number
@@ -30,7 +31,9 @@ FORM_STEPS = {
     "another_service_form": "A11",
 }
 UNAVAILABLE_SUMMARY = {"zh": "本次未能完成线路测试。", "en": "The line test could not be completed this time."}
-SETTINGS_SLOTS = ("max_failures", "on_max_failures", "repeat_report_limit")
+SETTINGS_SLOTS = ("max_failures", "on_max_failures", "repeat_report_limit", "offer_caller_number")
+# Kept across a restart of the flow: the call's own facts (issue 13 item 3: the caller's number).
+CALL_SLOTS = ("caller_number", "caller_number_display")
 
 
 def channel_of(tracker: Tracker) -> str:
@@ -71,7 +74,7 @@ async def record_outcome(
 
 def fresh_start(tracker: Tracker, lang: str | None = None) -> list[EventType]:
     """Clear the flow's slots, keep the language and the designer's settings."""
-    keep = {name: tracker.get_slot(name) for name in SETTINGS_SLOTS}
+    keep = {name: tracker.get_slot(name) for name in SETTINGS_SLOTS + CALL_SLOTS}
     events: list[EventType] = [*end_loop(), AllSlotsReset()]
     events += [SlotSet(name, value) for name, value in keep.items() if value is not None]
     events.append(SlotSet("language", lang or language(tracker)))
@@ -85,8 +88,13 @@ class ActionStartConversation(Action):
         return "action_start_conversation"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        requested = (tracker.latest_message.get("metadata") or {}).get("language")
-        return fresh_start(tracker, requested if requested in ("zh", "en") else None)
+        metadata = tracker.latest_message.get("metadata") or {}
+        requested = metadata.get("language")
+        events = fresh_start(tracker, requested if requested in ("zh", "en") else None)
+        if "caller_number" in metadata:
+            # A8 (issue 13 item 3): a call's ANI, kept only when it is a valid number.
+            events += [SlotSet(name, value) for name, value in caller_slots(caller_number_from(metadata)).items()]
+        return events
 
 
 class ActionBackToMenu(Action):
@@ -315,8 +323,13 @@ def _handoff_reason(tracker: Tracker) -> str:
     return "caller_request"
 
 
-async def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str) -> list[EventType]:
-    """Queue the conversation for a human with everything the bot learned."""
+async def hand_off(
+    dispatcher: CollectingDispatcher, tracker: Tracker, reason: str,
+    queue: str | None = None, response: str = "utter_handoff",
+) -> list[EventType]:
+    """Queue the conversation for a human with everything the bot learned; ``queue`` picks
+    the post (None: the junior queue, or a senior for big customers, J3; "manager": the
+    manager hotline, M2, for complaints)."""
     lang = language(tracker)
     context: dict[str, Any] = {
         "conversation_id": tracker.sender_id,
@@ -331,6 +344,8 @@ async def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker, reason: s
         ),
         "transcript": _transcript(tracker),
     }
+    if queue:
+        context["queue"] = queue
     step = current_step(tracker)
     try:
         queued = await Services().queue_handoff(context)
@@ -339,7 +354,7 @@ async def hand_off(dispatcher: CollectingDispatcher, tracker: Tracker, reason: s
         logger.error("handoff not queued: %s", exc)
         context.update({"handoff_id": None, "queue": None, "position": None})
     await record_outcome(tracker, "handed_off", step, reason)
-    dispatcher.utter_message(response="utter_handoff")
+    dispatcher.utter_message(response=response)
     dispatcher.utter_message(json_message={"handoff": context})
     return end_loop() + [SlotSet("handoff_reason", reason)]
 
@@ -388,6 +403,8 @@ class ActionEndConversation(Action):
             outcome = "accepted"
         elif str(tracker.get_slot("line_status") or "").startswith("repeat"):
             outcome = "repeat_informed"
+        elif tracker.get_slot("progress_state") == "open":
+            outcome, step = "progress_informed", "J4"  # issue 13 item 4: J4's answer, automated
         elif tracker.get_slot("form_result") == "gave_up":
             outcome = "no_input"
         else:

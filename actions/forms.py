@@ -27,6 +27,7 @@ from actions.answers import (
     symptom_said,
     which_of,
 )
+from actions.caller import OFFER_SLOT, offers_caller_number
 from actions.config import ActionConfig
 from actions.interpret import (
     NOT_UNDERSTOOD,
@@ -322,9 +323,39 @@ class ValidateOfferHumanForm(HotlineForm):
 
 
 class ValidateReportDetailsForm(HotlineForm):
-    """A8–A9: contact number and symptom (V5), read back (V6), 1 confirms, 2 re-enters."""
+    """A8–A9: contact number and symptom (V5), read back (V6), 1 confirms, 2 re-enters.
+    On a call with a valid ANI, the caller's own number is offered first (issue 13 item 3)."""
 
     FORM = "report_details_form"
+
+    async def required_slots(
+        self, domain_slots: list[str], dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[str]:
+        slots = [s for s in domain_slots if s != OFFER_SLOT]
+        if offers_caller_number(tracker) or tracker.get_slot("requested_slot") == OFFER_SLOT:
+            return [OFFER_SLOT, *slots]
+        return slots
+
+    @on_input
+    def validate_use_caller_number(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> SlotDict:
+        """1 / yes: the number the caller is calling from is the contact; 2 / no: ask for it.
+        Another whole number given straight away ("13912345678#", said or typed) is taken
+        as the contact number without the detour."""
+        user_input = self.user_input(tracker)
+        if len(user_input.digits) >= 7:
+            number = _number_or_rejection(user_input)
+            if isinstance(number, Rejection):
+                return self.reject(OFFER_SLOT, number, dispatcher, tracker)
+            return {OFFER_SLOT: False, "contact_number": number, "contact_number_display": group_digits(number)}
+        choice = choose(user_input, YES_NO_KEYS, YES_NO_INTENTS)
+        if isinstance(choice, Rejection):
+            return self.reject(OFFER_SLOT, choice, dispatcher, tracker)
+        if choice is True:
+            number = str(tracker.get_slot("caller_number"))
+            return {OFFER_SLOT: True, "contact_number": number, "contact_number_display": group_digits(number)}
+        return {OFFER_SLOT: False}
 
     @on_input
     def validate_contact_number(
@@ -394,6 +425,7 @@ class ValidateReportDetailsForm(HotlineForm):
         if choice is False:
             # A10 "2": enter again, from the contact number.
             return {
+                OFFER_SLOT: None,  # the caller's own number is offered again (issue 13 item 3)
                 "contact_number": None,
                 "contact_number_display": None,
                 "symptom_category": None,

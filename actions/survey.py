@@ -38,10 +38,13 @@ FIXED_INTENTS: dict[str, Choice] = {
     # A symptom said at "is it fixed?" ("还是没有拨号音") is a no.
     **{f"symptom_{s}": False for s in ("no_dial_tone", "noise", "cannot_call_out", "cannot_receive",
                                       "broadband_down", "other")},
+    # A complaint at "is it fixed?" ("你们怎么还没修好") is a no (issue 13 item 5).
+    "complain": False,
 }
 RATING_KEYS: dict[str, Choice] = {str(n): str(n) for n in range(1, 6)}
 RATING_INTENTS: dict[str, Choice] = {"rate_very_satisfied": "5", "rate_satisfied": "4", "rate_neutral": "3",
-                                     "rate_dissatisfied": "2", "rate_very_dissatisfied": "1"}
+                                     "rate_dissatisfied": "2", "rate_very_dissatisfied": "1",
+                                     "complain": "1"}  # a complaint as the rating: very dissatisfied (issue 13)
 YES_NO_KEYS: dict[str, Choice] = {"1": True, "2": False}
 COMMENT_INTENTS: dict[str, Choice] = {"affirm": True, "deny": False, "goodbye": False}
 ENDINGS = {"opted_out": "utter_survey_do_not_call", "done": "utter_survey_thanks"}

@@ -36,7 +36,7 @@ def _register() -> None:
     app.command("run", help="Start the whole stack (Rasa, actions, line-test unit, bot).")(run_command)
     app.command("train", help="Train the dialogue model if nlu/ changed.")(train_command)
     app.command("test-dialogue", help="Run the Rasa test stories (nlu/tests).")(test_dialogue_command)
-    app.command("nlu-report", help="Summarise a `rasa test nlu` intent report.")(nlu_report_command)
+    app.command("nlu-report", help="Summarise `rasa test nlu` and score the natural test sets.")(nlu_report_command)
 
 
 def train_command(force: bool = typer.Option(False, help="Train even if nlu/ did not change.")) -> None:
@@ -53,10 +53,18 @@ def test_dialogue_command() -> None:
     raise typer.Exit(test_dialogue(get_settings()))
 
 
-def nlu_report_command(report: Path) -> None:
-    from bot.dialogue_model import nlu_report
+def nlu_report_command(
+    report: Path,
+    natural: bool = typer.Option(True, help="Also score the trained model on tests/nlu/natural_*.yml."),
+) -> None:
+    from bot.dialogue_model import natural_report, nlu_report
+    from bot.settings import get_settings
 
-    print(nlu_report(report))
+    if report.exists():
+        print(nlu_report(report))
+    if natural:
+        print("\nHeld-out natural test sets (tests/nlu/, issue 13 item 7):\n")
+        print(natural_report(get_settings(), report.parent, report))
 
 
 _register()

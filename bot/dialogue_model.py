@@ -108,3 +108,33 @@ def nlu_report(report_path: Path) -> str:
         elif row is not None:
             lines.append(f"{name:28} {row:.3f}")
     return "\n".join(lines)
+
+
+NATURAL_SETS = ("natural_zh.yml", "natural_en.yml")
+
+
+def natural_report(settings: Settings, out_dir: Path, cv_report: Path | None = None) -> str:
+    """Issue 13 item 7: the trained model on the held-out natural test sets (tests/nlu/),
+    scored as the README's table; with the cross-validation weighted F1 when given."""
+    import json
+
+    from bot.nlu_natural import score_by_language, table
+
+    model = ensure_trained(settings)
+    sets = [str(REPO_ROOT / "tests" / "nlu" / name) for name in NATURAL_SETS]
+    predictions = out_dir / "natural_predictions.json"
+    done = subprocess.run(
+        [str(REPO_ROOT / ".venv-rasa" / "bin" / "python"), "-m", "bot.nlu_natural", str(model), str(predictions), *sets],
+        cwd=REPO_ROOT, env=rasa_env(), check=False, capture_output=True, text=True,
+    )
+    if done.returncode != 0:  # Rasa's warnings only when it failed
+        print(done.stderr[-5000:], file=sys.stderr)
+        done.check_returncode()
+    scores = score_by_language(json.loads(predictions.read_text(encoding="utf-8")))
+    errors = {lang: s.pop("errors") for lang, s in scores.items()}
+    (out_dir / "natural_scores.json").write_text(json.dumps(scores, indent=1), encoding="utf-8")
+    (out_dir / "natural_errors.json").write_text(json.dumps(errors, ensure_ascii=False, indent=1), encoding="utf-8")
+    cv = None
+    if cv_report is not None and cv_report.exists():
+        cv = json.loads(cv_report.read_text(encoding="utf-8")).get("weighted avg", {}).get("f1-score")
+    return table(scores, cv)

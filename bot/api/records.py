@@ -26,7 +26,7 @@ from bot.world.schema import LineTestResultCode
 
 MAX_TEXT = 2000
 _CHANNEL = r"^[a-z][a-z0-9_-]{0,39}$"
-_STEP = r"^A(1[01]?|[2-9])$"  # A1 … A11
+_STEP = r"^(A(1[01]?|[2-9])|J4)$"  # A1 … A11; J4: a progress question answered by the bot
 
 
 class _In(BaseModel):
@@ -118,7 +118,7 @@ class HandoffIn(_In):
     ticket_id: str | None = Field(default=None, min_length=1, max_length=40)
     line_test: dict[str, Any] | None = None
     transcript: list[TranscriptLineIn] = Field(default_factory=list, max_length=500)
-    queue: Literal["junior", "senior"] | None = None
+    queue: Literal["junior", "senior", "manager"] | None = None
 
 
 # ------------------------------------------------------------------- handlers
@@ -210,7 +210,7 @@ async def post_handoff(request: web.Request) -> web.Response:
 
 class HandoffsQuery(_In):
     state: HandoffState | None = None
-    queue: Literal["junior", "senior"] | None = None
+    queue: Literal["junior", "senior", "manager"] | None = None
 
 
 async def get_handoffs(request: web.Request) -> web.Response:

@@ -25,7 +25,7 @@ from bot.store.errors import ServiceError
 
 log = structlog.get_logger(__name__)
 
-ROLES = ("junior", "senior", "admin")
+ROLES = ("junior", "senior", "admin", "manager")  # manager: complaints taken from its queue (M2)
 
 
 def _wants_json(request: web.Request) -> bool:

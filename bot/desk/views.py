@@ -23,7 +23,9 @@ from bot.store.models import OPEN_STATUSES, Handoff, HandoffState, utc, utcnow
 log = structlog.get_logger(__name__)
 
 # J3: big customers are queued for seniors; a senior also serves the juniors' queue (S1).
-QUEUES_FOR_ROLE: dict[str, tuple[str, ...]] = {"junior": ("junior",), "senior": ("senior", "junior")}
+# Complaints (issue 13 item 5) wait in the manager hotline's own queue (M2), shown on its home page.
+QUEUES_FOR_ROLE: dict[str, tuple[str, ...]] = {"junior": ("junior",), "senior": ("senior", "junior"),
+                                               "manager": ("manager",)}
 OPERATORS = tuple(QUEUES_FOR_ROLE)
 CALLER_ROLES = {"user": "caller", "bot": "bot"}
 
@@ -102,7 +104,7 @@ def _queue_rows(s: Session, queues: tuple[str, ...], operator: str) -> tuple[lis
 @require_role()
 async def desk_home(request: web.Request, who: Identity) -> web.StreamResponse:
     queues = QUEUES_FOR_ROLE.get(who.role)
-    if queues is None:
+    if queues is None or who.role in HOMES:
         # Measurement centres, the manager hotline and admins have their own pages (work.py).
         return pages.redirect(HOMES[who.role])
     waiting, mine, notes = await request.app[DB_KEY].run(_home_rows, queues, who.username)

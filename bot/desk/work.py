@@ -43,6 +43,9 @@ from bot.store.models import (
     DeskTask,
     DeskTaskKind,
     DeskTaskState,
+    Handoff,
+    HandoffQueue,
+    HandoffState,
     LineRow,
     LineTest,
     MeasurementCentreRow,
@@ -388,9 +391,28 @@ def _escalations_context(s: Session) -> dict[str, Any]:
             "decided": [row(k) for k in decided]}
 
 
+def _complaint_callers(s: Session, username: str) -> dict[str, Any]:
+    """M2, issue 13 item 5: callers the bot handed over with a complaint, waiting in the
+    manager hotline's queue, and those this manager took."""
+    def row(h: Handoff) -> dict[str, Any]:
+        said = [str(t.get("text", "")) for t in (h.transcript or []) if isinstance(t, dict) and t.get("role") == "user"]
+        return {"id": h.id, "created": h.created, "channel": h.channel, "language": h.language, "reason": h.reason,
+                "fault_number": h.fault_number, "ticket_id": h.ticket_id, "said": said[-1] if said else "",
+                "taken_at": h.taken_at}
+
+    waiting = s.exec(select(Handoff).where(Handoff.queue == HandoffQueue.manager.value,
+                                           Handoff.state == HandoffState.queued.value)
+                     .order_by(col(Handoff.created), col(Handoff.id))).all()
+    mine = s.exec(select(Handoff).where(Handoff.queue == HandoffQueue.manager.value,
+                                        Handoff.state == HandoffState.taken.value, Handoff.taken_by == username)
+                  .order_by(col(Handoff.taken_at).desc(), col(Handoff.id).desc()).limit(RECENT)).all()
+    return {"callers": [row(h) for h in waiting], "my_callers": [row(h) for h in mine]}
+
+
 @require_role(*MANAGER_POSTS)
 async def escalations_page(request: web.Request, who: Identity) -> web.StreamResponse:
     ctx = await request.app[DB_KEY].run(_escalations_context)
+    ctx.update(await request.app[DB_KEY].run(_complaint_callers, who.username))
     return pages.render(request, "escalations.html", who=who, **ctx)
 
 

@@ -59,7 +59,8 @@ WATCH, VIOLATION = _table(DeadlineWatch), _table(DeadlineViolation)
 SURVEY, SECOND = _table(Survey), _table(SecondDispatch)
 
 # Outcomes with which the bot settled a contact itself (A5, A6–A7, A10–A11, a normal end).
-SETTLED_BY_BOT = ("accepted", "informed_repaired", "informed_engineering", "repeat_informed", "ended")
+SETTLED_BY_BOT = ("accepted", "informed_repaired", "informed_engineering", "repeat_informed", "ended",
+                  "progress_informed")
 # T4: the workflow actions counted per measurement centre.
 CENTRE_ACTIONS = ("approve_dispatch", "receipt", "return_to_review", "chase", "reopen")
 WAIT_BUCKETS = ("0-15", "15-30", "30-60", "60-120", "120-300", "300+")

@@ -247,6 +247,7 @@ class Outcome(str, Enum):
     abandoned = "abandoned"  # caller left mid-flow
     no_input = "no_input"  # A3, A9: nothing entered
     ended = "ended"  # finished for another reason
+    progress_informed = "progress_informed"  # J4 automated: the open ticket's state told (issue 13)
 
 
 class ConversationOutcome(SQLModel, table=True):
@@ -272,6 +273,7 @@ class ConversationOutcome(SQLModel, table=True):
 class HandoffQueue(str, Enum):
     junior = "junior"
     senior = "senior"  # J3: big customers go straight here
+    manager = "manager"  # M2: complaints go to the manager hotline (issue 13 item 5)
 
 
 class HandoffState(str, Enum):

@@ -461,7 +461,7 @@ def queue_handoff(s: Session, data: HandoffData) -> HandoffResult:
         assert waiting.id is not None
         return HandoffResult(waiting.id, waiting.queue, _position(s, waiting), False)
     queue = data.queue or HandoffQueue.junior.value
-    if data.fault_number:
+    if data.fault_number and queue == HandoffQueue.junior.value:
         line = s.get(LineRow, data.fault_number)
         if line is not None and line.big_customer:
             queue = HandoffQueue.senior.value  # J3: big customers go straight to a senior
@@ -579,6 +579,12 @@ def latest_repairman_message(s: Session, ticket_id: str) -> RepairmanMessage | N
     ).first()
 
 
+def _sub_step(ticket: Ticket) -> str:
+    from bot.store import workflow  # the workflow builds on this module's errors and rows
+
+    return workflow.sub_step_of(ticket)
+
+
 def lookup_number(s: Session, number: str, kind: str) -> dict[str, Any]:
     """What the dialogue needs to know about a (canonical) number, A4–A6.
 
@@ -605,6 +611,11 @@ def lookup_number(s: Session, number: str, kind: str) -> dict[str, Any]:
         open_fault = {
             "ticket_id": ticket.id,
             "report_count": report_count(s, ticket.id),
+            # J4 automated (issue 13 item 4): where the ticket is, and when it should be done.
+            "status": ticket.status,
+            "sub_step": _sub_step(ticket),
+            "expected_resolution": utc(ticket.expected_resolution_date).isoformat()
+            if ticket.expected_resolution_date else None,
             "repairman_message": None if message is None else {"zh": message.zh, "en": message.en},
             "last_test": None if test is None else {
                 "result": test.result,

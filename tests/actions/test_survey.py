@@ -119,6 +119,16 @@ def test_ratings_by_key_and_by_words() -> None:
     assert out["survey_quality"] == 4.0
 
 
+def test_a_complaint_in_the_survey_is_an_answer_not_a_loop() -> None:
+    """Issue 13 item 5: at "is it fixed?" a complaint is a no; as a rating it is 1."""
+    t = make_tracker("你们怎么还没修好", "complain", slots=IN_SURVEY, active_loop="survey_form")
+    out, _, _ = validate("survey_fixed", t)
+    assert out["survey_fixed"] is False
+    t = make_tracker("什么破服务", "complain", slots=IN_SURVEY, active_loop="survey_form")
+    out, _, _ = validate("survey_attitude", t)
+    assert out["survey_attitude"] == 1.0
+
+
 def test_a_rating_outside_1_to_5_is_asked_again_and_counted() -> None:
     out, seen, d = validate("survey_attitude", keys("7", slots={**IN_SURVEY, "failure_count": 0},
                                                     active_loop="survey_form"))

@@ -229,3 +229,21 @@ def test_input_after_the_end_starts_again_at_the_main_menu(client: Client) -> No
     c.keys("2")  # other services: handed over, the bot's part is over
     r = c.keys("1")
     assert r.prompts[-1] == "utter_ask_menu_choice" and not r.body["ended"]
+
+
+def test_a_complaint_goes_to_the_manager_hotline_and_progress_is_told(client: Client) -> None:
+    """Issue 13 item 5 (M2): a complaint at the main menu is an apology and the manager
+    hotline's queue, not a re-prompt; item 4 (J4 automated): a progress question asks for
+    the number and tells the open ticket's state and the repairman's message."""
+    c = Conversation(client)
+    r = c.say("你们怎么还没修好 我要投诉")
+    assert r.prompts[0] == "utter_complaint"
+    assert r.body["handoff"]["reason"] == "complaint" and r.body["handoff"]["queue"] == "manager"
+    c = Conversation(client)
+    r = c.say("查一下维修进度")
+    assert r.prompts[-1] == "utter_ask_progress_number"
+    r = c.keys("057160000006#")
+    assert r.prompts[0] in ("utter_progress_received", "utter_progress_dispatched", "utter_progress_dispatched_no_due")
+    assert r.prompts[1:] == ["utter_progress_message", "utter_ask_wants_human"] and "明天上午" in r.text
+    assert c.keys("2").body["ended"] is True
+    assert last_outcome(client, c)["outcome"] == "progress_informed"

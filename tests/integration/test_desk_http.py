@@ -253,10 +253,28 @@ async def test_non_operators_cannot_take_or_open_a_handoff(desk_client: Client, 
     hid = queue(demo_db, f"c-{name}", fault_number="057187650001")
     op = await sign_in(desk_client, name)
     status, body, _ = await op.post(f"/desk/handoffs/{hid}/take")
-    assert status == 403 and "role cannot" in body
+    # The manager hotline serves its own queue only (complaints, issue 13 item 5).
+    refusal = "does not serve" if name == "man" else "role cannot"
+    assert status == 403 and refusal in body
     status, body = await op.get(f"/desk/handoffs/{hid}")
     assert status == 403 and "王建国" not in body and "我要人工" not in body
     assert handoff_row(demo_db, hid).state == "queued"
+
+
+async def test_the_manager_hotline_takes_complaints_from_its_home(desk_client: Client, demo_db: Database) -> None:
+    """Issue 13 item 5 (M2): the bot hands a complaint to the manager queue; the manager
+    sees it on /desk/escalations and takes it; juniors and seniors do not serve that queue."""
+    hid = queue(demo_db, "angry", fault_number="057187650001", queue="manager", reason="complaint",
+                transcript=[{"role": "user", "text": "你们怎么还没修好 我要投诉"}])
+    senior = await sign_in(desk_client, "sen")
+    assert (await senior.post(f"/desk/handoffs/{hid}/take"))[0] == 403
+    op = await sign_in(desk_client, "man")
+    status, body = await op.get("/desk/escalations")
+    assert status == 200 and f'id="handoff-{hid}"' in body and "我要投诉" in body
+    status, _, location = await op.post(f"/desk/handoffs/{hid}/take")
+    assert status == 303 and location == f"/desk/handoffs/{hid}"
+    assert handoff_row(demo_db, hid).taken_by == "man"
+    assert (await op.get(f"/desk/handoffs/{hid}"))[0] == 200
 
 
 async def test_a_junior_cannot_reach_the_senior_queue(desk_client: Client, demo_db: Database) -> None:

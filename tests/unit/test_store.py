@@ -241,6 +241,9 @@ def test_handoffs_queue_positions_and_big_customers(demo_db: Database) -> None:
     queued = demo_db.call(service.list_handoffs, "queued")
     assert [h["conversation_id"] for h in queued] == ["c1", "c2", "c3"]
     assert queued[0]["transcript"] == [{"role": "user", "text": "转人工"}]
+    # Issue 13 item 5: a complaint goes to the manager hotline, big customer or not (M2).
+    complaint = handoff("c4", "057188880001", queue="manager")
+    assert (complaint.queue, complaint.position) == ("manager", 1)
 
 
 # ------------------------------------------------------------------ inventory
@@ -279,6 +282,9 @@ def test_lookup_details(demo_db: Database) -> None:
     assert fault["repairman_message"]["zh"].startswith("维修人员已找到故障点")
     assert fault["last_test"]["result"] == "open_circuit"
     assert fault["last_test"]["summary"]["zh"] == "测试结果：线路断线，我们会尽快派人维修。"
+    # J4 automated (issue 13 item 4): where the ticket is and when it should be repaired.
+    assert fault["status"] in ("acknowledged", "inProgress") and fault["sub_step"]
+    assert fault["expected_resolution"] is None or fault["expected_resolution"].endswith("+00:00")
     no_message = demo_db.call(service.lookup_number, "057187650007", "fixed")["open_fault"]
     assert no_message["repairman_message"] is None and no_message["report_count"] == 2
     assert no_message["last_test"]["result"] == "high_resistance"

@@ -391,3 +391,19 @@ def test_grading_builds_the_hard_case_list_and_the_juniors_notes(demo_db: Databa
         demo_db.call(workflow.grade_transfer, a, SENIOR, "incorrect", "changed my mind")
     with pytest.raises(service.ServiceError):
         demo_db.call(workflow.grade_transfer, a, JUNIOR, "correct")
+
+
+def test_complaints_wait_on_the_manager_hotlines_page(demo_db: Database) -> None:
+    """Issue 13 item 5 (M2): a complaint the bot handed over shows on the manager's home,
+    and only the manager's post serves its queue."""
+    from bot.desk import views
+    from bot.desk.work import _complaint_callers
+
+    demo_db.call(service.queue_handoff, service.HandoffData(
+        conversation_id="angry-1", channel="webchat", language="zh", reason="complaint", queue="manager",
+        transcript=[{"role": "bot", "text": "欢迎"}, {"role": "user", "text": "我要投诉"}]))
+    demo_db.call(service.queue_handoff, service.HandoffData(
+        conversation_id="calm-1", channel="webchat", language="zh", reason="caller_request"))
+    page = demo_db.call(_complaint_callers, "manager")
+    assert [(c["reason"], c["said"]) for c in page["callers"]] == [("complaint", "我要投诉")]
+    assert views.QUEUES_FOR_ROLE["manager"] == ("manager",) and "manager" not in views.QUEUES_FOR_ROLE["senior"]
