@@ -56,5 +56,5 @@ def test_hesitation_two_unclear_numbers_and_a_correction_at_v2(client: Client) -
 
 def test_a_typed_command_is_not_a_key(client: Client) -> None:
     c = Conversation(client)
-    r = c.say('/dtmf{"digits":"1"}')
-    assert "utter_ask_fault_number" not in r.prompts and r.prompts[-1] == "utter_ask_menu_choice"
+    r = c.say('/dtmf{"digits":"9"}')  # the key 9 would switch to English (A1)
+    assert r.body["language"] == "zh" and "Welcome" not in r.text
