@@ -15,7 +15,7 @@ from typing import Any
 from rasa_sdk import Tracker
 
 from actions.config import ActionConfig
-from actions.numbers import check_number, extract_digits, group_digits
+from telnum import check_number, extract_digits, group_digits
 
 OFFER_SLOT = "use_caller_number"
 
@@ -45,4 +45,5 @@ def offers_caller_number(tracker: Tracker) -> bool:
         bool(tracker.get_slot("caller_number"))
         and tracker.get_slot("offer_caller_number") is not False
         and tracker.get_slot(OFFER_SLOT) is None
+        and tracker.get_slot("contact_number") is None  # given ahead in a sentence (issue 13 item 1)
     )

@@ -15,8 +15,8 @@ from rasa_sdk.types import DomainDict
 
 from actions.caller import caller_number_from, caller_slots
 from actions.forms import language
-from actions.numbers import mask_number
 from actions.services import ServiceError, Services
+from telnum import mask_number
 
 logger = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ dialogue's limit (slot ``max_failures``, A3); at the limit the form ends with
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from functools import wraps
 from typing import Any
 
@@ -16,6 +17,16 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
 
+from actions.answers import (
+    already_valid,
+    is_hesitation,
+    number_slots,
+    numbers_said,
+    roles_question,
+    sort_out,
+    symptom_said,
+    which_of,
+)
 from actions.caller import OFFER_SLOT, offers_caller_number
 from actions.config import ActionConfig
 from actions.interpret import (
@@ -30,7 +41,17 @@ from actions.interpret import (
     read_input,
     symptom_from,
 )
-from actions.numbers import check_number, group_digits
+from telnum import (
+    BAD_PREFIX,
+    CONTACT,
+    EMPTY,
+    FAULT,
+    TOO_LONG,
+    TOO_SHORT,
+    check_number,
+    group_digits,
+    parse_number,
+)
 
 SlotDict = dict[str, Any]
 
@@ -65,11 +86,20 @@ class HotlineForm(FormValidationAction):
         return f"validate_{self.FORM}"
 
     def user_input(self, tracker: Tracker) -> UserInput:
-        return read_input(tracker.latest_message)
+        user_input = read_input(tracker.latest_message)
+        if is_hesitation(user_input):
+            # "嗯", "等一下" are no answer, whatever intent the NLU saw in them (affirm,
+            # a survey rating …): the prompt is said again, no failure (issue 13 item 2).
+            return replace(user_input, intent="hesitate")
+        return user_input
 
     def reject(
         self, slot: str, rejection: Rejection, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> SlotDict:
+        if is_hesitation(self.user_input(tracker)):
+            # Issue 13 item 2: "喂？", "等一下", "嗯" — the prompt again, no failure (A3).
+            dispatcher.utter_message(response="utter_hesitation")
+            return {slot: None}
         count = int(tracker.get_slot("failure_count") or 0) + 1
         limit = int(tracker.get_slot("max_failures") or 3)
         if count >= limit:
@@ -106,8 +136,29 @@ class ValidateMainMenuForm(HotlineForm):
     def validate_menu_choice(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> SlotDict:
+        user_input = self.user_input(tracker)
+        area = ActionConfig.from_env().local_area_code
+        said = numbers_said(tracker.latest_message, user_input, area)
+        if said.any_valid(area):
+            # "我家电话0571 8765 0001坏了": a fault report with its number (issue 13 item 1).
+            return self.accept(
+                {"menu_choice": "fault", **fault_step_answers(said, user_input, language(tracker), area, tracker)},
+                result="fault",
+            )
+        whole = check_number(user_input.digits, area) if len(user_input.digits) >= 7 else None
+        if whole is not None and whole.canonical:
+            # A whole number keyed or typed at the menu: the fault number (issue 13 item 1).
+            values = number_slots("fault_number", whole.canonical, area) or {}
+            return self.accept({"menu_choice": "fault", **values}, result="fault")
+        if said.any and not user_input.keys:
+            # "我家电话12345678901坏了": a fault report; why the number cannot be (V3), then V1.
+            number = said.fault or said.contact or said.unclear[0]
+            refusal = _number_or_rejection(UserInput(user_input.intent, number, "", False))
+            if isinstance(refusal, Rejection):
+                dispatcher.utter_message(response=refusal.response)
+            return self.accept({"menu_choice": "fault", **symptom_said(user_input, language(tracker))}, result="fault")
         choice = choose(
-            self.user_input(tracker),
+            user_input,
             {"1": "fault", "2": "other", "9": "en", "8": "zh"},
             {
                 "report_fault": "fault",
@@ -127,7 +178,26 @@ class ValidateMainMenuForm(HotlineForm):
         if choice in ("en", "zh"):
             # The menu is said again in the chosen language; no failure counted.
             return {"menu_choice": None, "language": choice}
-        return self.accept({"menu_choice": choice}, result=str(choice))
+        ahead = symptom_said(user_input, language(tracker)) if choice == "fault" else {}
+        return self.accept({"menu_choice": choice, **ahead}, result=str(choice))
+
+
+def fault_step_answers(said: Any, user_input: UserInput, lang: str, area: str, tracker: Tracker) -> SlotDict:
+    """What an input at the main menu or the fault-number prompt says ahead: the fault
+    number, the contact number, the symptom; two numbers without cues → which is which
+    (asked once: after that, the first one said is the faulty line)."""
+    fault, contact, unclear = sort_out(said, FAULT)
+    values: SlotDict = {}
+    if unclear and tracker.get_slot("number_roles") in (None, "none"):
+        values.update(roles_question(unclear, lang))
+    elif unclear:
+        fault, contact = unclear
+    if fault:
+        values.update(number_slots("fault_number", fault, area) or {})
+    if contact:
+        values.update(number_slots("contact_number", contact, area) or {})
+    values.update(symptom_said(user_input, lang))
+    return values
 
 
 class ValidateFaultNumberForm(HotlineForm):
@@ -137,12 +207,47 @@ class ValidateFaultNumberForm(HotlineForm):
     reset_count_on_completion = False
 
     @on_input
+    def validate_number_roles(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> SlotDict:
+        pair = str(tracker.get_slot("unclear_numbers") or "").split()
+        if len(pair) != 2:
+            return {"number_roles": "none", "unclear_numbers": None}
+        user_input = self.user_input(tracker)
+        area = ActionConfig.from_env().local_area_code
+        index = which_of(user_input, pair, numbers_said(tracker.latest_message, user_input, area))
+        if index is None:
+            rejection = choose(user_input, {})
+            return self.reject("number_roles", rejection if isinstance(rejection, Rejection) else Rejection(NOT_UNDERSTOOD), dispatcher, tracker)
+        return {
+            "number_roles": "first" if index == 0 else "second",
+            "unclear_numbers": None,
+            "unclear_numbers_display": None,
+            **(number_slots("fault_number", pair[index], area) or {}),
+            **(number_slots("contact_number", pair[1 - index], area) or {}),
+        }
+
+    @on_input
     def validate_fault_number(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> SlotDict:
+        if already_valid(tracker.slots, "fault_number", value):
+            return {}  # said ahead (at the main menu) and checked then; V2 reads it back
         user_input = self.user_input(tracker)
         if user_input.silent:
             return self.reject("fault_number", Rejection("utter_no_input"), dispatcher, tracker)
+        area = ActionConfig.from_env().local_area_code
+        said = numbers_said(tracker.latest_message, user_input, area)
+        if said.any:
+            ahead = fault_step_answers(said, user_input, language(tracker), area, tracker)
+            if "fault_number" in ahead or "unclear_numbers" in ahead:
+                return self.accept({"fault_number": None, **ahead})
+            fault = sort_out(said, FAULT)[0]
+            if fault is None:  # only the contact number: kept, and V1 asked again
+                return {"fault_number": None, **ahead}
+            rejection = _number_or_rejection(UserInput(user_input.intent, fault, "", False))
+            if isinstance(rejection, Rejection):
+                return {**ahead, **self.reject("fault_number", rejection, dispatcher, tracker)}
         rejected = _number_or_rejection(user_input)
         if isinstance(rejected, Rejection):
             return self.reject("fault_number", rejected, dispatcher, tracker)
@@ -154,7 +259,26 @@ class ValidateFaultNumberForm(HotlineForm):
     def validate_fault_number_confirmed(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> SlotDict:
-        choice = choose(self.user_input(tracker), YES_NO_KEYS, YES_NO_INTENTS)
+        user_input = self.user_input(tracker)
+        area = ActionConfig.from_env().local_area_code
+        said = numbers_said(tracker.latest_message, user_input, area)
+        fault = sort_out(said, FAULT)[0] if said.any else None
+        if fault is None and said.unclear:
+            fault = said.unclear[0]
+        if fault is not None:
+            # Issue 13 item 2: "不对，是0571 8765 0002" replaces the number; V2 reads it again.
+            corrected = number_slots("fault_number", fault, area)
+            if corrected is None:
+                rejection = _number_or_rejection(UserInput(user_input.intent, fault, "", False))
+                if isinstance(rejection, Rejection):
+                    return {"fault_number_confirmed": None, **self.reject("fault_number", rejection, dispatcher, tracker)}
+            elif corrected["fault_number"] != tracker.get_slot("fault_number") or user_input.intent in ("deny", "retry"):
+                contact = sort_out(said, FAULT)[1]
+                extra = number_slots("contact_number", contact, area) if contact else None
+                return {**corrected, **(extra or {}), "fault_number_confirmed": None}
+            else:
+                return self.accept({"fault_number_confirmed": True}, result="done")  # the same number: yes
+        choice = choose(user_input, YES_NO_KEYS, YES_NO_INTENTS)
         if isinstance(choice, Rejection):
             return self.reject("fault_number_confirmed", choice, dispatcher, tracker)
         if choice is False:
@@ -163,17 +287,27 @@ class ValidateFaultNumberForm(HotlineForm):
         return self.accept({"fault_number_confirmed": True}, result="done")
 
 
+NUMBER_REFUSALS = {  # A2 / A4 V3: why a number cannot be, said before asking again
+    TOO_LONG: "utter_number_too_long",
+    TOO_SHORT: "utter_number_too_short",
+    BAD_PREFIX: "utter_number_bad_prefix",
+}
+
+
 def _number_or_rejection(user_input: UserInput) -> Any:
     """A canonical number, or the reason it is not one (spoken to the caller)."""
-    digits = user_input.digits
-    if not digits:
+    area = ActionConfig.from_env().local_area_code
+    if user_input.keys:
+        digits = user_input.digits
+        checked = check_number(digits, area) if digits else None
+    else:
+        checked = parse_number(user_input.text, area)
+    if checked is None or checked.error == EMPTY:
         return Rejection(NOT_UNDERSTOOD)
-    checked = check_number(digits, ActionConfig.from_env().local_area_code)
     if checked.canonical:
         return checked.canonical
-    if checked.error == "too_long":
-        return Rejection("utter_number_too_long", "too_long")
-    return Rejection("utter_number_too_short", checked.error or "invalid")
+    error = checked.error or TOO_SHORT
+    return Rejection(NUMBER_REFUSALS.get(error, "utter_number_too_short"), error)
 
 
 class ValidateOfferHumanForm(HotlineForm):
@@ -227,10 +361,18 @@ class ValidateReportDetailsForm(HotlineForm):
     def validate_contact_number(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> SlotDict:
+        if already_valid(tracker.slots, "contact_number", value):
+            return {}  # said ahead; V6 reads it back
         user_input = self.user_input(tracker)
         if user_input.silent:
             return self.reject("contact_number", Rejection("utter_no_input"), dispatcher, tracker)
-        number = _number_or_rejection(user_input)
+        said = numbers_said(tracker.latest_message, user_input, ActionConfig.from_env().local_area_code)
+        if said.any:
+            fault, contact, unclear = sort_out(said, CONTACT)
+            chosen = contact or (unclear[0] if unclear else None) or fault
+            number = _number_or_rejection(UserInput(user_input.intent, chosen or "", "", False))
+        else:
+            number = _number_or_rejection(user_input)
         if isinstance(number, Rejection):
             return self.reject("contact_number", number, dispatcher, tracker)
         values: SlotDict = {"contact_number": number, "contact_number_display": group_digits(number)}
@@ -256,7 +398,28 @@ class ValidateReportDetailsForm(HotlineForm):
     def validate_details_confirmed(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> SlotDict:
-        choice = choose(self.user_input(tracker), YES_NO_KEYS, YES_NO_INTENTS)
+        user_input = self.user_input(tracker)
+        lang = language(tracker)
+        area = ActionConfig.from_env().local_area_code
+        said = numbers_said(tracker.latest_message, user_input, area)
+        corrected: SlotDict = {}
+        if said.any:
+            # Issue 13 item 2: "不对，联系电话是…" replaces the contact number; V6 again.
+            fault, contact, unclear = sort_out(said, CONTACT)
+            chosen = contact or (unclear[0] if unclear else None) or fault
+            slots = number_slots("contact_number", chosen or "", area)
+            if slots is None:
+                rejection = _number_or_rejection(UserInput(user_input.intent, chosen or "", "", False))
+                if isinstance(rejection, Rejection):
+                    return {"details_confirmed": None, **self.reject("contact_number", rejection, dispatcher, tracker)}
+            elif slots["contact_number"] != tracker.get_slot("contact_number"):
+                corrected.update(slots)
+        symptom = symptom_said(user_input, lang)
+        if symptom and symptom["symptom_category"] != tracker.get_slot("symptom_category"):
+            corrected.update(symptom)  # "不对，是有杂音": the symptom replaced, V6 again
+        if corrected:
+            return {**corrected, "details_confirmed": None}
+        choice = choose(user_input, YES_NO_KEYS, YES_NO_INTENTS)
         if isinstance(choice, Rejection):
             return self.reject("details_confirmed", choice, dispatcher, tracker)
         if choice is False:
@@ -306,7 +469,8 @@ class ValidateVoiceMessageForm(HotlineForm):
             for entity in tracker.latest_message.get("entities") or []:
                 if entity.get("entity") == "recording_id":
                     return self.accept({"voice_message": f"recording:{entity.get('value')}"})
-        if user_input.silent or user_input.keys or not user_input.text.strip():
+        if user_input.silent or user_input.keys or not user_input.text.strip() or user_input.intent == "hesitate":
+            # "等一下" is no message for the repairman: the prompt again (issue 13 item 2).
             return self.reject("voice_message", Rejection("utter_no_input"), dispatcher, tracker)
         return self.accept({"voice_message": user_input.text.strip()[:1000]})
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from actions.numbers import extract_digits, keys_in
+from telnum import extract_digits, keys_in
 
 # Reasons a prompt is asked again; each is a response the dialogue speaks.
 NO_INPUT = "utter_no_input"

@@ -26,8 +26,8 @@ from actions.config import ActionConfig
 from actions.flow import hand_off, record_outcome
 from actions.forms import HotlineForm, _number_or_rejection, language, on_input
 from actions.interpret import Rejection, read_input
-from actions.numbers import check_number, extract_digits, group_digits
 from actions.services import NotFound, ServiceError, Services
+from telnum import check_number, extract_digits, group_digits
 
 logger = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from rasa_sdk.types import DomainDict
 from actions.flow import end_loop
 from actions.forms import HotlineForm, SlotDict, on_input
 from actions.interpret import INVALID_CHOICE, NOT_UNDERSTOOD, Choice, Rejection, UserInput, choose
-from actions.numbers import group_digits
 from actions.services import ServiceError, Services
+from telnum import group_digits
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import structlog
 
-from actions.numbers import mask_number
+from telnum import mask_number
 
 # Any run of 7+ digits (optionally with spaces/dashes) looks like a phone number; the
 # digits after a decimal point (a measured time such as 2.2390000031) do not.

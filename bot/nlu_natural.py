@@ -10,7 +10,7 @@ Two halves, because Rasa lives in its own virtualenv:
   a symptom (which must never happen).
 
 Numbers: where the model itself gives no ``fault_number``/``contact_number`` entity, the
-digits the actions would take from the text (``actions.numbers.extract_digits``, a run of at
+digits the actions would take from the text (``telnum.extract_digits``, a run of at
 least 7 digits) count as a number without a role, as the dialogue does today.
 """
 
@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from actions.numbers import extract_digits
+from telnum import extract_digits
 
 NUMBER_ENTITIES = ("fault_number", "contact_number")
 SYMPTOM_PREFIX = "symptom_"

@@ -30,12 +30,12 @@ from typing import Any, Literal, Protocol
 
 import structlog
 
-from actions.numbers import mask_number
 from bot.chat.prompts import Language
 from bot.settings import Settings
 from bot.store import outbound_calls as store
 from bot.store.db import Database
 from bot.store.models import OutboundCallResult
+from telnum import mask_number
 from voice import metrics
 from voice.esl import EslError
 

@@ -13,7 +13,6 @@ import structlog
 from aiohttp import web
 from sqlalchemy.exc import DataError, OperationalError
 
-from actions.numbers import check_number
 from bot.boundary import (  # the APIs' one place for the boundary's helpers
     MAX_BODY_BYTES,
     ApiError,
@@ -29,6 +28,7 @@ from bot.boundary import (  # the APIs' one place for the boundary's helpers
     validate,
 )
 from bot.store.service import ServiceError
+from telnum import check_number
 
 __all__ = ["MAX_BODY_BYTES", "ApiError", "AsciiInt", "canonical_number", "chat_json_object", "error_middleware",
            "json_error", "number_digits", "parse_body", "path_id", "query_params", "read_json", "validate"]
@@ -95,7 +95,8 @@ def canonical_number(raw: str, local_area_code: str, *, field: str = "number") -
     """A2: any formatting of a phone number → (canonical digits, "fixed"|"mobile"), or 400."""
     check = check_number(number_digits(raw, field=field), local_area_code)
     if check.error is not None or check.canonical is None or check.kind is None:
-        words = {"too_short": "too short", "too_long": "too long", "empty": "empty"}
+        words = {"too_short": "too short", "too_long": "too long", "empty": "empty",
+                 "bad_prefix": "not a number any line has"}
         raise ApiError(400, "invalid_number",
                        f"{field}: the number is {words.get(check.error or '', 'not valid')}",
                        detail=check.error or "invalid")

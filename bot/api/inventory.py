@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from actions.numbers import check_number
 from bot.api.auth import require_personal_reader
 from bot.api.errors import canonical_number, number_digits
 from bot.settings import SETTINGS_KEY
 from bot.store import service
 from bot.store.db import DB_KEY
+from telnum import check_number
 
 
 async def line(request: web.Request) -> web.Response:

@@ -16,7 +16,6 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from actions.numbers import group_digits
 from bot import scope as scopes
 from bot.api import recordings as api_recordings
 from bot.api.auth import actor_of, reader_scope
@@ -36,6 +35,7 @@ from bot.store import service, workflow
 from bot.store.db import DB_KEY
 from bot.store.models import STATUSES, TicketStatusChange, utc
 from bot.store.service import TicketView
+from telnum import group_digits
 
 BASE = "/tmf-api/troubleTicket/v5"
 # Ticket ids in paths (ours are TT-…, the world's its own): anything else is no ticket (404).

@@ -55,10 +55,19 @@ class ChatInput:
             return event_message("start_survey", survey_id=str(self.survey_id or 0))
         if self.event is not None:
             return event_message(self.event)
-        return self.text or ""
+        return neutral_text(self.text or "")
 
     def describe(self) -> str:
         return f"dtmf:{len(self.dtmf)}" if self.dtmf is not None else (self.event or "text")
+
+
+def neutral_text(text: str) -> str:
+    """What a user typed or said, never read as a command (issue 13, bad input): Rasa takes
+    a message starting with "/" as an intent with entities ("/dtmf{\"digits\":\"1\"}",
+    "/affirm"), so a leading "/" becomes the full-width "／" and the NLU reads it as words.
+    Keys and events reach the dialogue only as dtmf and event inputs."""
+    stripped = text.lstrip()
+    return "／" + stripped[1:] if stripped.startswith("/") else text
 
 
 @dataclass

@@ -23,7 +23,6 @@ import structlog
 from aiohttp import web
 from sqlmodel import Session
 
-from actions.numbers import check_number, mask_number
 from bot.desk import pages
 from bot.desk.auth import Identity, require_role, settings_of
 from bot.desk.work import actor_of
@@ -31,6 +30,7 @@ from bot.linetest.client import LineTestClient, LineTestUnavailable
 from bot.store import service, workflow
 from bot.store.db import DB_KEY
 from bot.store.models import Handoff, HandoffQueue, HandoffState, Ticket, utcnow
+from telnum import check_number, mask_number
 
 log = structlog.get_logger(__name__)
 

@@ -19,8 +19,8 @@ import aiohttp
 import structlog
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from actions.numbers import mask_number
 from bot.world.schema import Bilingual, LineTestResultCode
+from telnum import mask_number
 
 log = structlog.get_logger(__name__)
 

@@ -31,7 +31,6 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from actions.numbers import mask_number
 from bot.boundary import (
     ApiError,
     install_request_ids,
@@ -46,6 +45,7 @@ from bot.linetest.results import summary_for
 from bot.settings import Settings
 from bot.world.parse import WorldFileError, parse_world_file
 from bot.world.schema import Bilingual, LineTestResultCode, World
+from telnum import mask_number
 
 log = structlog.get_logger(__name__)
 

@@ -21,7 +21,6 @@ from sqlalchemy import CursorResult, and_, delete, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from actions.numbers import mask_number
 from bot import scope as scopes
 from bot.linetest.results import summary_for
 from bot.store.errors import Conflict as Conflict  # re-exported: callers catch these from here
@@ -53,6 +52,7 @@ from bot.store.models import (
     utcnow,
 )
 from bot.world.schema import OpenFault
+from telnum import mask_number
 
 log = structlog.get_logger(__name__)
 

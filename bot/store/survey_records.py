@@ -19,9 +19,9 @@ import structlog
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from actions.numbers import mask_number
 from bot.jobs.store import schedule_once
 from bot.store.models import Report, Ticket, UTCDateTime, utcnow
+from telnum import mask_number
 
 log = structlog.get_logger(__name__)
 

@@ -32,7 +32,6 @@ from sqlalchemy import CursorResult, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from actions.numbers import group_digits, mask_number
 from bot.settings import parse_hours
 from bot.store import workflow
 from bot.store.errors import Conflict, NotFound, ServiceError
@@ -63,6 +62,7 @@ from bot.store.survey_records import (
     SurveyState,
     usable_number,
 )
+from telnum import group_digits, mask_number
 
 log = structlog.get_logger(__name__)
 

@@ -24,12 +24,12 @@ from typing import Any, Protocol
 
 import structlog
 
-from actions.numbers import mask_number
 from bot.store import surveys
 from bot.store.db import Database
 from bot.store.errors import ServiceError
 from bot.store.models import utcnow
 from bot.store.survey_records import FIRST_CALL_JOB, SurveyChannel, SurveyState
+from telnum import mask_number
 
 log = structlog.get_logger(__name__)
 

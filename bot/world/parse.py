@@ -16,8 +16,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from actions.numbers import check_number
 from bot.world.schema import World
+from telnum import check_number
 
 
 class WorldFileError(Exception):

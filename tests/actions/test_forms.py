@@ -90,3 +90,17 @@ def test_the_sdk_runs_a_form_validation_end_to_end(dispatcher):
     events = asyncio.run(ValidateMainMenuForm().run(dispatcher, t, domain))
     values = {e["name"]: e["value"] for e in events if e["event"] == "slot"}
     assert values["menu_choice"] == "fault" and values["form_result"] == "fault"
+
+
+def test_v3_a_number_no_line_can_have_is_refused_with_its_reason(dispatcher):
+    # issue 13 item 6: "12…" is no mobile, "0571 0…" no local number: V3 says why.
+    t = make_tracker("我的电话是12345678901", "inform_number", slots={"failure_count": 0})
+    out = ValidateFaultNumberForm().validate_fault_number("x", dispatcher, t, {})
+    assert out == {"fault_number": None, "failure_count": 1}
+    assert dispatcher.messages[-1]["response"] == "utter_number_bad_prefix"
+
+
+def test_a2_number_said_the_way_people_say_it(dispatcher):
+    t = make_tracker("区号零五七幺，号码八七六五 三个零幺", "inform_number")
+    out = ValidateFaultNumberForm().validate_fault_number("x", dispatcher, t, {})
+    assert out == {"fault_number": "057187650001", "fault_number_display": "0571 8765 0001"}

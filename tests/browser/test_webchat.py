@@ -142,6 +142,16 @@ def test_typed_text_is_sent_as_text_and_typed_digits_as_dtmf(
     expect(last_bot(page)).to_have_attribute("data-spec", "V2")
     assert bodies(fake_chat.state)[-1] == {"dtmf": "88123456#"}
 
+    # Two numbers typed in one line are words for the dialogue to sort out (issue 13), not 23 keys.
+    page.get_by_test_id("text-input").fill("0571 8765 0001 139 1234 5678")
+    page.get_by_test_id("send-button").click()
+    expect(last_user_text(page)).to_have_text("0571 8765 0001 139 1234 5678")
+    for _ in range(200):  # the request reaches the fake server
+        if bodies(fake_chat.state)[-1] != {"dtmf": "88123456#"}:
+            break
+        page.wait_for_timeout(50)
+    assert bodies(fake_chat.state)[-1] == {"text": "0571 8765 0001 139 1234 5678"}
+
 
 def test_outage_shows_the_banner_and_retry_recovers(browser_page: Any, fake_chat: Any) -> None:
     page = browser_page

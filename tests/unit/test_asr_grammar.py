@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from actions.numbers import extract_digits, keys_in
+from telnum import extract_digits, keys_in
 from voice.asr import UNK, grammar_for, label_words, normalise_digits
 
 ZH_DIGITS = ["零", "〇", "一", "幺", "二", "两", "三", "四", "五", "六", "七", "八", "九"]
@@ -191,7 +191,7 @@ def test_normalise_en(text: str, expected: str) -> None:
 
 
 def test_normalised_digits_agree_with_the_dialogue() -> None:
-    # The dialogue reads recognised text with actions.numbers: same digits either way.
+    # The dialogue reads recognised text with telnum: same digits either way.
     for text in ["幺三八 零五七一 八七六五", "两 两 零"]:
         assert extract_digits(normalise_digits(text, "zh")) == extract_digits(text.replace(" ", ""))
     assert keys_in(normalise_digits("幺", "zh")) == keys_in("幺") == "1"

@@ -25,12 +25,12 @@ import re
 from collections.abc import Container, Iterable, Mapping
 from typing import Any
 
-from actions.numbers import extract_digits
 from bot.chat.prompts import Language
+from telnum import extract_digits
 from voice.asr.model import UNK
 
 # Spoken digit words by key. Chinese: 幺 is 1 and 两 is 2 in phone numbers (what
-# actions.numbers reads too); English "oh" is 0 in numbers.
+# telnum reads too); English "oh" is 0 in numbers.
 KEY_WORDS: dict[Language, dict[str, tuple[str, ...]]] = {
     "zh": {
         "0": ("零", "〇"),
@@ -151,7 +151,7 @@ _TERMINATORS: dict[Language, frozenset[str]] = {
 
 def _zh_digits(token: str) -> str | None:
     """The digits a token spells when it is nothing but digit characters (幺三八, 两,
-    零五七一, 138): actions.numbers reads the characters, so both channels agree."""
+    零五七一, 138): telnum reads the characters, so both channels agree."""
     digits = extract_digits(token)
     return digits if digits and len(digits) == len(token) else None
 
@@ -160,7 +160,7 @@ def _en_digit(token: str) -> str | None:
     low = token.lower()
     if low.isdigit():
         return low
-    digits = extract_digits(low)  # zero … nine, as actions.numbers reads them
+    digits = extract_digits(low)  # zero … nine, as telnum reads them
     return digits if len(digits) == 1 and low.isalpha() else None
 
 
@@ -212,3 +212,19 @@ def normalise_digits(text: str, language: Language) -> str:
         i += 1
     close_run()
     return " ".join(out)
+
+
+def needs_more_digits(text: str, expect: Mapping[str, Any], language: Language) -> bool:
+    """Issue 13 item 2: a digits prompt heard part of a number ("0571" … pause … "8765
+    0001"): the text is digits only, fewer than a whole number — the prompt's
+    ``min_digits``, and at least 11 for what starts like an area code (0…) or a mobile (1…).
+    A terminator ("井号", "hash") or any other word means the caller is done."""
+    if expect.get("kind") != "digits":
+        return False
+    digits = normalise_digits(text, language).replace(" ", "")
+    if not digits.isdigit():
+        return False
+    minimum = int(expect.get("min_digits") or 0)
+    if digits[0] in "01":
+        minimum = max(minimum, 11)
+    return len(digits) < minimum

@@ -26,6 +26,7 @@ from bot.chat.dialogue import DialogueUnavailable
 from bot.chat.prompts import Language
 from bot.chat.service import ChatInput, ChatReply
 from voice import metrics
+from voice.asr.grammar import needs_more_digits
 from voice.call.handoff import HandoffSession
 from voice.call.media_session import (
     CallDeps,
@@ -184,6 +185,11 @@ class CallSession(HandoffSession):
         played_at: float | None = None
         result: ChatInput | None = None
         keys_done: KeyInput | None = None
+        # Issue 13 item 2: part of a number said, then a pause ("0571" … "8765 0001"): keep
+        # it and listen on for the rest, as long as the keypad's inter-digit timeout.
+        heard = ""
+        heard_until: float | None = None
+        inter_digit_ms = float(expect.get("inter_digit_timeout_ms") or 5000)
         try:
             while result is None:
                 now = self._now_ms()
@@ -193,8 +199,10 @@ class CallSession(HandoffSession):
                         result = ChatInput(dtmf=keys_done.digits)
                         break
                 deadlines = []
-                if played_at is not None and mode is None:
+                if played_at is not None and mode is None and not heard:
                     deadlines.append(played_at + no_input_ms)
+                if heard_until is not None and mode is None:
+                    deadlines.append(heard_until)
                 if (d := collector.deadline_ms()) is not None and played_at is not None:
                     deadlines.append(d)
                 timeout = None if not deadlines else max(0.0, (min(deadlines) - now) / 1000)
@@ -203,7 +211,9 @@ class CallSession(HandoffSession):
                     now = self._now_ms()
                     if played_at is None:
                         continue
-                    if mode is None and now >= played_at + no_input_ms:
+                    if heard and mode is None and heard_until is not None and now >= heard_until:
+                        result = ChatInput(text=heard)  # no more came: what was heard
+                    elif mode is None and not heard and now >= played_at + no_input_ms:
                         metrics.NO_INPUTS.inc()
                         result = ChatInput(event="no_input")
                     elif mode == "keys" and (k := collector.expire(now)) is not None:
@@ -226,8 +236,11 @@ class CallSession(HandoffSession):
                     mode = "speech"
                     self._barge_in("speech")
                 elif isinstance(item, _SpeechDone) and mode == "speech":
-                    if item.text.strip():
-                        result = ChatInput(text=item.text.strip())
+                    text = " ".join(part for part in (heard, item.text.strip()) if part)
+                    if text and needs_more_digits(text, expect, self.language):
+                        heard, heard_until, mode = text, self._now_ms() + inter_digit_ms, None
+                    elif text:
+                        result = ChatInput(text=text)
                     else:
                         metrics.NO_MATCHES.inc()
                         result = ChatInput(event="no_input")

@@ -26,7 +26,7 @@ from typing import Any
 
 import structlog
 
-from actions.numbers import mask_number
+from telnum import mask_number
 from voice.esl import protocol as p
 from voice.esl.protocol import (
     ChannelData,

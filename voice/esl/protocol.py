@@ -38,7 +38,7 @@ from urllib.parse import unquote
 
 import structlog
 
-from actions.numbers import mask_number
+from telnum import mask_number
 
 log = structlog.get_logger(__name__)
 

@@ -669,7 +669,8 @@ function submitText() {
   if (handoffMode() === "live") { sendLive(raw); return; }
   if (handoffMode() === "queued") return;
   const compact = raw.replace(/[\s-]/g, "");
-  if (DTMF_RE.test(compact)) {
+  // More digits than any one number (16, with 0086): several numbers, read as text (issue 13).
+  if (DTMF_RE.test(compact) && compact.replace(/[#*]/g, "").length <= 16) {
     // Typed keys are keys: the dialogue reads keypad input as dtmf, never as text.
     const kind = conv.expect && conv.expect.kind;
     const dtmf = kind === "digits" && !compact.endsWith("#") ? `${compact}#` : compact;
