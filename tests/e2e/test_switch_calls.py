@@ -56,7 +56,7 @@ async def test_a_keypad_report_through_the_bots_own_voice_server(stack: Stack, c
     real voice (espeak-ng here), the real dialogue; the ticket read back from the API."""
     fs = start_switch(stack.settings.esl_port)
     call = SippCaller(tmp_path / "caller", fs.ports.external_sip, [
-        Keys("1"), Keys("057160000031#"), Keys("1"), Keys("13912345678#"), Keys("1"), Keys("1"), Hangup(),
+        Keys("1"), Keys("057160000031#"), Keys("1"), Keys("1"), Keys("1"), Keys("1"), Hangup(),
     ], caller="13700005555", codec="PCMA", ptime_ms=30)
     try:
         await call.dial()
@@ -64,8 +64,8 @@ async def test_a_keypad_report_through_the_bots_own_voice_server(stack: Stack, c
         await asyncio.sleep(1.0)
         await act_then_quiet(call, 1.2)   # A1: 1 barges into the menu; V1 said
         await act_then_quiet(call, 1.5)   # the fault number; V2 readback (no barge-in)
-        await act_then_quiet(call, 3.0)   # confirmed → A8 line test (its wait), then V5
-        await act_then_quiet(call, 1.5)   # contact number; symptom menu
+        await act_then_quiet(call, 3.0)   # confirmed → A8 line test (its wait), then V5 offers the ANI
+        await act_then_quiet(call, 1.5)   # 1: the number calling is the contact number; symptom menu
         await act_then_quiet(call, 1.5)   # symptom 1; V6 readback
         await call.act()                  # A10: confirmed
         await until(lambda: bool(client.tickets(relatedEntity_id="057160000031")), 30, "the ticket (A10)")
@@ -75,7 +75,7 @@ async def test_a_keypad_report_through_the_bots_own_voice_server(stack: Stack, c
         await call.close()
     (ticket,) = client.tickets(relatedEntity_id="057160000031")
     chars = {c["name"]: c["value"] for c in ticket["troubleTicketCharacteristic"]}
-    assert chars["contactNumber"] == "13912345678"
+    assert chars["contactNumber"] == "13700005555"  # A8: the caller's own number (ANI), taken with one key
     assert call.sniffer.loud_seconds(0, time.monotonic(), ptime_ms=30) > 5, "the caller heard the prompts"
 
 
