@@ -85,7 +85,7 @@ bench: setup train
 	$(PY) -m bench.stats_bench --conversations 1000000
 
 lint: setup
-	$(PY) -m ruff check bot actions voice telnum tests bench
+	$(PY) -m ruff check bot actions voice telnum tests bench nlu
 	$(PY) -m mypy
 
 clean:

@@ -14,7 +14,6 @@ from typing import Any, Callable, Dict, Text
 
 from jsonschema.exceptions import best_match
 from jsonschema.validators import validator_for
-
 from rasa.core.actions.action import RemoteAction
 
 _MARK = "_hotline_compiled_check"

@@ -13,11 +13,10 @@ Imports only Rasa and the standard library: nothing of the bot (Python 3.11) may
 from collections import OrderedDict
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
-
-from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 
 from channels import action_checks, turns
 
