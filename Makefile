@@ -50,7 +50,7 @@ run: setup train
 # ---- tests ----
 test: setup lint train validate test-dialogue
 	$(RASA_VENV)/bin/python -m pytest -q -p no:cacheprovider -W ignore::pytest.PytestConfigWarning --confcutdir=tests/actions tests/actions
-	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup --durations=30 tests --ignore=tests/actions
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --durations=30 tests --ignore=tests/actions
 
 test-unit: setup
 	$(RASA_VENV)/bin/python -m pytest -q -p no:cacheprovider -W ignore::pytest.PytestConfigWarning --confcutdir=tests/actions tests/actions
