@@ -18,6 +18,7 @@ from bot import desk
 from bot.api import events, inventory, records, tickets
 from bot.api import knowledge as api_knowledge
 from bot.api import outbound_calls as api_outbound_calls
+from bot.api import quality as api_quality
 from bot.api import recordings as api_recordings
 from bot.api import stats as api_stats
 from bot.api import surveys as api_surveys
@@ -32,6 +33,7 @@ from bot.chat.turns import DialogueCapacity, TurnLocks, turn_locks_for
 from bot.jobs import JOBS_KEY, JobContext, Jobs
 from bot.metrics import CHAT_TURN_SECONDS, CHAT_TURNS, CONVERSATIONS_ABANDONED, metrics_handler
 from bot.periodic import every
+from bot.quality import scheduled as quality_jobs
 from bot.settings import SETTINGS_KEY, Settings
 from bot.sla import watch as deadline_watch
 from bot.stats import scheduled as stats_jobs
@@ -82,6 +84,7 @@ def create_app(settings: Settings, db: Database | None = None) -> web.Applicatio
     api_surveys.setup_routes(app)
     api_knowledge.setup_routes(app)  # D1-D2: the archive, the knowledge base
     api_stats.setup_routes(app)
+    api_quality.setup_routes(app)  # Q1-Q8: samples, scores, violations, hand-off flags
     chat_api.setup_routes(app)
     desk.setup_routes(app)
     app.router.add_get("/healthz", _healthz)
@@ -127,6 +130,7 @@ def register_jobs(app: web.Application) -> None:
     jobs.kind(deadline_watch.NOTIFY_KIND, events.notify, max_attempts=8)  # TMF621 events to hubs
     jobs.cron("nightly_archive", archive.nightly_archive, hour=settings.archive_hour, minute=0)  # D1
     stats_jobs.register(jobs, settings)  # T5: the nightly recount and the reports due (bot/stats/scheduled.py)
+    quality_jobs.register(jobs, settings)  # Q1/Q6: the daily sample and hand-off flags (bot/quality/scheduled.py)
     # U3: "place attempt N of survey S" (due jobs, retries scheduled by the caller), and a
     # sweep: web-chat surveys nobody came back for, and any phone attempt that is due.
     jobs.kind(ATTEMPT_JOB, _survey_call, max_attempts=2)

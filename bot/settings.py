@@ -82,6 +82,13 @@ class Settings(BaseSettings):
     stats_font_file: Path | None = None  # a CJK TrueType font for charts and PDFs (default: found on the system)
     stats_rollup_at: str = Field(default="01:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # local time of the nightly recount of the last days (HH:MM)
     stats_reports_at: str = Field(default="06:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # local time of the daily check for due reports (HH:MM)
+    # --- Q1-Q8: quality inspection (bot/quality/) ---
+    qa_sample_rate: float = Field(default=0.05, gt=0, le=1)  # Q1: the daily sample's share of each post's work (at least one)
+    qa_sample_at: str = Field(default="03:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # local time of the daily draw of the day before (HH:MM)
+    qa_seed: str = Field(default="hotline-qa", min_length=1, max_length=40)  # the draw's random seed (with the day and post)
+    qa_scorecards_file: Path = REPO_ROOT / "bot" / "quality" / "scorecards.yml"  # the posts' scorecards (designers edit it)
+    qa_handoff_max_passes: int = Field(default=3, ge=1)  # Q6: a contact passed between posts more often is flagged
+    qa_handoff_max_wait_min: float = Field(default=30, gt=0)  # Q6: a contact waiting between posts longer is flagged
     # --- the job scheduler (bot/jobs/): one leader per database runs every job ---
     jobs_enabled: bool = True  # false: this process never leads (it can still schedule jobs)
     jobs_poll_s: float = Field(default=2.0, gt=0)  # how often the leader looks for due one-off jobs

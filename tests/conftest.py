@@ -28,6 +28,7 @@ import bot.sla.models  # noqa: F401
 import bot.store.archive  # noqa: F401  (tables on SQLModel.metadata: emptied between tests)
 import bot.store.calendar  # noqa: F401
 import bot.store.knowledge  # noqa: F401
+import bot.store.quality  # noqa: F401
 from bot.api import inventory, records, tickets
 from bot.api.errors import error_middleware
 from bot.boundary import install_request_ids, request_id_middleware

@@ -30,7 +30,7 @@ from bot.stats.dashboard import dashboard
 from bot.stats.figures import Period, compute
 from bot.stats.reports import Who
 from bot.store.db import DB_KEY
-from bot.store.stats import ReportState
+from bot.store.stats import ReportState, StatsReport
 
 READERS = frozenset({"api", "statistician", "deputy", "admin", "manager"})
 MAX_DAYS = 400
@@ -94,7 +94,7 @@ async def dashboard_json(request: web.Request) -> web.Response:
 
 
 async def list_reports(request: web.Request) -> web.Response:
-    await _reader(request)
+    who = await _reader(request)
     _unknown(request, {"kind", "state"})
     kind, state = request.query.get("kind"), request.query.get("state")
     if kind is not None and kind not in periods.KINDS:
@@ -103,15 +103,21 @@ async def list_reports(request: web.Request) -> web.Response:
     if state is not None and state not in states:
         raise ApiError(400, "invalid_parameter", f"state is one of {', '.join(states)}")
     rows = await request.app[DB_KEY].run(reports.list_reports, kind=kind, state=state)
-    return web.json_response([reports.report_dict(r) for r in rows])
+    return web.json_response([reports.report_dict(r) for r in rows if reports.may_read(r.kind, who.role)])
+
+
+def _readable(report: StatsReport, who: Who) -> None:
+    if not reports.may_read(report.kind, who.role):
+        raise ApiError(403, "forbidden", f"a {who.role} may not read a {report.kind} report")
 
 
 async def get_report(request: web.Request) -> web.Response:
-    await _reader(request)
+    who = await _reader(request)
     report_id = _id(request)
 
     def load(s: Any) -> dict[str, Any]:
         report = reports.get(s, report_id)
+        _readable(report, who)
         return {**reports.report_dict(report, with_figures=True),
                 "events": [reports.event_dict(e) for e in reports.events(s, report_id)]}
 
@@ -119,12 +125,13 @@ async def get_report(request: web.Request) -> web.Response:
 
 
 async def export(request: web.Request) -> web.Response:
-    await _reader(request)
+    who = await _reader(request)
     _unknown(request, {"lang"})
     lang = request.query.get("lang", "zh")
     if lang not in desk_stats.LANGS:
         raise ApiError(400, "invalid_parameter", "lang is zh or en")
     report = await request.app[DB_KEY].run(reports.get, _id(request))
+    _readable(report, who)
     return await desk_stats.export_response(report, request.match_info["fmt"], lang,
                                             desk_stats.font(request.app[SETTINGS_KEY]))
 

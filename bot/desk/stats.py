@@ -103,7 +103,7 @@ def _list(s: Session) -> list[StatsReport]:
 
 @require_role(*READERS)
 async def reports_page(request: web.Request, who: Identity) -> web.StreamResponse:
-    rows = await request.app[DB_KEY].run(_list)
+    rows = [r for r in await request.app[DB_KEY].run(_list) if reports.may_read(r.kind, who.role)]
     return pages.render(request, "stats_reports.html", who=who, reports=rows, kinds=periods.KINDS,
                         may_write=who.role in WRITERS)
 
@@ -136,6 +136,9 @@ async def report_page(request: web.Request, who: Identity) -> web.StreamResponse
         report, events, versions = await request.app[DB_KEY].run(_report_context, report_id)
     except ServiceError as e:
         return pages.error_page(request, e.status, "No such report", e.reason, who=who)
+    other = reports.OTHER_KINDS.get(report.kind)
+    if other is not None:  # another post's report (the weekly QA report): its own page
+        return pages.redirect(f"{other.page}/{report.id}")
     lang = _lang(request)
     svgs = await asyncio.to_thread(report_svgs, report, lang, font(settings_of(request)))
     return pages.render(request, "stats_report.html", who=who, r=report, f=report.figures, events=events,
@@ -184,6 +187,8 @@ async def export(request: web.Request, who: Identity) -> web.StreamResponse:
         report = await request.app[DB_KEY].run(reports.get, report_id)
     except ServiceError as e:
         return pages.error_page(request, e.status, "No such report", e.reason, who=who)
+    if not reports.may_read(report.kind, who.role):
+        return pages.error_page(request, 403, "Not for your post", "This report is not for your post.", who=who)
     return await export_response(report, fmt, _lang(request), font(settings_of(request)))
 
 
@@ -192,12 +197,13 @@ MIME = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.she
 
 async def export_response(report: StatsReport, fmt: str, lang: str, font_file: str | None) -> web.Response:
     """The report as XLSX or PDF (made off the event loop), as a download."""
+    other = reports.OTHER_KINDS.get(report.kind)
     if fmt == "xlsx":
-        body = await asyncio.to_thread(exports.xlsx, report, lang)
+        body = await asyncio.to_thread(other.xlsx if other is not None else exports.xlsx, report, lang)
     else:
         def draw() -> bytes:
             with _chart_lock:
-                return exports.pdf(report, lang, font_file)
+                return (other.pdf if other is not None else exports.pdf)(report, lang, font_file)
 
         body = await asyncio.to_thread(draw)
     name = f"report-{report.kind}-{report.period_start}-v{report.version}.{fmt}"

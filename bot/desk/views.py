@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from bot.desk import auth, datamanager, junior, live, pages, surveyor, users, work
 from bot.desk import jobs as desk_jobs
+from bot.desk import quality as desk_quality
 from bot.desk import recordings as desk_recordings
 from bot.desk import stats as desk_stats
 from bot.desk import surveys as desk_surveys
@@ -114,7 +115,7 @@ async def desk_home(request: web.Request, who: Identity) -> web.StreamResponse:
 
 
 HOMES = {"centre": "/desk/centre", "manager": "/desk/escalations", "admin": "/desk/admin",
-         "inspector": "/desk/recordings", "surveyor": "/desk/surveyor",
+         "inspector": "/desk/quality", "surveyor": "/desk/surveyor",
          "datamanager": "/desk/datamanager", "statistician": "/desk/reports", "deputy": "/desk/reports"}
 
 
@@ -249,3 +250,4 @@ def setup_routes(app: web.Application) -> None:
     desk_stats.setup_routes(app)  # T1-T5: the dashboard and the reports (bot/desk/stats.py)
     desk_jobs.setup_routes(app)  # the job scheduler, for admins (bot/desk/jobs.py)
     surveyor.setup_routes(app)  # U1-U2: the deadline board and explanations (bot/desk/surveyor.py)
+    desk_quality.setup_routes(app)  # Q1-Q8: samples, scores, violations, hand-offs (bot/desk/quality.py)

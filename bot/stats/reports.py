@@ -15,10 +15,15 @@ which keeps its own. Every step is an event with who and when.
 
 Generation is idempotent: one report per kind and period (the first version); the
 scheduled run and a statistician asking at the same moment get the same draft.
+
+Another post's periodic report runs on the same machinery (:func:`register_kind`): the
+quality inspectors' weekly QA analysis report (Q8, ``bot/quality/weekly.py``) is drafted,
+refreshed, submitted by its own post and approved by a deputy manager the same way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
@@ -61,6 +66,45 @@ class Options:
     tz: ZoneInfo
     settle_days: float = 7.0
     satisfied_from: int = 4  # HOTLINE_SURVEY_SATISFIED_FROM: the survey's satisfied ratings (U4)
+
+
+@dataclass(frozen=True)
+class OtherKind:
+    """A report kind of another post on this machinery: who writes it (generate, refresh,
+    comment, submit, correct; deputies approve every kind), its periods and its figures."""
+
+    name: str
+    writers: frozenset[str]
+    period_starting: Callable[[date], Period]
+    figures: Callable[[Session, Period, Options, datetime], dict[str, Any]]
+    readers: frozenset[str]  # who else may read it (its figures may name people)
+    page: str  # where its page is: page + "/{id}"
+    pdf: Callable[[StatsReport, str, str | None], bytes]  # (report, lang, font file)
+    xlsx: Callable[[StatsReport, str], bytes]  # (report, lang)
+
+
+OTHER_KINDS: dict[str, OtherKind] = {}
+
+
+def register_kind(kind: OtherKind) -> None:
+    OTHER_KINDS[kind.name] = kind
+
+
+def may_read(kind: str, role: str) -> bool:
+    """Another post's report is for its writers and readers only (a statistician does not
+    read the inspectors' scores of people); every statistics report is for the statistics' readers."""
+    other = OTHER_KINDS.get(kind)
+    return other is None or role in other.writers | other.readers
+
+
+def writers_of(kind: str) -> frozenset[str]:
+    other = OTHER_KINDS.get(kind)
+    return other.writers if other is not None else WRITERS
+
+
+def _period(kind: str, start: date) -> Period:
+    other = OTHER_KINDS.get(kind)
+    return other.period_starting(start) if other is not None else periods.period_starting(kind, start)
 
 
 def _may(who: Who, roles: frozenset[str], what: str) -> None:
@@ -114,6 +158,11 @@ def _figures(s: Session, kind: str, period: Period, options: Options, now: datet
              recount: bool = False) -> dict[str, Any]:
     """The period's figures; ``recount``: every day of it recounted from the store first
     (a refresh or a correction asks for the numbers as they are now, settled days too)."""
+    other = OTHER_KINDS.get(kind)
+    if other is not None:
+        figures = other.figures(s, period, options, now)
+        figures["kind"] = kind
+        return figures
     if recount:
         rollup.refresh(s, period.start, min(period.last, local_day(now, options.tz)), options.tz, now=now)
     figures = compute(s, period, options.tz, settle_days=options.settle_days, now=now,
@@ -127,8 +176,8 @@ def generate(s: Session, kind: str, start: date, options: Options, who: Who = SC
     """The draft of ``kind`` for the period starting ``start``: made now with its figures,
     or the report already made for that period (``created`` False). A period that has
     not ended yet is refused."""
-    _may(who, WRITERS, "generate")
-    period = periods.period_starting(kind, start)
+    _may(who, writers_of(kind), "generate")
+    period = _period(kind, start)
     now = now or utcnow()
     if period.end > local_day(now, options.tz):
         raise ServiceError(f"the {kind} period {period.start} … {period.last} has not ended yet",
@@ -190,8 +239,8 @@ def _move(s: Session, report: StatsReport, from_states: tuple[str, ...], **value
 def refresh_figures(s: Session, report_id: int, options: Options, who: Who, *,
                     now: datetime | None = None) -> StatsReport:
     """Recompute a draft's numbers (late data came in); never after submission."""
-    _may(who, WRITERS, "refresh")
     report = get(s, report_id)
+    _may(who, writers_of(report.kind), "refresh")
     now = now or utcnow()
     if report.state != ReportState.draft.value:
         raise Conflict(f"report {report_id} is {report.state}: its numbers are frozen"
@@ -205,9 +254,9 @@ def refresh_figures(s: Session, report_id: int, options: Options, who: Who, *,
 
 def comment(s: Session, report_id: int, who: Who, text: str | None, *, now: datetime | None = None) -> StatsReport:
     """The statistician's comment for the deputy managers (while a draft or sent back)."""
-    _may(who, WRITERS, "comment on")
-    note = _text(text, "the comment", required=True)
     report = get(s, report_id)
+    _may(who, writers_of(report.kind), "comment on")
+    note = _text(text, "the comment", required=True)
     now = now or utcnow()
     _move(s, report, (ReportState.draft.value, ReportState.returned.value), comment=note)
     _event(s, report_id, "commented", who, now, note)
@@ -217,9 +266,9 @@ def comment(s: Session, report_id: int, who: Who, text: str | None, *, now: date
 def submit(s: Session, report_id: int, who: Who, note: str | None = None, *,
            now: datetime | None = None) -> StatsReport:
     """To the deputy managers: from here on the numbers are frozen."""
-    _may(who, WRITERS - {SCHEDULER}, "submit")
-    note = _text(note, "the comment", required=False)
     report = get(s, report_id)
+    _may(who, writers_of(report.kind) - {SCHEDULER}, "submit")
+    note = _text(note, "the comment", required=False)
     now = now or utcnow()
     values: dict[str, Any] = {"state": ReportState.submitted.value, "submitted_by": who.username,
                               "submitted_at": now, "decided_by": None, "decided_at": None}
@@ -263,9 +312,9 @@ def correct(s: Session, report_id: int, options: Options, who: Who, reason: str 
             now: datetime | None = None) -> StatsReport:
     """A correction of a submitted, approved or returned report: a new version, a draft
     with fresh numbers, linked to this one, which keeps its numbers and is marked superseded."""
-    _may(who, WRITERS - {SCHEDULER}, "correct")
-    why = _text(reason, "the reason for the correction", required=True)
     report = get(s, report_id)
+    _may(who, writers_of(report.kind) - {SCHEDULER}, "correct")
+    why = _text(reason, "the reason for the correction", required=True)
     now = now or utcnow()
     if report.state == ReportState.draft.value:
         raise Conflict(f"report {report_id} is still a draft: refresh its numbers instead", code="still_a_draft")

@@ -166,7 +166,7 @@ async def test_the_desk_plays_recordings_to_listening_posts_only(
 
     inspector = desk_of["insp"]
     home = await inspector.client.get("/desk/", headers=inspector.cookie, allow_redirects=False)
-    assert home.status == 303 and home.headers["Location"] == "/desk/recordings"
+    assert home.status == 303 and home.headers["Location"] == "/desk/quality"  # Q1-Q8: samples first
     listing = await inspector.client.get("/desk/recordings", headers=inspector.cookie)
     assert "media-src 'self'" in listing.headers["Content-Security-Policy"]
     assert player in await listing.text()

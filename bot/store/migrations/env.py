@@ -16,6 +16,7 @@ import bot.store.archive  # noqa: F401  (D1)
 import bot.store.calendar  # noqa: F401
 import bot.store.knowledge  # noqa: F401  (D2)
 import bot.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import bot.store.quality  # noqa: F401  (Q1-Q8)
 import bot.store.stats  # noqa: F401
 import bot.store.survey_records  # noqa: F401  (the survey's tables, U3-U5)
 from bot.store.db import include_object
