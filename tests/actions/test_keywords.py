@@ -31,12 +31,41 @@ def test_unmistakable_phrases(text: str, intent: str) -> None:
     assert LAYER.match(text) == intent
 
 
+@pytest.mark.parametrize(("text", "intent"), [
+    # U3 ratings: negation-aware, strongest first (they share almost every character)
+    ("非常满意", "rate_very_satisfied"), ("很满意", "rate_very_satisfied"), ("给五分", "rate_very_satisfied"),
+    ("满意", "rate_satisfied"), ("比较满意", "rate_satisfied"), ("没什么不满意的", "rate_satisfied"),
+    ("一般", "rate_neutral"), ("一般般吧", "rate_neutral"), ("说不上满意", "rate_neutral"), ("我给他打三分", "rate_neutral"),
+    ("不满意", "rate_dissatisfied"), ("不太满意", "rate_dissatisfied"), ("不是很满意", "rate_dissatisfied"),
+    ("非常不满意", "rate_very_dissatisfied"), ("很不满意", "rate_very_dissatisfied"), ("太差了", "rate_very_dissatisfied"),
+    ("一分", "rate_very_dissatisfied"),
+    ("very satisfied", "rate_very_satisfied"), ("five stars", "rate_very_satisfied"), ("satisfied", "rate_satisfied"),
+    ("no complaints", "rate_satisfied"), ("so-so", "rate_neutral"), ("average", "rate_neutral"),
+    ("not satisfied", "rate_dissatisfied"), ("not very satisfied", "rate_dissatisfied"), ("i wasn't satisfied", "rate_dissatisfied"),
+    ("very dissatisfied", "rate_very_dissatisfied"), ("not satisfied at all", "rate_very_dissatisfied"),
+    ("one star", "rate_very_dissatisfied"),
+    # a complaint still wins, and a verdict addressed at the company is one (M2)
+    ("我要投诉 很不满意", "complain"), ("你们的服务很差", "complain"), ("气死我了", "complain"),
+    ("i'm not happy with your service", "complain"),
+])
+def test_survey_ratings(text: str, intent: str) -> None:
+    assert LAYER.match(text) == intent
+
+
 @pytest.mark.parametrize("text", [
-    "还没修好", "修好了", "不满意", "hell yes", "uh huh", "嗯", "#", "1", "没有拨号音", "我要报修", "hello",
+    "1", "5", "one", "okay", "yes", "五分钟", "一般几点来修", "不是很差", "asdf", "等一分钟", "i want to rate my line",
+])
+def test_no_rating_from_keys_or_nonsense(text: str) -> None:
+    # a bare key stays a key (dtmf), "okay" stays affirm: the survey's keys 1-5 are handled by the dialogue
+    assert LAYER.match(text) is None
+
+
+@pytest.mark.parametrize("text", [
+    "还没修好", "修好了", "hell yes", "uh huh", "嗯", "#", "1", "没有拨号音", "我要报修", "hello",
     '/dtmf{"digits":"1"}', "电话打不出去",
 ])
 def test_everything_else_is_left_to_diet(text: str) -> None:
-    # 还没修好 / 修好了 / 不满意 answer the survey (U3): not complaints, not progress questions.
+    # 还没修好 / 修好了 answer the survey (U3): not complaints, not progress questions.
     assert LAYER.match(text) is None
 
 
