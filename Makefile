@@ -73,7 +73,7 @@ NLU_FOLDS ?= 5
 nlu-report: setup train
 	@mkdir -p var/nlu-report
 	@if [ "$(NLU_FOLDS)" != "0" ]; then PYTHONPATH=nlu:. $(RASA) test nlu --config nlu/config.yml --nlu nlu/data/nlu --cross-validation --folds $(NLU_FOLDS) --out var/nlu-report; else rm -f var/nlu-report/intent_report.json; fi
-	$(PY) -m bot nlu-report var/nlu-report/intent_report.json
+	$(PY) -m bot nlu-report var/nlu-report/intent_report.json --folds $(NLU_FOLDS)
 
 bench: setup train
 	$(PY) -m bench.chat_latency

@@ -56,6 +56,7 @@ def test_dialogue_command() -> None:
 def nlu_report_command(
     report: Path,
     natural: bool = typer.Option(True, help="Also score the trained model on tests/nlu/natural_*.yml."),
+    folds: int = typer.Option(5, help="How many folds the cross-validation report was made with."),
 ) -> None:
     from bot.dialogue_model import natural_report, nlu_report
     from bot.settings import get_settings
@@ -64,7 +65,7 @@ def nlu_report_command(
         print(nlu_report(report))
     if natural:
         print("\nHeld-out natural test sets (tests/nlu/, issue 13 item 7):\n")
-        print(natural_report(get_settings(), report.parent, report))
+        print(natural_report(get_settings(), report.parent, report, folds))
 
 
 _register()

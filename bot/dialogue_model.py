@@ -113,7 +113,7 @@ def nlu_report(report_path: Path) -> str:
 NATURAL_SETS = ("natural_zh.yml", "natural_en.yml")
 
 
-def natural_report(settings: Settings, out_dir: Path, cv_report: Path | None = None) -> str:
+def natural_report(settings: Settings, out_dir: Path, cv_report: Path | None = None, folds: int = 5) -> str:
     """Issue 13 item 7: the trained model on the held-out natural test sets (tests/nlu/),
     scored as the README's table; with the cross-validation weighted F1 when given."""
     import json
@@ -137,4 +137,4 @@ def natural_report(settings: Settings, out_dir: Path, cv_report: Path | None = N
     cv = None
     if cv_report is not None and cv_report.exists():
         cv = json.loads(cv_report.read_text(encoding="utf-8")).get("weighted avg", {}).get("f1-score")
-    return table(scores, cv)
+    return table(scores, cv, folds)

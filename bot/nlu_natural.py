@@ -223,7 +223,7 @@ def score_by_language(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {lang: score(by[lang]) for lang in sorted(by)}
 
 
-def table(scores: dict[str, dict[str, Any]], cv_weighted_f1: float | None = None) -> str:
+def table(scores: dict[str, dict[str, Any]], cv_weighted_f1: float | None = None, folds: int = 5) -> str:
     """The README's table: one column per language."""
     langs = list(scores)
     head = "| | " + " | ".join(langs) + " |"
@@ -244,7 +244,7 @@ def table(scores: dict[str, dict[str, Any]], cv_weighted_f1: float | None = None
     for intent in intents:
         row(f"F1 {intent}", lambda s, i=intent: f"{s['per_intent'][i]['f1']:.2f}" if i in s["per_intent"] else "–")
     if cv_weighted_f1 is not None:
-        lines.append(f"\n5-fold cross-validation weighted F1 (training data): {cv_weighted_f1:.3f}")
+        lines.append(f"\n{folds}-fold cross-validation weighted F1 (training data): {cv_weighted_f1:.3f}")
     return "\n".join(lines)
 
 
