@@ -44,7 +44,9 @@ async def test_open_fault_details(client: Any) -> None:
     assert body["line"] == {"owner": "赵丽", "big_customer": False, "customer_type": "residential",
                             "branch": "西湖分公司"}
     fault = body["open_fault"]
-    assert set(fault) == {"ticket_id", "report_count", "repairman_message", "last_test"}
+    # status, sub_step and expected_resolution: for the bot's answer to a progress question (issue 13, J4)
+    assert set(fault) == {"ticket_id", "report_count", "repairman_message", "last_test", "status", "sub_step",
+                          "expected_resolution"}
     assert fault["ticket_id"] == "TT-W0001" and fault["report_count"] == 1
     assert set(fault["repairman_message"]) == {"zh", "en"}
     assert set(fault["last_test"]) == {"result", "at", "summary"}

@@ -23,8 +23,8 @@ from bot.settings import Settings
 from bot.world.schema import LineTestResultCode
 
 FIXED = "057187654321"
-BUSY = "057100000001"
-QUICK = "057100000002"
+BUSY = "057188880001"
+QUICK = "057188880002"
 AClient = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
 
