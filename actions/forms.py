@@ -85,6 +85,16 @@ class HotlineForm(FormValidationAction):
     def name(self) -> str:
         return f"validate_{self.FORM}"
 
+    async def next_requested_slot(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Any:
+        # A3's limit ends the form (reject() set requested_slot None). A form whose
+        # required_slots differ from the domain's (A8's offer of the caller's number) would
+        # otherwise have the SDK request its next empty slot and undo that ending.
+        if tracker.get_slot("form_result") == "gave_up" and tracker.get_slot("requested_slot") is None:
+            return None
+        return await super().next_requested_slot(dispatcher, tracker, domain)
+
     def user_input(self, tracker: Tracker) -> UserInput:
         user_input = read_input(tracker.latest_message)
         if is_hesitation(user_input):

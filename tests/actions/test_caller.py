@@ -86,3 +86,16 @@ def test_another_number_given_straight_away_is_the_contact(dispatcher):
     assert out["contact_number"] == "13800138000"
     out = answer(keys("1380013#", slots=ani), dispatcher)  # too short for a mobile: said why, asked again
     assert out["use_caller_number"] is None and out["failure_count"] == 1
+
+
+def test_a3_limit_at_the_contact_number_ends_the_form_without_the_offer():
+    """A3 at A8 in a web chat (no ANI): the validation ended the form (requested_slot None),
+    and the SDK must not request the next empty slot: the domain's list starts with the
+    offer, so the form's own list differs from it and the SDK would pick one."""
+    form = ValidateReportDetailsForm()
+    domain = {**DOMAIN, "forms": {form.form_name(): {"required_slots": ["use_caller_number", *DOMAIN_SLOTS]}}}
+    ended = make_tracker("", "", slots={"form_result": "gave_up", "requested_slot": None, "contact_number": None})
+    assert asyncio.run(form.next_requested_slot(CollectingDispatcher(), ended, domain)) is None
+    asking = make_tracker("", "", slots={"requested_slot": "contact_number", "contact_number": None})
+    event = asyncio.run(form.next_requested_slot(CollectingDispatcher(), asking, domain))
+    assert event is not None and event["value"] == "contact_number"
