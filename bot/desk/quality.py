@@ -27,7 +27,6 @@ checked here on the server for every request.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -362,15 +361,7 @@ async def report_page(request: web.Request, who: Identity) -> web.StreamResponse
                         may_write=who.role in REPORT_WRITERS, may_approve=who.role in REPORT_APPROVERS)
 
 
-ReportAction = Callable[[Session, int, Options, Who, str], StatsReport]
-REPORT_ACTIONS: dict[str, tuple[tuple[str, ...], ReportAction]] = {
-    "refresh": (REPORT_WRITERS, lambda s, rid, o, w, text: reports.refresh_figures(s, rid, o, w)),
-    "comment": (REPORT_WRITERS, lambda s, rid, o, w, text: reports.comment(s, rid, w, text)),
-    "submit": (REPORT_WRITERS, lambda s, rid, o, w, text: reports.submit(s, rid, w, text)),
-    "correct": (REPORT_WRITERS, lambda s, rid, o, w, text: reports.correct(s, rid, o, w, text)),
-    "approve": (REPORT_APPROVERS, lambda s, rid, o, w, text: reports.approve(s, rid, w, text)),
-    "send-back": (REPORT_APPROVERS, lambda s, rid, o, w, text: reports.send_back(s, rid, w, text)),
-}
+REPORT_ACTIONS = desk_stats.report_actions(REPORT_WRITERS, REPORT_APPROVERS)
 
 
 def _report_action(name: str) -> Any:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -149,14 +150,23 @@ async def report_page(request: web.Request, who: Identity) -> web.StreamResponse
                         survey_columns=exports.SURVEY_COLUMNS, survey_tables=exports.SURVEY_TABLES)
 
 
-ACTIONS = {
-    "refresh": (WRITERS, lambda s, rid, o, w, text: reports.refresh_figures(s, rid, o, w)),
-    "comment": (WRITERS, lambda s, rid, o, w, text: reports.comment(s, rid, w, text)),
-    "submit": (WRITERS, lambda s, rid, o, w, text: reports.submit(s, rid, w, text)),
-    "correct": (WRITERS, lambda s, rid, o, w, text: reports.correct(s, rid, o, w, text)),
-    "approve": (APPROVERS, lambda s, rid, o, w, text: reports.approve(s, rid, w, text)),
-    "send-back": (APPROVERS, lambda s, rid, o, w, text: reports.send_back(s, rid, w, text)),
-}
+ReportAction = Callable[[Session, int, Options, Who, str | None], StatsReport]
+
+
+def report_actions(writers: tuple[str, ...], approvers: tuple[str, ...]) -> dict[str, tuple[tuple[str, ...], ReportAction]]:
+    """T5's review steps of a report, each with the posts that may take it (the QA report,
+    Q8, has the same steps with its own posts)."""
+    return {
+        "refresh": (writers, lambda s, rid, o, w, text: reports.refresh_figures(s, rid, o, w)),
+        "comment": (writers, lambda s, rid, o, w, text: reports.comment(s, rid, w, text)),
+        "submit": (writers, lambda s, rid, o, w, text: reports.submit(s, rid, w, text)),
+        "correct": (writers, lambda s, rid, o, w, text: reports.correct(s, rid, o, w, text)),
+        "approve": (approvers, lambda s, rid, o, w, text: reports.approve(s, rid, w, text)),
+        "send-back": (approvers, lambda s, rid, o, w, text: reports.send_back(s, rid, w, text)),
+    }
+
+
+ACTIONS = report_actions(WRITERS, APPROVERS)
 
 
 def _action_handler(name: str) -> Any:
