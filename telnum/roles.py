@@ -32,7 +32,15 @@ FAULT_CUES = (
     "fault", "broken", "not working", "doesn't work", "does not work", "dead", "no dial tone",
     "noise", "out of order", "my line", "the line", "landline", "home phone",
 )
+# Cues that name the number after them (联系电话 139…, "my line is …"); the others (坏了,
+# "broken") say something of the number before them.
+LEADING_CUES = CONTACT_CUES + (
+    "故障", "报修", "报障", "申告", "座机", "家里电话", "家里的电话", "我家电话", "家的电话", "固话", "固定电话",
+    "my line", "the line", "landline", "home phone",
+)
 _PUNCT = re.compile(r"[，。,.;；!！?？\n]")
+# What may stand between a cue and the number it names: "联系电话：", "call me on", "是".
+_LEAD_IN = re.compile(r"[\s:：是为号码电话\-(（]*|\s*(is|on|at|number)?\s*:?\s*")
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,17 @@ def _cue_after(text: str) -> str | None:
     return min(hits)[1] if hits else None
 
 
+def _without_next_cue(between: str) -> str:
+    """The words between two numbers, less a cue that leads into the second one:
+    in "0571 8765 0001 联系电话 139 1234 5678", 联系电话 names the mobile, not the line."""
+    low = between.lower()
+    for cue in sorted(LEADING_CUES, key=len, reverse=True):
+        at = low.rfind(cue)
+        if at >= 0 and _LEAD_IN.fullmatch(low[at + len(cue):]):
+            return between[:at]
+    return between
+
+
 def numbers_with_roles(text: str, local_area_code: str = "0571") -> list[NumberRole]:
     """The numbers in ``text`` (telnum.find_numbers), each with the role its words give it.
 
@@ -80,7 +99,10 @@ def numbers_with_roles(text: str, local_area_code: str = "0571") -> list[NumberR
         start = found[i - 1].end if i else 0
         end = found[i + 1].start if i + 1 < len(found) else len(text)
         before = _cue_before(text[start:number.start])
-        roles.append(before if before is not None else _cue_after(text[number.end:end]))
+        after = text[number.end:end]
+        if i + 1 < len(found):
+            after = _without_next_cue(after)
+        roles.append(before if before is not None else _cue_after(after))
     if len(found) == 2:
         a, b = roles
         if a is None and b is not None:
