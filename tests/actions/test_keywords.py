@@ -1,6 +1,7 @@
 """The keyword layer after DIET (nlu/components/keywords.py, issue 13 item 7): unmistakable
-complaints (item 5, M2) and progress questions (item 4, J4), and nothing-said text that must
-never become yes, a number or a symptom."""
+complaints (item 5, M2), progress questions (item 4, J4), repair outcomes (U3), symptoms and
+the direction of a call (A8), the prompts' other choices and short answers; nothing-said text
+never becomes yes, a number or a symptom; anything else is left to DIET."""
 
 from __future__ import annotations
 
@@ -57,15 +58,51 @@ def test_survey_ratings(text: str, intent: str) -> None:
 ])
 def test_no_rating_from_keys_or_nonsense(text: str) -> None:
     # a bare key stays a key (dtmf), "okay" stays affirm: the survey's keys 1-5 are handled by the dialogue
-    assert LAYER.match(text) is None
+    assert not (LAYER.match(text) or "").startswith("rate_")
+
+
+@pytest.mark.parametrize(("text", "intent"), [
+    # U3: "still …" is a repair that did not help; a restoration word one that did; a question is J4
+    ("还没修好", "fault_not_fixed"), ("还是打不通", "fault_not_fixed"), ("it's still broken", "fault_not_fixed"),
+    ("hasn't been fixed", "fault_not_fixed"), ("修好了", "fault_fixed"), ("宽带已经好了", "fault_fixed"),
+    ("杂音没有了", "fault_fixed"), ("the noise has stopped", "fault_fixed"), ("my broadband is working again", "fault_fixed"),
+    ("现在好了吗", None), ("has it been fixed", "ask_progress"), ("老伴出去买菜还没回来", None), ("还不错", None),
+    ("the phone at home stopped working again", None),
+    # A8 symptoms, and the direction of a call (who calls whom)
+    ("没有拨号音", "symptom_no_dial_tone"), ("没 有 拨 号 音", "symptom_no_dial_tone"), ("拿起来不响", "symptom_no_dial_tone"),
+    ("电话打不出去", "symptom_cannot_call_out"), ("我打别人打不通", "symptom_cannot_call_out"),
+    ("打给我儿子打不通", "symptom_cannot_call_out"), ("别人打我家打不通", "symptom_cannot_receive"),
+    ("能打出去不能接", "symptom_cannot_receive"), ("只能接不能打", "symptom_cannot_call_out"),
+    ("现在能打了但是接不了", "symptom_cannot_receive"),
+    ("i can make calls but i never receive any", "symptom_cannot_receive"),
+    ("people can't get through to me", "symptom_cannot_receive"), ("i can't make any calls", "symptom_cannot_call_out"),
+    ("callers hear nothing when they ring me", "symptom_cannot_receive"),
+    ("the line is dead", "symptom_no_dial_tone"), ("lots of static on the line", "symptom_noise"), ("电话里有杂音", "symptom_noise"),
+    ("上不了网", "symptom_broadband_down"), ("光猫亮红灯", "symptom_broadband_down"), ("the internet is down", "symptom_broadband_down"),
+    ("来电不显示号码", "symptom_other"), ("the display on my phone is dead", "symptom_other"), ("其他故障", "symptom_other"),
+    ("which button do i press", None), ("话机坏了", None), ("其他", None), ("something else", None),
+    # the menu's and every prompt's other choices
+    ("转人工", "request_human"), ("不要转人工", "deny"), ("i don't need a human", "deny"),
+    ("你是真人吗", "out_of_scope"), ("am i talking to a machine", "out_of_scope"),
+    ("留言", "leave_message"), ("不用留言了", "deny"), ("i'd like to leave a message", "leave_message"),
+    ("英语", "choose_english"), ("我听不懂英语", "choose_chinese"), ("i don't speak chinese", "choose_english"),
+    ("重新输入", "retry"), ("start over", "retry"), ("师傅再来一趟", None),
+    ("以后别打电话来了", "do_not_call"), ("please stop calling me", "do_not_call"),
+    ("我要交话费", "other_services"), ("pay my bill", "other_services"),
+    # short answers as a whole; longer text is left to DIET
+    ("uh huh", "affirm"), ("嗯", "affirm"), ("对对对", "affirm"), ("是的 没错", "affirm"), ("oh yes please", "affirm"),
+    ("不对", "deny"), ("nope", "deny"), ("no that's wrong", "deny"), ("hello", "greet"), ("喂 你好", "greet"),
+    ("再见", "goodbye"), ("that's all thank you", "goodbye"), ("ok ok ok ok ok", None), ("好热啊", None),
+])
+def test_domain_words_decide(text: str, intent: str | None) -> None:
+    assert LAYER.match(text) == intent
 
 
 @pytest.mark.parametrize("text", [
-    "还没修好", "修好了", "hell yes", "uh huh", "嗯", "#", "1", "没有拨号音", "我要报修", "hello",
-    '/dtmf{"digits":"1"}', "电话打不出去",
+    "hell yes", "#", "1", "我要报修", '/dtmf{"digits":"1"}', "电话坏了", "i have a problem with my phone",
+    "0571 8765 0001", "今天天气不错",
 ])
 def test_everything_else_is_left_to_diet(text: str) -> None:
-    # 还没修好 / 修好了 answer the survey (U3): not complaints, not progress questions.
     assert LAYER.match(text) is None
 
 
