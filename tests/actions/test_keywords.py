@@ -5,6 +5,7 @@ never becomes yes, a number or a symptom; anything else is left to DIET."""
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "nlu"))
 
-from components.keywords import KeywordIntentClassifier  # noqa: E402
+from components.keywords import KeywordIntentClassifier, load_rules  # noqa: E402
 from rasa.shared.nlu.training_data.message import Message  # noqa: E402
 
 LAYER = KeywordIntentClassifier({})
@@ -124,3 +125,25 @@ def test_designers_can_switch_it_off() -> None:
     message = Message(data={"text": "我要投诉", "intent": {"name": "report_fault", "confidence": 0.9}})
     KeywordIntentClassifier({"enabled": False}).process([message])
     assert message.get("intent")["name"] == "report_fault"
+
+
+def test_the_rules_are_data_that_designers_edit(tmp_path: Path) -> None:
+    # nlu/keywords.yml: any: regexes, whole: short answers; order kept, first match wins.
+    path = tmp_path / "keywords.yml"
+    path.write_text("rules:\n  - intent: greet\n    whole: ['喂', 'hello']\n"
+                    "  - intent: complain\n    any: ['投诉', '\\bmanager\\b']\n", encoding="utf-8")
+    layer = KeywordIntentClassifier({"rules_file": str(path)})
+    assert layer.match("喂 喂") == "greet" and layer.match("get me the MANAGER") == "complain"
+    assert layer.match("我要报修") is None
+
+
+@pytest.mark.parametrize(("text", "error"), [
+    ("rules:\n  - intent: greet\n    any: ['(unclosed']\n", "rule 1 (greet)"),
+    ("rules:\n  - intent: greet\n", "rule 1: needs an intent and either any: or whole:"),
+    ("rules:\n  - any: ['x']\n", "rule 1: needs an intent"),
+])
+def test_a_broken_rule_stops_the_start_with_its_number(tmp_path: Path, text: str, error: str) -> None:
+    path = tmp_path / "keywords.yml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match=re.escape(error)):
+        load_rules(path)
