@@ -94,14 +94,19 @@ def test_no_rating_from_keys_or_nonsense(text: str) -> None:
     ("uh huh", "affirm"), ("嗯", "affirm"), ("对对对", "affirm"), ("是的 没错", "affirm"), ("oh yes please", "affirm"),
     ("不对", "deny"), ("nope", "deny"), ("no that's wrong", "deny"), ("hello", "greet"), ("喂 你好", "greet"),
     ("1", "dtmf"), ("#", "dtmf"), ("按一", "dtmf"), ("井号", "dtmf"), ("press one", "dtmf"), ("option 3", "dtmf"), ("五分", "rate_very_satisfied"),
-    ("再见", "goodbye"), ("that's all thank you", "goodbye"), ("ok ok ok ok ok", None), ("好热啊", None),
+    ("联系电话13912345678", "inform_number"), ("my mobile is 150 1234 5678", "inform_number"),
+    ("call me on 13600001111", "inform_number"), ("号码是对的", "affirm"), ("号码错了", "deny"),
+    ("我要报修", "report_fault"), ("please send a repairman", "report_fault"),
+    ("我要报修 电话没有拨号音", "symptom_no_dial_tone"), ("报修好几回了都没人管", "complain"),
+    ("前几天报的修怎么样了", "ask_progress"),
+    ("再见", "goodbye"), ("see you later", "goodbye"), ("that's all thank you", "goodbye"), ("ok ok ok ok ok", None), ("好热啊", None),
 ])
 def test_domain_words_decide(text: str, intent: str | None) -> None:
     assert LAYER.match(text) == intent
 
 
 @pytest.mark.parametrize("text", [
-    "hell yes", "我要报修", '/dtmf{"digits":"1"}', "电话坏了", "i have a problem with my phone",
+    "hell yes", '/dtmf{"digits":"1"}', "电话坏了", "i have a problem with my phone",
     "0571 8765 0001", "今天天气不错",
 ])
 def test_everything_else_is_left_to_diet(text: str) -> None:
