@@ -46,10 +46,12 @@ def load_rules(path: Path = RULES_FILE) -> List[Tuple[Text, Text]]:
             raise ValueError(f"{path.name} rule {number}: needs an intent and either any: or whole:")
         if "any" in rule:
             pattern = "|".join(str(p) for p in rule["any"])
+            if rule.get("unless"):
+                pattern = r"^(?!.*(?:" + "|".join(str(p) for p in rule["unless"]) + r")).*?(?:" + pattern + ")"
         else:
             pattern = whole("|".join(str(w) for w in rule["whole"]), "|".join(str(p) for p in rule.get("particles") or []))
         try:
-            re.compile(pattern, re.IGNORECASE)
+            re.compile(pattern, re.IGNORECASE | re.DOTALL)
         except re.error as error:
             raise ValueError(f"{path.name} rule {number} ({intent}): {error}") from error
         rules.append((str(intent), pattern))
@@ -73,7 +75,7 @@ class KeywordIntentClassifier(GraphComponent, IntentClassifier):
     def __init__(self, config: Dict[Text, Any]) -> None:
         self.enabled = bool(config.get("enabled", True))
         path = Path(config["rules_file"]) if config.get("rules_file") else RULES_FILE
-        self.rules: List[Tuple[Text, Pattern[Text]]] = [(i, re.compile(p, re.IGNORECASE)) for i, p in load_rules(path)]
+        self.rules: List[Tuple[Text, Pattern[Text]]] = [(i, re.compile(p, re.IGNORECASE | re.DOTALL)) for i, p in load_rules(path)]
 
     @classmethod
     def create(

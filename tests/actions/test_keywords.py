@@ -67,7 +67,7 @@ def test_no_rating_from_keys_or_nonsense(text: str) -> None:
     ("还没修好", "fault_not_fixed"), ("还是打不通", "fault_not_fixed"), ("it's still broken", "fault_not_fixed"),
     ("hasn't been fixed", "fault_not_fixed"), ("修好了", "fault_fixed"), ("宽带已经好了", "fault_fixed"),
     ("杂音没有了", "fault_fixed"), ("the noise has stopped", "fault_fixed"), ("my broadband is working again", "fault_fixed"),
-    ("现在好了吗", None), ("has it been fixed", "ask_progress"), ("老伴出去买菜还没回来", None), ("还不错", None),
+    ("现在好了吗", None), ("has it been fixed", "ask_progress"), ("老伴出去买菜还没回来", "out_of_scope"), ("还不错", None),
     ("the phone at home stopped working again", None),
     # A8 symptoms, and the direction of a call (who calls whom)
     ("没有拨号音", "symptom_no_dial_tone"), ("没 有 拨 号 音", "symptom_no_dial_tone"), ("拿起来不响", "symptom_no_dial_tone"),
@@ -99,7 +99,9 @@ def test_no_rating_from_keys_or_nonsense(text: str) -> None:
     ("我要报修", "report_fault"), ("please send a repairman", "report_fault"),
     ("我要报修 电话没有拨号音", "symptom_no_dial_tone"), ("报修好几回了都没人管", "complain"),
     ("前几天报的修怎么样了", "ask_progress"),
-    ("再见", "goodbye"), ("see you later", "goodbye"), ("that's all thank you", "goodbye"), ("ok ok ok ok ok", None), ("好热啊", None),
+    ("再见", "goodbye"), ("see you later", "goodbye"), ("that's all thank you", "goodbye"), ("ok ok ok ok ok", None), ("好热啊", "out_of_scope"), ("x", "out_of_scope"), ("我我我", "out_of_scope"), ("啥", "out_of_scope"),
+    ("is this a computer", "out_of_scope"), ("my cat is sleeping on the keyboard", "out_of_scope"),
+    ("下雨以后电话就坏了", None), ("my dog chewed the phone line", None),
 ])
 def test_domain_words_decide(text: str, intent: str | None) -> None:
     assert LAYER.match(text) == intent
@@ -107,7 +109,7 @@ def test_domain_words_decide(text: str, intent: str | None) -> None:
 
 @pytest.mark.parametrize("text", [
     "hell yes", '/dtmf{"digits":"1"}', "电话坏了", "i have a problem with my phone",
-    "0571 8765 0001", "今天天气不错",
+    "0571 8765 0001",
 ])
 def test_everything_else_is_left_to_diet(text: str) -> None:
     assert LAYER.match(text) is None
@@ -136,10 +138,12 @@ def test_the_rules_are_data_that_designers_edit(tmp_path: Path) -> None:
     # nlu/keywords.yml: any: regexes, whole: short answers; order kept, first match wins.
     path = tmp_path / "keywords.yml"
     path.write_text("rules:\n  - intent: greet\n    whole: ['喂', 'hello']\n"
-                    "  - intent: complain\n    any: ['投诉', '\\bmanager\\b']\n", encoding="utf-8")
+                    "  - intent: complain\n    any: ['投诉', '\\bmanager\\b']\n"
+                    "  - intent: out_of_scope\n    any: ['天气']\n    unless: ['电话']\n", encoding="utf-8")
     layer = KeywordIntentClassifier({"rules_file": str(path)})
     assert layer.match("喂 喂") == "greet" and layer.match("get me the MANAGER") == "complain"
     assert layer.match("我要报修") is None
+    assert layer.match("今天天气不错") == "out_of_scope" and layer.match("天气一冷电话就坏") is None
 
 
 @pytest.mark.parametrize(("text", "error"), [
