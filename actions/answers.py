@@ -118,6 +118,14 @@ _HESITATIONS = {
     "one second", "just a second", "hang on", "um", "uh", "er", "erm", "hmm", "what", "sorry",
     "pardon", "let me think", "let me check", "hello hello", "are you there",
 }
+# ... and the same said at more length: "hang on a sec", "give me a minute", "稍等片刻", "让我想一下".
+_HESITATION_PHRASE = re.compile(
+    r"^((please|ok|okay|um|uh|er|sorry|oh) )*((wait|hold on|hang on|give me|gimme|bear with me)"
+    r"( (a|one|for a|me|just a))*( (sec|secs|second|seconds|moment|minute|min|mo|tick|bit))?"
+    r"|(one|just a|just one|a) (sec|second|moment|minute|mo|tick))( please)?$"
+    r"|^(你)?(等|稍等|等等|请稍等)(一)?(下|会|会儿|下下|片刻|一下下)?(啊|哈|吧|哦)?$"
+    r"|^(让我|我)(再)?(想|找|看|查|翻)(想|找|看|查|翻|一下|一想)$"
+)
 _HESITATION_INTENTS = {"greet", "hesitate"}
 _NOT_WORDS = re.compile(r"[\s，。,.!！?？~～、…]+")
 
@@ -127,7 +135,7 @@ def is_hesitation(user_input: UserInput) -> bool:
     if user_input.silent or user_input.keys:
         return False
     words = _NOT_WORDS.sub(" ", user_input.text.lower()).strip()
-    if words in _HESITATIONS or words.replace(" ", "") in _HESITATIONS:
+    if words in _HESITATIONS or words.replace(" ", "") in _HESITATIONS or _HESITATION_PHRASE.match(words):
         return True
     squashed = words.replace(" ", "")
     return user_input.intent in _HESITATION_INTENTS and len(squashed) <= 4 and not any(c.isdigit() for c in squashed)

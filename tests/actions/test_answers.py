@@ -131,7 +131,8 @@ def test_the_contact_number_from_a_sentence_with_both(dispatcher):
     assert out["contact_number"] == "13912345678"
 
 
-@pytest.mark.parametrize("text", ["喂？", "你好", "等一下", "嗯", "hello?", "Wait", "hold on…", "喂喂"])
+@pytest.mark.parametrize("text", ["喂？", "你好", "等一下", "嗯", "hello?", "Wait", "hold on…", "喂喂", "hang on a sec",
+                                  "give me a minute", "one moment please", "稍等片刻", "让我想一下"])
 def test_a3_hesitation_repeats_the_prompt_without_counting(dispatcher, text):
     t = said(text, "greet", slots={"failure_count": 2})
     out = ValidateFaultNumberForm().validate_fault_number("x", dispatcher, t, {})
@@ -146,9 +147,15 @@ def test_a3_silence_still_counts(dispatcher):
     assert ValidateFaultNumberForm().validate_fault_number("x", dispatcher, t, {})["failure_count"] == 1
 
 
-@pytest.mark.parametrize("text", ["你好，我家电话坏了", "等一下我要报障", "嗯嗯好的谢谢你们"])
+@pytest.mark.parametrize("text", ["你好，我家电话坏了", "等一下我要报障", "嗯嗯好的谢谢你们", "hang on, my line is dead",
+                                  "one two three"])
 def test_sentences_with_more_than_hesitation_are_not_hesitation(text):
     assert not is_hesitation(UserInput("greet", text, "", False))
+
+
+@pytest.mark.parametrize("text", ["one", "two please", "just", "a"])
+def test_a_key_said_as_a_word_is_no_hesitation(text):
+    assert not is_hesitation(UserInput("dtmf", text, "", False))
 
 
 @pytest.mark.parametrize(
@@ -193,7 +200,8 @@ def test_a1_a_number_that_cannot_be_starts_the_report_and_says_why(dispatcher):
     assert dispatcher.messages[-1]["response"] == "utter_number_bad_prefix"  # V3, then V1 asks
 
 
-@pytest.mark.parametrize(("text", "intent"), [("嗯", "affirm"), ("等一下", "rate_neutral"), ("hmm", "affirm")])
+@pytest.mark.parametrize(("text", "intent"), [("嗯", "affirm"), ("等一下", "rate_neutral"), ("hmm", "affirm"),
+                                            ("hang on a sec", "goodbye")])
 def test_v2_hesitation_is_no_yes_whatever_the_nlu_saw(dispatcher, text, intent):
     current = {"fault_number": "057187650001", "fault_number_display": "0571 8765 0001", "failure_count": 0}
     out = ValidateFaultNumberForm().validate_fault_number_confirmed("x", dispatcher, said(text, intent, slots=current), {})

@@ -99,6 +99,7 @@ def test_no_rating_from_keys_or_nonsense(text: str) -> None:
     ("我要报修", "report_fault"), ("please send a repairman", "report_fault"),
     ("我要报修 电话没有拨号音", "symptom_no_dial_tone"), ("报修好几回了都没人管", "complain"),
     ("前几天报的修怎么样了", "ask_progress"),
+    ("hang on a sec", "out_of_scope"), ("等一下", "out_of_scope"), ("稍等片刻", "out_of_scope"), ("让我想一下", "out_of_scope"),
     ("再见", "goodbye"), ("see you later", "goodbye"), ("that's all thank you", "goodbye"), ("ok ok ok ok ok", None), ("好热啊", "out_of_scope"), ("x", "out_of_scope"), ("我我我", "out_of_scope"), ("啥", "out_of_scope"),
     ("is this a computer", "out_of_scope"), ("my cat is sleeping on the keyboard", "out_of_scope"),
     ("下雨以后电话就坏了", None), ("my dog chewed the phone line", None),
