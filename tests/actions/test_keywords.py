@@ -102,7 +102,7 @@ def test_no_rating_from_keys_or_nonsense(text: str) -> None:
     ("hang on a sec", "out_of_scope"), ("等一下", "out_of_scope"), ("稍等片刻", "out_of_scope"), ("让我想一下", "out_of_scope"),
     ("再见", "goodbye"), ("see you later", "goodbye"), ("that's all thank you", "goodbye"), ("ok ok ok ok ok", None), ("好热啊", "out_of_scope"), ("x", "out_of_scope"), ("我我我", "out_of_scope"), ("啥", "out_of_scope"),
     ("is this a computer", "out_of_scope"), ("my cat is sleeping on the keyboard", "out_of_scope"),
-    ("下雨以后电话就坏了", None), ("my dog chewed the phone line", None),
+    ("下雨以后电话就坏了", None), ("my dog chewed the phone line", None), ("联通的 13912345678", None),
 ])
 def test_domain_words_decide(text: str, intent: str | None) -> None:
     assert LAYER.match(text) == intent
