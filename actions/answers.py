@@ -13,7 +13,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from actions.interpret import SYMPTOM_INTENTS, SYMPTOM_LABELS, UserInput
 from telnum import CONTACT, FAULT, check_number, group_digits, numbers_with_roles
@@ -118,14 +121,18 @@ _HESITATIONS = {
     "one second", "just a second", "hang on", "um", "uh", "er", "erm", "hmm", "what", "sorry",
     "pardon", "let me think", "let me check", "hello hello", "are you there",
 }
-# ... and the same said at more length: "hang on a sec", "give me a minute", "稍等片刻", "让我想一下".
-_HESITATION_PHRASE = re.compile(
-    r"^((please|ok|okay|um|uh|er|sorry|oh) )*((wait|hold on|hang on|give me|gimme|bear with me)"
-    r"( (a|one|for a|me|just a))*( (sec|secs|second|seconds|moment|minute|min|mo|tick|bit))?"
-    r"|(one|just a|just one|a) (sec|second|moment|minute|mo|tick))( please)?$"
-    r"|^(你)?(等|稍等|等等|请稍等)(一)?(下|会|会儿|下下|片刻|一下下)?(啊|哈|吧|哦)?$"
-    r"|^(让我|我)(再)?(想|找|看|查|翻)(想|找|看|查|翻|一下|一想)$"
-)
+# ... and the same said at more length ("hang on a sec", "稍等片刻", "让我想一下"): the keyword
+# layer's rules marked `hesitation: true` in nlu/keywords.yml, one list for the NLU and the forms.
+KEYWORDS_FILE = Path(__file__).resolve().parents[1] / "nlu" / "keywords.yml"
+
+
+def hesitation_phrases(path: Path = KEYWORDS_FILE) -> re.Pattern[str]:
+    rules = yaml.safe_load(path.read_text(encoding="utf-8"))["rules"]
+    patterns = [str(p) for rule in rules if rule.get("hesitation") for p in rule["any"]]
+    return re.compile("|".join(patterns) or r"(?!)", re.IGNORECASE)
+
+
+_HESITATION_PHRASE = hesitation_phrases()
 _HESITATION_INTENTS = {"greet", "hesitate"}
 _NOT_WORDS = re.compile(r"[\s，。,.!！?？~～、…]+")
 
@@ -135,7 +142,7 @@ def is_hesitation(user_input: UserInput) -> bool:
     if user_input.silent or user_input.keys:
         return False
     words = _NOT_WORDS.sub(" ", user_input.text.lower()).strip()
-    if words in _HESITATIONS or words.replace(" ", "") in _HESITATIONS or _HESITATION_PHRASE.match(words):
+    if words in _HESITATIONS or words.replace(" ", "") in _HESITATIONS or _HESITATION_PHRASE.search(words):
         return True
     squashed = words.replace(" ", "")
     return user_input.intent in _HESITATION_INTENTS and len(squashed) <= 4 and not any(c.isdigit() for c in squashed)

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "nlu"))
 
 from components.numbers import PhoneNumberExtractor  # noqa: E402
 
-from actions.answers import is_hesitation, numbers_said
+from actions.answers import hesitation_phrases, is_hesitation, numbers_said
 from actions.forms import ValidateFaultNumberForm, ValidateMainMenuForm, ValidateReportDetailsForm
 from actions.interpret import UserInput
 
@@ -231,3 +231,12 @@ def test_a11_hesitation_is_no_message_for_the_repairman(dispatcher):
     assert out == {"voice_message": None} and dispatcher.messages[-1]["response"] == "utter_hesitation"
     out = ValidateVoiceMessageForm().validate_voice_message("x", dispatcher, said("请下午来", "nlu_fallback"), {})
     assert out["voice_message"] == "请下午来"
+
+
+def test_hesitation_phrases_are_the_keyword_rules_marked_so(tmp_path):
+    # One list for the NLU and the forms: nlu/keywords.yml's rules with `hesitation: true`.
+    path = tmp_path / "keywords.yml"
+    path.write_text("rules:\n  - intent: out_of_scope\n    hesitation: true\n    any: ['^wait up$']\n"
+                    "  - intent: greet\n    any: ['^hello$']\n", encoding="utf-8")
+    phrases = hesitation_phrases(path)
+    assert phrases.search("wait up") and not phrases.search("hello")
